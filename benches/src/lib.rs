@@ -1,0 +1,1 @@
+//! Shared workloads for wheelbeat's benchmarks and the `compare` binary.

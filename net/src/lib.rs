@@ -1,0 +1,4 @@
+//! # wheelbeat-net
+//!
+//! (to be written)
+#![deny(missing_docs)]

@@ -1,0 +1,1 @@
+//! Whole-system and fault tests for wheelbeat live under `tests/tests/`.

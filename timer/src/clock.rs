@@ -1,0 +1,77 @@
+//! Mapping between [`Instant`]s and the wheel's integer ticks.
+//!
+//! Ground rule: a *deadline* is rounded **up** to the next tick boundary and the *current time*
+//! is rounded **down**, so a timer can never fire before its deadline; it fires at most one tick
+//! (plus the caller's own latency) after it.
+
+use std::time::{Duration, Instant};
+
+/// Converts between wall-clock [`Instant`]s and wheel ticks of a fixed length, counted from an
+/// origin instant.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use wheelbeat_timer::TickClock;
+///
+/// let origin = Instant::now();
+/// let clock = TickClock::new(origin, Duration::from_millis(1));
+/// // 1.5 ms after the origin is not yet tick 2 ...
+/// assert_eq!(clock.now_to_tick(origin + Duration::from_micros(1500)), 1);
+/// // ... but a deadline there is only reached at tick 2: never early.
+/// assert_eq!(clock.deadline_to_tick(origin + Duration::from_micros(1500)), 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickClock {
+    origin: Instant,
+    tick_nanos: u64,
+}
+
+impl TickClock {
+    /// A clock whose tick 0 starts at `origin` and whose ticks are `tick` long.
+    ///
+    /// # Panics
+    /// If `tick` is zero or longer than `u64::MAX` nanoseconds.
+    pub fn new(origin: Instant, tick: Duration) -> Self {
+        let tick_nanos =
+            u64::try_from(tick.as_nanos()).expect("tick length fits in u64 nanoseconds");
+        assert!(tick_nanos > 0, "tick length must be non-zero");
+        TickClock { origin, tick_nanos }
+    }
+
+    /// The instant of tick 0.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// The length of one tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_nanos(self.tick_nanos)
+    }
+
+    /// The last tick that has fully started at `now` (rounds down). Instants before the origin
+    /// map to tick 0.
+    pub fn now_to_tick(&self, now: Instant) -> u64 {
+        let nanos = now.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(nanos / u128::from(self.tick_nanos)).unwrap_or(u64::MAX)
+    }
+
+    /// The first tick at or after `deadline` (rounds up), so that a timer filed at this tick
+    /// is never due before `deadline`.
+    pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
+        let nanos = deadline.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(nanos.div_ceil(u128::from(self.tick_nanos))).unwrap_or(u64::MAX)
+    }
+
+    /// The number of whole ticks that covers `duration` (rounds up).
+    pub fn duration_to_ticks(&self, duration: Duration) -> u64 {
+        u64::try_from(duration.as_nanos().div_ceil(u128::from(self.tick_nanos))).unwrap_or(u64::MAX)
+    }
+
+    /// The instant at which `tick` starts.
+    pub fn tick_to_instant(&self, tick: u64) -> Instant {
+        let nanos = u128::from(tick) * u128::from(self.tick_nanos);
+        let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+        let sub = (nanos % 1_000_000_000) as u32;
+        self.origin + Duration::new(secs, sub)
+    }
+}
