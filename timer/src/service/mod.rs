@@ -1,0 +1,1 @@
+//! `Timer`: the gtimer-style task service on top of [`Wheel`](crate::Wheel). (to be written)
