@@ -1,1 +1,95 @@
-//! `Timer`: the gtimer-style task service on top of [`Wheel`](crate::Wheel). (to be written)
+//! [`Timer`]: the gtimer-style task service on top of [`Wheel`](crate::Wheel).
+//!
+//! Jobs run once ([`Timer::add_once`]), `n` times ([`Timer::add_times`]) or forever
+//! ([`Timer::add`]), optionally as singletons ([`Timer::add_singleton`]), delayed
+//! ([`Timer::delay_add`] and friends, which return the [`Entry`]), or with every option
+//! ([`Timer::add_entry`] with [`EntryOptions`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use wheelbeat_timer::service::Timer;
+//!
+//! let timer = Timer::new();
+//! timer.add_once(Duration::from_millis(10), |_| println!("once"));
+//! timer.add_times(Duration::from_millis(10), 3, |ctx| println!("run {}", ctx.entry().runs()));
+//! let ping = timer.add(Duration::from_secs(30), |_| println!("ping"));
+//! ping.reset(); // a frame arrived: the next ping is 30 s from now
+//! ping.stop();
+//! ping.start();
+//! ping.close();
+//! ```
+//!
+//! # Ground rules
+//!
+//! - **One timer thread** owns the wheel. Every other thread (including jobs) talks to it over
+//!   a `crossbeam-channel` command queue; [`Entry`] methods flip atomics and post a command, so
+//!   they are cheap and callable from anywhere, including the entry's own job.
+//! - **Time is an input.** The thread reads the [clock](ManualClock) once per wake-up and maps
+//!   instants to ticks with [`TickClock`](crate::TickClock): due times round **up**, now rounds
+//!   **down**, so a run is **never early**, and at most about one tick (default 1 ms) late plus
+//!   scheduling latency. Intervals are exact [`Duration`](std::time::Duration)s, never rounded
+//!   to the tick (gtimer's issue #1210: a 1 s job ran every 0.96 s).
+//! - **No idle wake-ups.** The thread sleeps until the wheel's next deadline, or without a
+//!   deadline when nothing is due (gtimer's 100 ms ticker woke the process forever: #1048).
+//!   [`Stats::wakeups`] counts every wake-up.
+//! - **A panicking job is contained** (gtimer: #2018 killed the process). It is caught, logged
+//!   through [`log`] at `error` level and counted ([`Entry::panics`], [`Stats::panics`]). The
+//!   run counts as a run (and against `times`); the entry keeps its schedule; the timer and
+//!   all other entries carry on.
+//! - **Bounded queues.** An entry has at most one run waiting for a worker; a run due while
+//!   another waits (or, for a singleton, still runs) is skipped and counted
+//!   ([`Entry::skipped`]), never queued without bound.
+//!
+//! # Entry states
+//!
+//! | status    | meaning                                   | leaves by                                   |
+//! |-----------|-------------------------------------------|---------------------------------------------|
+//! | `Ready`   | filed in the wheel, waiting to be due      | due → `Running`; `stop` → `Stopped`; `close` |
+//! | `Running` | a dispatched run has not finished          | finish → `Ready` (or `Closed` if it was the last of `times`); `stop`; `close` |
+//! | `Stopped` | not dispatched; keeps its schedule        | `start` → `Ready`; `close` → `Closed`        |
+//! | `Closed`  | final: out of the wheel, no run starts    | —                                           |
+//!
+//! `Running` is derived (a count of dispatched, unfinished runs); `stop` and `close` take effect
+//! at once even while a run is going, and that run completes. Closing the [`Timer`] closes every
+//! entry. [`EntryOptions::status`] picks the initial status.
+//!
+//! # Counting `times`
+//!
+//! As in gtimer, one run is taken off `times` **when the run is dispatched** (handed to a worker
+//! or started inline), before the job begins; a run skipped (singleton overlap, missed) does not
+//! count; a panicking run does. When the last run is dispatched the entry leaves the wheel, and
+//! it is `Closed` as soon as that run finishes. [`Entry::set_times`] changes what is left;
+//! `set_times(0)` closes the entry. [`Entry::run`] (a manual run) counts too.
+//!
+//! # Fixed rate and fixed delay
+//!
+//! [`Schedule::FixedRate`] (the default): run k is due at `start + k × interval`, whatever the
+//! lateness of earlier runs, so there is **no cumulative drift**. If the timer falls behind by
+//! a whole interval or more, the runs missed are skipped and counted ([`Entry::missed`]), and
+//! the entry stays on its grid. [`Schedule::FixedDelay`]: the next run is due `interval` after
+//! the previous one *finished*.
+//!
+//! # Jobs and threads
+//!
+//! Jobs run on a pool of [`Builder::workers`] threads, or inline on the timer thread when it is
+//! `0`. A job gets a [`JobContext`]: its [`Entry`], the instant it was due, and
+//! [`JobContext::exit`] to close its own entry (gtimer's `Exit`, without a panic). Jobs are
+//! `Fn + Send + Sync` because a non-singleton entry's runs may overlap on different workers.
+//!
+//! # Testing in virtual time
+//!
+//! Build the timer on a [`ManualClock`], [`advance`](ManualClock::advance) it, then
+//! [`Timer::sync`]: when `sync` returns, every run due by the new time has been made and has
+//! finished. No sleeping, exact counts and instants.
+
+mod clock;
+mod context;
+mod entry;
+mod thread;
+mod timer;
+mod workers;
+
+pub use clock::ManualClock;
+pub use context::JobContext;
+pub use entry::{Entry, EntryOptions, Schedule, Status};
+pub use timer::{Builder, Handle, Stats, Timer};

@@ -1,18 +1,56 @@
-//! `Wheel<T>`: the single-threaded, I/O-free timer wheel over integer ticks.
+//! `Wheel<T>`: the single-threaded, I/O-free hierarchical timer wheel over integer ticks.
 //!
-//! PLACEHOLDER IMPLEMENTATION (a `BTreeSet`), standing in for the hierarchical wheel so the
-//! crates above can build against the final API. The public API below is the contract.
+//! # Ground rules
+//!
+//! - Time is an input. The wheel never reads a clock: the caller passes `now` (in ticks) to
+//!   [`Wheel::poll`] / [`Wheel::advance`] and maps ticks to [`Instant`](std::time::Instant)s
+//!   itself, e.g. with [`TickClock`](crate::TickClock).
+//! - Never early: a timer is only handed out by a poll whose `now` is at or after its
+//!   deadline. Never late by more than the caller's polling: a poll at `now` hands out every
+//!   timer due at or before `now`.
+//! - `now` only moves forward; it moves from one occupied slot to the next without visiting
+//!   the empty ticks in between (see `level.rs`), so a jump of a million ticks with few timers
+//!   is a handful of steps.
+//! - Moving a deadline *later* only rewrites the entry's deadline field. The entry stays in
+//!   the slot it was filed in; when that slot comes due the entry is re-filed at its true
+//!   deadline (tokio's "registered vs true timeout", Netty's idle handler). A heartbeat that
+//!   pushes its deadline on every packet therefore never touches a list.
+//! - Entries live in a slab (`entries.rs`) addressed by generation-checked [`TimerKey`]s.
+//!
+//! The layout and its costs are described in the crate documentation.
 
-use std::collections::BTreeSet;
+mod entries;
+mod level;
+mod list;
+
+use entries::{Entries, Removed};
+use level::{ListId, Occupancy, level_for, slot_for, slot_start};
+use list::HOLE;
 
 /// A handle to a timer in a [`Wheel`]. Generation-checked: once the timer fired or was
 /// cancelled, the key is stale and every operation with it is rejected, even if its slot has
 /// been reused by a new timer.
+///
+/// ```
+/// use wheelbeat_timer::Wheel;
+///
+/// let mut wheel = Wheel::new();
+/// let old = wheel.insert(10, "old");
+/// wheel.cancel(old);
+/// let new = wheel.insert(10, "new"); // reuses the same slab slot ...
+/// assert_eq!(wheel.get(old), None); // ... but the old key does not see it
+/// assert_eq!(wheel.get(new), Some(&"new"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerKey {
     index: u32,
     generation: u32,
 }
+
+/// How many entries of a draining slot [`Wheel::sift`] looks at in one go: enough to keep
+/// many cache misses in flight, few enough (16 KiB of entries) to stay in the L1/L2 cache
+/// until they are popped.
+const SIFT_CHUNK: usize = 512;
 
 /// A timer returned by [`Wheel::poll`]: its key (now stale), the deadline it was due at, and
 /// its value.
@@ -26,18 +64,35 @@ pub struct Expired<T> {
     pub value: T,
 }
 
-struct Slot<T> {
-    generation: u32,
-    entry: Option<(u64, T)>,
-}
-
-/// A timer wheel. See the module docs.
+/// A hierarchical timer wheel: 11 levels of 64 slots over `u64` ticks, O(1) insert, cancel
+/// and reset, with the next due slot found through occupancy bitmaps. See the
+/// [crate documentation](crate) for the table of levels and the cost of each operation.
+///
+/// ```
+/// use wheelbeat_timer::Wheel;
+///
+/// let mut wheel = Wheel::new();
+/// let ping = wheel.insert(30, "ping");
+/// wheel.insert(100, "close");
+/// wheel.reset(ping, 50); // pushed later: O(1), no list touched
+///
+/// assert_eq!(wheel.advance(49).count(), 0); // nothing is ever early
+/// let fired: Vec<_> = wheel.advance(120).map(|e| (e.deadline, e.value)).collect();
+/// assert_eq!(fired, [(50, "ping"), (100, "close")]);
+/// assert!(wheel.is_empty());
+/// ```
 pub struct Wheel<T> {
+    /// The tick the wheel has been advanced to. Every occupied slot starts after it.
     now: u64,
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
-    order: BTreeSet<(u64, u32)>,
-    len: usize,
+    entries: Entries<T>,
+    occupied: Occupancy,
+    /// The slot being emptied by the poll in progress, if any. Its occupancy bit is already
+    /// clear; its entries are either handed out (due) or re-filed one by one, so the work can
+    /// be bounded and callers may insert, cancel and reset between two polls.
+    draining: Option<ListId>,
+    /// How many entries at the back of the draining list [`sift`](Self::sift) has found due;
+    /// a new sift runs when they are used up. Only a hint: correctness never depends on it.
+    sifted: usize,
 }
 
 impl<T> Default for Wheel<T> {
@@ -50,12 +105,24 @@ impl<T> std::fmt::Debug for Wheel<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wheel")
             .field("now", &self.now)
-            .field("len", &self.len)
+            .field("len", &self.len())
             .finish()
     }
 }
 
 impl<T> Wheel<T> {
+    /// The bytes one timer takes in the wheel's slab, including its `T`: the value is stored
+    /// inline, and the entry costs 18 bytes plus `T`, rounded up to a multiple of 8. A filed
+    /// timer also takes 4 bytes in its slot's list (see [`memory_bytes`](Self::memory_bytes)).
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// assert_eq!(Wheel::<()>::ENTRY_SIZE, 24);
+    /// assert_eq!(Wheel::<u64>::ENTRY_SIZE, 32);
+    /// ```
+    pub const ENTRY_SIZE: usize = Entries::<T>::entry_size();
+
     /// An empty wheel at tick 0.
     pub fn new() -> Self {
         Self::with_capacity(0)
@@ -65,10 +132,10 @@ impl<T> Wheel<T> {
     pub fn with_capacity(capacity: usize) -> Self {
         Wheel {
             now: 0,
-            slots: Vec::with_capacity(capacity),
-            free: Vec::new(),
-            order: BTreeSet::new(),
-            len: 0,
+            entries: Entries::with_capacity(capacity),
+            occupied: Occupancy::default(),
+            draining: None,
+            sifted: 0,
         }
     }
 
@@ -79,130 +146,373 @@ impl<T> Wheel<T> {
 
     /// The number of pending timers.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.len() == 0
+    }
+
+    /// The number of timers the wheel can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    /// Makes room for at least `additional` more pending timers without reallocating.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
+    /// The heap memory the wheel holds, in bytes: its slab at capacity (values included), the
+    /// buffers of its slot lists (4 bytes per filed timer, plus growth slack) and its fixed
+    /// table of 705 lists (about 17 KiB). Memory the values own elsewhere is not counted.
+    /// O(number of lists): meant for reporting, not for a hot path.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::with_capacity(1_000);
+    /// for t in 0..1_000 {
+    ///     wheel.insert(t * 7, ());
+    /// }
+    /// let per_timer = wheel.memory_bytes() / wheel.len();
+    /// assert!(per_timer <= 24 + 8 + 17); // entry + list slot + this small wheel's fixed table
+    /// ```
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.memory_bytes()
+    }
+
+    /// Drops every pending timer; keys handed out before stay stale. `now` is unchanged.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.occupied = Occupancy::default();
+        self.draining = None;
+        self.sifted = 0;
+    }
+
+    /// The list a deadline belongs on, relative to the current `now`.
+    #[inline]
+    fn list_for(&mut self, deadline: u64) -> ListId {
+        if deadline <= self.now {
+            return ListId::READY;
+        }
+        let level = level_for(self.now, deadline);
+        let slot = slot_for(deadline, level);
+        self.occupied.set(level, slot);
+        ListId::slot(level, slot)
+    }
+
+    /// Keeps the occupancy bitmap in step after an entry left `list`.
+    #[inline]
+    fn left(&mut self, list: ListId, now_empty: bool) {
+        if now_empty && let Some((level, slot)) = list.level_slot() {
+            self.occupied.clear(level, slot);
+        }
     }
 
     /// Files `value` to expire at tick `deadline`. A deadline at or before [`now`](Self::now)
-    /// expires at the next [`poll`](Self::poll).
+    /// expires at the next [`poll`](Self::poll). O(1).
+    ///
+    /// # Panics
+    /// If the wheel already holds `u32::MAX - 1` timers.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// let key = wheel.insert(5, 'a');
+    /// assert_eq!(wheel.deadline(key), Some(5));
+    /// assert_eq!(wheel.next_deadline(), Some(5));
+    /// ```
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    entry: None,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.entry = Some((deadline, value));
-        self.order.insert((deadline, index));
-        self.len += 1;
-        TimerKey {
-            index,
-            generation: slot.generation,
-        }
+        let list = self.list_for(deadline);
+        let (index, generation) = self.entries.insert(deadline, value, list);
+        TimerKey { index, generation }
     }
 
-    fn live(&self, key: TimerKey) -> Option<&(u64, T)> {
-        let slot = self.slots.get(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.entry.as_ref()
-    }
-
-    fn take(&mut self, index: u32) -> (u64, T) {
-        let slot = &mut self.slots[index as usize];
-        let (deadline, value) = slot.entry.take().expect("live slot");
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(index);
-        self.len -= 1;
-        (deadline, value)
-    }
-
-    /// Removes a pending timer and returns its value; `None` if the key is stale.
+    /// Removes a pending timer and returns its value; `None` if the key is stale. O(1).
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// let key = wheel.insert(5, 'a');
+    /// assert_eq!(wheel.cancel(key), Some('a'));
+    /// assert_eq!(wheel.cancel(key), None); // stale now
+    /// assert_eq!(wheel.advance(10).count(), 0);
+    /// ```
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let deadline = self.live(key)?.0;
-        self.order.remove(&(deadline, key.index));
-        Some(self.take(key.index).1)
+        self.entries.get(key.index, key.generation)?;
+        let (list, now_empty) = self.entries.unlink(key.index);
+        self.left(list, now_empty);
+        Some(self.entries.remove(key.index).value)
     }
 
     /// Moves a pending timer's deadline; `false` if the key is stale.
+    ///
+    /// Moving it later is O(1) and touches no list: the entry stays filed where it was and is
+    /// re-filed at its true deadline when that slot comes due. Moving it earlier re-files it
+    /// at once, also O(1). A deadline at or before [`now`](Self::now) expires at the next
+    /// poll.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// let key = wheel.insert(10, ());
+    /// assert!(wheel.reset(key, 1_000)); // later: lazy
+    /// assert_eq!(wheel.advance(999).count(), 0);
+    /// assert!(wheel.reset(key, 0)); // earlier, into the past: due at the next poll
+    /// assert_eq!(wheel.poll(999).map(|e| e.deadline), Some(0));
+    /// assert!(!wheel.reset(key, 5)); // fired: the key is stale
+    /// ```
     pub fn reset(&mut self, key: TimerKey, deadline: u64) -> bool {
-        let Some(&(old, _)) = self.live(key) else {
+        let now = self.now;
+        let Some(entry) = self.entries.get_mut(key.index, key.generation) else {
             return false;
         };
-        self.order.remove(&(old, key.index));
-        self.order.insert((deadline, key.index));
-        if let Some(entry) = self.slots[key.index as usize].entry.as_mut() {
-            entry.0 = deadline;
+        let old = entry.deadline;
+        entry.deadline = deadline;
+        // Later: the slot the entry is filed in still comes due at or before the new
+        // deadline, so leave it there. The one exception is an entry on the ready list being
+        // moved into the future: it must leave the ready list now or it would fire early.
+        if deadline >= old && (old > now || deadline <= now) {
+            return true;
         }
+        let (list, now_empty) = self.entries.unlink(key.index);
+        self.left(list, now_empty);
+        let list = self.list_for(deadline);
+        self.entries.link(key.index, list);
         true
     }
 
     /// The deadline of a pending timer.
     pub fn deadline(&self, key: TimerKey) -> Option<u64> {
-        self.live(key).map(|e| e.0)
+        self.entries.get(key.index, key.generation).map(|e| e.deadline)
     }
 
     /// Whether `key` names a pending timer.
     pub fn contains(&self, key: TimerKey) -> bool {
-        self.live(key).is_some()
+        self.entries.get(key.index, key.generation).is_some()
     }
 
     /// The value of a pending timer.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.live(key).map(|e| &e.1)
+        self.entries.get(key.index, key.generation).map(Entries::value)
     }
 
     /// The value of a pending timer, mutably.
     pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
-        let slot = self.slots.get_mut(key.index as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.entry.as_mut().map(|e| &mut e.1)
+        self.entries
+            .get_mut(key.index, key.generation)
+            .map(Entries::value_mut)
     }
 
     /// The earliest tick at which [`poll`](Self::poll) may have work to do: never later than
     /// the earliest deadline, but possibly earlier (a timer whose deadline was pushed later is
-    /// re-filed lazily when its old slot comes due).
+    /// re-filed lazily when its old slot comes due, and a timer on a higher level is re-filed
+    /// when its slot, which starts up to that slot's width before the deadline, comes due).
+    /// Each timer causes at most one such early wake-up per level. O(1).
+    ///
+    /// Returns [`now`](Self::now) when timers are already due, and `None` when the wheel is
+    /// empty.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// assert_eq!(wheel.next_deadline(), None);
+    /// wheel.insert(40, ());
+    /// assert_eq!(wheel.next_deadline(), Some(40)); // level 0: exact
+    /// wheel.insert(5_000, ());
+    /// wheel.advance(40).for_each(drop);
+    /// // 5000 is on level 2, whose slot starts at 4096: a lower bound.
+    /// let bound = wheel.next_deadline().unwrap();
+    /// assert!(bound > 40 && bound <= 5_000);
+    /// ```
     pub fn next_deadline(&self) -> Option<u64> {
-        self.order.first().map(|&(d, _)| d.max(self.now))
+        if !self.entries.is_list_empty(ListId::READY)
+            || self.draining.is_some_and(|d| !self.entries.is_list_empty(d))
+        {
+            return Some(self.now);
+        }
+        let (level, slot) = self.occupied.next()?;
+        Some(slot_start(self.now, level, slot))
     }
 
     /// Advances the wheel to `now` (a `now` earlier than [`Wheel::now`] is taken as `now()`),
     /// and returns one timer whose deadline is at or before it, or `None` when none is left.
+    ///
+    /// Between two calls the caller may insert, cancel and reset freely; a timer inserted
+    /// due meanwhile is returned by the next call. Timers filed with a future deadline come
+    /// out in deadline order; one filed at or before `now()` comes out first.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// wheel.insert(3, "a");
+    /// wheel.insert(7, "b");
+    /// while let Some(e) = wheel.poll(10) {
+    ///     if e.value == "a" {
+    ///         wheel.insert(9, "re-armed"); // allowed mid-poll; due at 9 <= 10
+    ///     }
+    /// }
+    /// assert!(wheel.is_empty());
+    /// assert_eq!(wheel.now(), 10);
+    /// ```
     pub fn poll(&mut self, now: u64) -> Option<Expired<T>> {
-        self.now = self.now.max(now);
-        let &(deadline, index) = self.order.first()?;
-        if deadline > self.now {
-            return None;
+        let mut budget = usize::MAX;
+        self.poll_bounded(now, &mut budget)
+    }
+
+    /// [`poll`](Self::poll) spending at most `budget` units of work (an expiry or a lazy
+    /// re-file each cost one).
+    fn poll_bounded(&mut self, target: u64, budget: &mut usize) -> Option<Expired<T>> {
+        let target = target.max(self.now);
+        loop {
+            if *budget == 0 {
+                return None;
+            }
+            if let Some(index) = self.entries.pop(ListId::READY) {
+                *budget -= 1;
+                return Some(self.expire(index));
+            }
+            if let Some(list) = self.draining {
+                if self.sifted == 0 {
+                    self.sifted = self.sift(list, budget);
+                    if *budget == 0 {
+                        return None;
+                    }
+                }
+                if let Some(index) = self.entries.pop(list) {
+                    self.sifted = self.sifted.saturating_sub(1);
+                    *budget -= 1;
+                    let deadline = self.entries.deadline_of(index);
+                    if deadline <= self.now {
+                        return Some(self.expire(index));
+                    }
+                    // Pushed later while filed here (lazy reset), or filed on a higher level:
+                    // move it down to where its true deadline belongs. Never back into the
+                    // draining slot, which contains `now` (see `level`).
+                    let to = self.list_for(deadline);
+                    self.entries.link(index, to);
+                    continue;
+                }
+                self.draining = None;
+            }
+            let Some((level, slot)) = self.occupied.next() else {
+                self.now = target;
+                return None;
+            };
+            let start = slot_start(self.now, level, slot);
+            if start > target {
+                self.now = target;
+                return None;
+            }
+            debug_assert!(start > self.now, "occupied slots start after now");
+            self.now = start;
+            self.occupied.clear(level, slot);
+            self.draining = Some(ListId::slot(level, slot));
+            self.sifted = 0;
         }
-        self.order.pop_first();
-        let generation = self.slots[index as usize].generation;
-        let (deadline, value) = self.take(index);
-        Some(Expired {
+    }
+
+    /// Walks up to [`SIFT_CHUNK`] entries at the back of the draining `list` in one tight
+    /// loop, re-filing those not yet due (each costs one unit of `budget`) and leaving the due
+    /// ones at the back for the pops that follow. Returns how many due ones it left.
+    ///
+    /// Why: the entries of a slot are scattered over the slab, and handing them out one per
+    /// poll makes every poll wait for its own cache miss. Reading a chunk of them in one loop
+    /// lets the CPU have many misses in flight at once; the pops then find them cached. On the
+    /// 1M-timer bench workload this cut the time spent advancing by about a third.
+    fn sift(&mut self, list: ListId, budget: &mut usize) -> usize {
+        let len = self.entries.list_len(list);
+        let examine = len.min(*budget).min(SIFT_CHUNK);
+        let base = len - examine;
+        // First pass: only loads, independent of each other, so they overlap.
+        let mut deadlines = [0u64; SIFT_CHUNK];
+        for (k, deadline) in deadlines[..examine].iter_mut().enumerate() {
+            let index = self.entries.member(list, base + k);
+            if index != HOLE {
+                *deadline = self.entries.deadline_of(index);
+            }
+        }
+        // Second pass, from the back: `swap_remove` then only moves entries already handled,
+        // so `deadlines[k]` still belongs to the member at `base + k`.
+        let mut kept = 0;
+        for k in (0..examine).rev() {
+            let index = self.entries.member(list, base + k);
+            let deadline = deadlines[k];
+            if index == HOLE {
+                continue;
+            }
+            if deadline <= self.now {
+                kept += 1;
+                continue;
+            }
+            let emptied = self.entries.take_at(list, base + k);
+            let to = self.list_for(deadline);
+            self.entries.link(index, to);
+            *budget -= 1;
+            if emptied {
+                // Only holes were left below `k`, and they are gone with the list.
+                break;
+            }
+        }
+        kept
+    }
+
+    /// Frees the unlinked entry at `index` and wraps it as an [`Expired`].
+    #[inline]
+    fn expire(&mut self, index: u32) -> Expired<T> {
+        let Removed {
+            generation,
+            deadline,
+            value,
+        } = self.entries.remove(index);
+        Expired {
             key: TimerKey { index, generation },
             deadline,
             value,
-        })
+        }
     }
 
     /// Advances to `now` and yields every timer due at or before it, each exactly once.
+    ///
+    /// The iterator is lazy: timers are expired, and [`now()`](Self::now) moves, only as it
+    /// is driven; dropping it early leaves the rest due for the next call.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// for t in [5, 1_000, 60_000] {
+    ///     wheel.insert(t, t);
+    /// }
+    /// // A big jump visits only the occupied slots, not 60,000 ticks.
+    /// let fired: Vec<u64> = wheel.advance(60_000).map(|e| e.value).collect();
+    /// assert_eq!(fired, [5, 1_000, 60_000]);
+    /// ```
     pub fn advance(&mut self, now: u64) -> Advance<'_, T> {
         self.advance_bounded(now, usize::MAX)
     }
 
     /// Like [`advance`](Self::advance), but stops after `max_work` units of work (an expiry or a
     /// lazy re-file each count one). Timers left due are returned by the next call.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// for _ in 0..10 {
+    ///     wheel.insert(3, ());
+    /// }
+    /// assert_eq!(wheel.advance_bounded(5, 4).count(), 4);
+    /// assert_eq!(wheel.next_deadline(), Some(3)); // work is left at the current tick
+    /// assert_eq!(wheel.advance_bounded(5, 100).count(), 6);
+    /// ```
     pub fn advance_bounded(&mut self, now: u64, max_work: usize) -> Advance<'_, T> {
         Advance {
             wheel: self,
@@ -224,10 +534,8 @@ impl<T> Iterator for Advance<'_, T> {
     type Item = Expired<T>;
 
     fn next(&mut self) -> Option<Expired<T>> {
-        if self.budget == 0 {
-            return None;
-        }
-        self.budget -= 1;
-        self.wheel.poll(self.now)
+        self.wheel.poll_bounded(self.now, &mut self.budget)
     }
 }
+
+impl<T> std::iter::FusedIterator for Advance<'_, T> {}

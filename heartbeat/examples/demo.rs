@@ -1,0 +1,345 @@
+//! The main job, in one process: a heartbeat server and a client pool on
+//! loopback; some clients hang, some vanish; the server must find exactly the
+//! hung ones, within the bound.
+//!
+//! ```text
+//! cargo run --release -p wheelbeat-heartbeat --example demo
+//! cargo run --release -p wheelbeat-heartbeat --example demo -- --conns 10000 --interval 2s
+//! ```
+//!
+//! Timeline: connect `--conns` pairs; heartbeat for `--warmup`; then freeze
+//! `--freeze-pct` of the clients (they stop reading and writing but keep their
+//! sockets open: hung peers) and abruptly close `--close-pct` more; wait for
+//! the bound to pass, watch a little longer, and print the summary.
+//!
+//! Verdicts: a frozen client must be declared dead by the server within
+//! `interval × (1 + jitter) + max_missed × timeout + tick` of the freeze. A
+//! closed client is *peer closed* (end of stream), not a heartbeat death. Any
+//! other death or loss, on either side, is a false positive. Exit status 0
+//! only if every frozen peer was detected within the bound and there was no
+//! false positive.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::{HeartbeatArgs, LiveLine, cpu_time, ensure_fds, fmt_dur, rss_bytes};
+use crossbeam_channel::{Receiver, Sender};
+use wheelbeat_heartbeat::{
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, Pool, Server,
+};
+
+#[derive(Debug, Parser)]
+#[command(about = "Server + client pool on loopback: hung peers must be found within the bound")]
+struct Args {
+    /// Number of client connections (each costs two descriptors here).
+    #[arg(long, default_value_t = 5_000)]
+    conns: usize,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+    /// Heartbeating time before the faults are injected.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Percentage of clients frozen (hung: socket open, silent).
+    #[arg(long, default_value_t = 10.0)]
+    freeze_pct: f64,
+    /// Percentage of clients closed abruptly.
+    #[arg(long, default_value_t = 5.0)]
+    close_pct: f64,
+    /// Observation after the bound has passed, for late false positives.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    tail: Duration,
+    /// Server event loops (threads sharing the port).
+    #[arg(long, default_value_t = 1)]
+    loops: usize,
+}
+
+/// What a handler saw, sent to the main thread.
+enum Seen {
+    Connect { conn: ConnId, port: u16 },
+    Dead { conn: ConnId, at: Instant, silent_for: Duration },
+    Close { conn: ConnId, reason: CloseReason },
+}
+
+struct Reporter(Sender<Seen>, bool);
+
+impl Handler for Reporter {
+    fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
+        // Pair the two ends by the client's port.
+        let port = if self.1 { info.peer.port() } else { info.local.port() };
+        let _ = self.0.send(Seen::Connect { conn, port });
+    }
+    fn on_dead(&mut self, cx: &mut Context<'_>, conn: ConnId, _r: DeadReason, silent_for: Duration) {
+        let _ = self.0.send(Seen::Dead { conn, at: cx.now(), silent_for });
+    }
+    fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
+        let _ = self.0.send(Seen::Close { conn, reason: reason.clone() });
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    server_by_port: HashMap<u16, ConnId>,
+    client_by_port: HashMap<u16, ConnId>,
+    frozen: HashSet<u16>,
+    closed: HashSet<u16>,
+    frozen_at: Option<Instant>,
+    /// Frozen peers detected: detection latency from the freeze, silence seen by the monitor.
+    detected: HashMap<u16, (Duration, Duration)>,
+    closed_seen: usize,
+    false_positives: Vec<String>,
+}
+
+impl Book {
+    fn port_of_server_conn(&self, conn: ConnId) -> Option<u16> {
+        // Built once the pool is up; the map is small enough to invert lazily.
+        self.server_by_port.iter().find(|(_, c)| **c == conn).map(|(p, _)| *p)
+    }
+
+    fn server_event(&mut self, ev: Seen, index: &HashMap<ConnId, u16>) {
+        match ev {
+            Seen::Connect { conn, port } => {
+                self.server_by_port.insert(port, conn);
+            }
+            Seen::Dead { conn, at, silent_for } => {
+                let port = index.get(&conn).copied().or_else(|| self.port_of_server_conn(conn));
+                match (port, self.frozen_at) {
+                    (Some(p), Some(t0)) if self.frozen.contains(&p) => {
+                        self.detected.insert(p, (at.saturating_duration_since(t0), silent_for));
+                    }
+                    _ => self.false_positives.push(format!(
+                        "server declared {conn} dead after {silent_for:?} of silence (healthy or closed peer)"
+                    )),
+                }
+            }
+            Seen::Close { conn, reason } => {
+                let port = index.get(&conn).copied().or_else(|| self.port_of_server_conn(conn));
+                let port = port.unwrap_or(0);
+                match reason {
+                    CloseReason::Dead(_) if self.frozen.contains(&port) => {}
+                    CloseReason::Dead(_) => {} // counted by its Dead event
+                    CloseReason::PeerClosed if self.closed.contains(&port) => self.closed_seen += 1,
+                    CloseReason::Shutdown => {}
+                    other => self
+                        .false_positives
+                        .push(format!("server lost healthy {conn}: {other}")),
+                }
+            }
+        }
+    }
+
+    fn client_event(&mut self, ev: Seen) {
+        match ev {
+            Seen::Connect { conn, port } => {
+                self.client_by_port.insert(port, conn);
+            }
+            Seen::Dead { conn, silent_for, .. } => self.false_positives.push(format!(
+                "client {conn} declared the server dead after {silent_for:?}"
+            )),
+            Seen::Close { conn, reason } => match reason {
+                CloseReason::Local | CloseReason::Shutdown => {}
+                other => self.false_positives.push(format!("client {conn} lost: {other}")),
+            },
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    let n = args.conns;
+    ensure_fds(2 * n as u64 + 128, &format!("--conns {n} (two descriptors per loopback pair)"));
+    let bound = args.heartbeat.bound();
+    println!(
+        "demo: {n} connections, interval {} timeout {} max-missed {} jitter {} -> bound {}",
+        fmt_dur(args.heartbeat.interval),
+        fmt_dur(args.heartbeat.timeout),
+        args.heartbeat.max_missed,
+        args.heartbeat.jitter,
+        fmt_dur(bound)
+    );
+
+    let cpu0 = cpu_time().unwrap_or_default();
+    let rss0 = rss_bytes().unwrap_or(0);
+    let (stx, srx) = crossbeam_channel::unbounded();
+    let (ctx, crx) = crossbeam_channel::unbounded();
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .loops(args.loops)
+        .heartbeat(args.heartbeat.config(1))
+        .start(|_| Reporter(stx.clone(), true))
+        .expect("start the server");
+    let pool = Pool::builder()
+        .connect(server.local_addr(), n)
+        .heartbeat(args.heartbeat.config(2))
+        .start(Reporter(ctx, false))
+        .expect("start the pool");
+    let (sh, ph) = (server.handle(), pool.handle());
+
+    // Connect everything.
+    let mut book = Book::default();
+    let mut index: HashMap<ConnId, u16> = HashMap::new();
+    let t_connect = Instant::now();
+    let connect_deadline = t_connect + Duration::from_secs(60);
+    while book.server_by_port.len() < n || book.client_by_port.len() < n {
+        if Instant::now() > connect_deadline {
+            eprintln!(
+                "error: only {} / {} connections up after 60 s",
+                book.server_by_port.len(),
+                book.client_by_port.len()
+            );
+            return ExitCode::FAILURE;
+        }
+        drain(&mut book, &mut index, &srx, &crx, Duration::from_millis(100));
+    }
+    let connect_time = t_connect.elapsed();
+    let rss1 = rss_bytes().unwrap_or(0);
+    println!("connected {n} pairs in {}", fmt_dur(connect_time));
+
+    // Heartbeat, inject faults after the warm-up, wait out the bound plus a tail.
+    let start = Instant::now();
+    let mut live = LiveLine::new(merged(&sh, &ph), start);
+    let mut next_line = start + Duration::from_secs(1);
+    let fault_at = start + args.warmup;
+    let mut end = fault_at + bound + args.tail;
+    let mut injected = false;
+    loop {
+        let now = Instant::now();
+        if !injected && now >= fault_at {
+            injected = true;
+            let n_freeze = (n as f64 * args.freeze_pct / 100.0).round() as usize;
+            let n_close = (n as f64 * args.close_pct / 100.0).round() as usize;
+            let ports: Vec<u16> = book.client_by_port.keys().copied().collect();
+            book.frozen = ports[..n_freeze].iter().copied().collect();
+            book.closed = ports[n_freeze..n_freeze + n_close].iter().copied().collect();
+            book.frozen_at = Some(Instant::now());
+            for p in &book.frozen {
+                let _ = ph.freeze(book.client_by_port[p]);
+            }
+            for p in &book.closed {
+                let _ = ph.close(book.client_by_port[p]);
+            }
+            end = Instant::now() + bound + args.tail;
+            println!(
+                "t={:>5.1}s  froze {n_freeze} clients, closed {n_close} clients",
+                (now - start).as_secs_f64()
+            );
+        }
+        if now >= next_line {
+            let extra = if injected {
+                format!("  frozen detected {}/{}", book.detected.len(), book.frozen.len())
+            } else {
+                String::new()
+            };
+            live.print(merged(&sh, &ph), now, &extra);
+            next_line += Duration::from_secs(1);
+        }
+        if now >= end {
+            break;
+        }
+        let wait = next_line.min(end).min(if injected { end } else { fault_at });
+        drain(&mut book, &mut index, &srx, &crx, wait.saturating_duration_since(now));
+    }
+    drain(&mut book, &mut index, &srx, &crx, Duration::ZERO);
+    let cpu1 = cpu_time().unwrap_or_default();
+    let s = sh.stats();
+    let p = ph.stats();
+    let wall = t_connect.elapsed();
+    pool.shutdown();
+    server.shutdown();
+
+    // Summary.
+    let mut lat: Vec<Duration> = book.detected.values().map(|(l, _)| *l).collect();
+    lat.sort();
+    let p50 = lat.get(lat.len() / 2).copied().unwrap_or_default();
+    let max = lat.last().copied().unwrap_or_default();
+    let late = lat.iter().filter(|l| **l > bound).count();
+    let mut all = s.clone();
+    all.merge(&p);
+    let rtt = all.rtt();
+    let per_pair = rss1.saturating_sub(rss0) as f64 / n as f64;
+    println!();
+    println!("summary ({n} connections, {})", fmt_dur(wall));
+    println!("  {:<34} {:>12}", "frozen clients", book.frozen.len());
+    println!("  {:<34} {:>12}", "  detected by the server", book.detected.len());
+    println!("  {:<34} {:>12}", "  detected later than the bound", late);
+    println!("  {:<34} {:>12}", "  detection latency p50", fmt_dur(p50));
+    println!("  {:<34} {:>12}", "  detection latency max", fmt_dur(max));
+    println!("  {:<34} {:>12}", "  bound", fmt_dur(bound));
+    println!("  {:<34} {:>12}", "closed clients", book.closed.len());
+    println!("  {:<34} {:>12}", "  seen as peer-closed", book.closed_seen);
+    println!("  {:<34} {:>12}", "false positives", book.false_positives.len());
+    println!("  {:<34} {:>12}", "pings sent (both sides)", all.pings_sent);
+    println!("  {:<34} {:>12}", "pongs received (both sides)", all.pongs_received);
+    println!("  {:<34} {:>12}", "missed pings (both sides)", all.misses);
+    println!("  {:<34} {:>12}", "rtt p50", fmt_dur(rtt.p50));
+    println!("  {:<34} {:>12}", "rtt p90", fmt_dur(rtt.p90));
+    println!("  {:<34} {:>12}", "rtt p99", fmt_dur(rtt.p99));
+    println!("  {:<34} {:>12}", "rtt max", fmt_dur(rtt.max));
+    println!("  {:<34} {:>12}", "cpu seconds (whole process)", format!("{:.2}", (cpu1 - cpu0).as_secs_f64()));
+    println!("  {:<34} {:>12}", "rss per connection pair", format!("{:.0} B", per_pair));
+    println!("  {:<34} {:>12}", "  (server end + client end)", format!("{:.0} B/end", per_pair / 2.0));
+    for fp in book.false_positives.iter().take(10) {
+        println!("  false positive: {fp}");
+    }
+    let ok = book.detected.len() == book.frozen.len()
+        && late == 0
+        && book.false_positives.is_empty()
+        && book.closed_seen == book.closed.len();
+    println!("{}", if ok { "PASS" } else { "FAIL" });
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn merged(sh: &wheelbeat_heartbeat::Handle, ph: &wheelbeat_heartbeat::Handle) -> wheelbeat_heartbeat::Snapshot {
+    let mut s = sh.stats();
+    let p = ph.stats();
+    // Connections: count the server's side only (one per pair); the rest adds up.
+    let conns = s.connections;
+    s.merge(&p);
+    s.connections = conns;
+    s
+}
+
+/// Handles every event that arrives within `wait` (at least one pass).
+fn drain(
+    book: &mut Book,
+    index: &mut HashMap<ConnId, u16>,
+    srx: &Receiver<Seen>,
+    crx: &Receiver<Seen>,
+    wait: Duration,
+) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut any = false;
+        while let Ok(ev) = srx.try_recv() {
+            any = true;
+            if let Seen::Connect { conn, port } = &ev {
+                index.insert(*conn, *port);
+            }
+            book.server_event(ev, index);
+        }
+        while let Ok(ev) = crx.try_recv() {
+            any = true;
+            book.client_event(ev);
+        }
+        if !any {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            crossbeam_channel::select! {
+                recv(srx) -> ev => if let Ok(ev) = ev {
+                    if let Seen::Connect { conn, port } = &ev {
+                        index.insert(*conn, *port);
+                    }
+                    book.server_event(ev, index);
+                },
+                recv(crx) -> ev => if let Ok(ev) = ev { book.client_event(ev) },
+                default(deadline - now) => return,
+            }
+        }
+    }
+}

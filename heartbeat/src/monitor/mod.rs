@@ -1,0 +1,612 @@
+//! [`Monitor`]: the I/O-free liveness core.
+//!
+//! The monitor knows nothing about sockets or clocks. It is fed the current time and the frames
+//! each peer sent, and answers with [`Action`]s (send a ping, answer a ping, close) and
+//! [`Event`]s (dead, RTT, missed ping, local pause). Everything with time in it is therefore
+//! deterministic and testable in virtual time, and a million connections can be simulated in
+//! memory (see `examples/simulate.rs`).
+//!
+//! # Order of calls per loop turn
+//!
+//! 1. Read the sockets, and feed **every** frame received with [`Monitor::handle_message`]
+//!    (`now` = the time of this turn).
+//! 2. If `now >= poll_timeout()`, call [`Monitor::handle_timeout`]`(now)`.
+//! 3. Drain [`Monitor::poll_action`] (write pings and pongs, close dead connections) and
+//!    [`Monitor::poll_event`].
+//! 4. Sleep until [`Monitor::poll_timeout`] or I/O readiness, whichever comes first.
+//!
+//! Reading before step 2 matters: a pong sitting in a socket buffer when the loop wakes up late
+//! is then counted before any verdict is taken.
+//!
+//! # Ground rules
+//!
+//! - **One wheel entry per peer, no wheel operation per packet.** A received frame only writes
+//!   `last_seen` (lazy re-arm, as in tokio's "registered vs true timeouts"); when the peer's
+//!   timer fires, it looks at `last_seen` and files itself again if the peer was heard from.
+//! - **Never early.** Deadlines are rounded up to the next tick, `now` is rounded down.
+//! - **Every received frame is a sign of life**: a ping, a pong (even with a wrong or late
+//!   sequence number: some peer process wrote it, so it is alive; it just gives no RTT), and
+//!   application data when `data_counts_as_liveness` is on. A sign of life resets the count of
+//!   missed pings and restarts the silence window.
+//! - **A verdict is taken only in `handle_timeout`**, so what a peer sent is always looked at
+//!   before it is judged.
+//! - **A dead peer removes itself**: with its [`Event::Dead`] and [`Action::Close`] it leaves the
+//!   monitor, and [`Monitor::remove`] returns `None` for it afterwards.
+//! - Stale [`PeerId`]s (removed or dead peers) are ignored everywhere.
+//!
+//! # The liveness rules
+//!
+//! A peer silent for `interval` (± `jitter`, drawn uniformly per peer per cycle from the seeded
+//! RNG) is sent a ping with a fresh sequence number. The ping has `timeout` to be answered (any
+//! sign of life answers it, the matching pong also gives an RTT). When it is not, a miss is
+//! counted ([`Event::Missed`]) and the next ping goes out at once; after `max_missed` misses in
+//! a row the peer is dead.
+//!
+//! # The bound
+//!
+//! With `handle_timeout` called at `poll_timeout()` (as in virtual time or a prompt loop), and
+//! `timeout` a multiple of `tick` (it is rounded up to one otherwise):
+//!
+//! - a peer silent since `t` is declared dead **no later than**
+//!   `t + interval × (1 + jitter) + max_missed × timeout + one tick`, and no earlier than
+//!   `t + interval × (1 − jitter) + max_missed × timeout`;
+//! - a peer that answers every ping within `timeout` (its answer handled at or before the
+//!   answer deadline, i.e. read in the same turn as the verdict or earlier) is **never**
+//!   declared dead.
+//!
+//! Why it holds: the first ping is filed at `ceil(t + interval')` with
+//! `interval' ≤ interval × (1 + jitter)`, which is less than one tick after the exact instant;
+//! each following ping is emitted in the tick its predecessor's window closes, and each window
+//! is exactly `timeout` long, counted from the tick the ping was emitted in. Only the first
+//! rounding adds time. A loop that calls `handle_timeout` late by `L` emits pings and verdicts
+//! late by `L` (windows are never shortened to catch up); lateness within a tick costs
+//! nothing, because ticks are counted from `now` rounded down.
+//!
+//! # The local-pause guard
+//!
+//! Every timer knows the tick it was due at. If `handle_timeout` runs an answer deadline more
+//! than the peer's `timeout` after it was due — the gap between that deadline (or the previous
+//! call, if later) and `now` is longer than `timeout` — the loop itself was not running across
+//! it (process stopped, machine overloaded), and the peer's silence may be ours: our ping may
+//! have left late, its pong may still be in flight. That verdict is *forgiven*: no miss is
+//! counted, the peer gets a fresh ping and a fresh full `timeout` to answer it. Pings that
+//! merely became due during the gap just go out (a ping convicts nobody). A call that runs any
+//! timer more than the [`Config`]'s `timeout` late also reports [`Event::LocalPause`].
+//!
+//! Together with the call order (sockets are read before `handle_timeout`, so every pong that
+//! reached us during the stall is counted first), nobody is convicted for a stall of the loop;
+//! a peer that is really dead is convicted at most one `timeout` after the loop resumes.
+//! Lateness is measured against each timer's true deadline, not against `poll_timeout()`
+//! (which may be earlier than any deadline), so a prompt loop never trips the guard.
+//!
+//! # Memory per connection
+//!
+//! One slot of the peer table (`size_of::<Slot<C>>()`, 88 bytes with an 8-byte `C`; asserted
+//! in this module's tests) plus one wheel entry; see the crate docs for the total.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use wheelbeat_heartbeat::monitor::{Action, Config, Monitor};
+//! use wheelbeat_heartbeat::protocol::Message;
+//!
+//! let t0 = Instant::now();
+//! let config = Config { jitter: 0.0, ..Config::default() };
+//! let mut monitor: Monitor<u32> = Monitor::new(config, t0);
+//! let peer = monitor.add(t0, 7);
+//!
+//! // Run the loop in virtual time: sleep until poll_timeout(), handle it, drain actions.
+//! let (t, seq) = loop {
+//!     let t = monitor.poll_timeout().unwrap();
+//!     monitor.handle_timeout(t);
+//!     if let Some(Action::SendPing { conn: 7, seq, .. }) = monitor.poll_action() {
+//!         break (t, seq);
+//!     }
+//! };
+//! // Silent for the 30 s interval: pinged exactly then.
+//! assert_eq!(t, t0 + Duration::from_secs(30));
+//!
+//! // Its pong arrives 20 ms later: an RTT sample, and the peer is quiet again.
+//! monitor.handle_message(peer, t + Duration::from_millis(20), &Message::Pong(seq));
+//! assert!(monitor.poll_event().is_some());
+//! ```
+
+mod config;
+mod output;
+mod peer;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use wheelbeat_timer::{Expired, TickClock, Wheel};
+
+pub use config::{Config, ConfigError, PeerConfig};
+pub use output::{Action, DeadReason, Event, Stats};
+
+use crate::protocol::Message;
+use peer::{Peer, Settings, flag};
+
+/// A generation-checked handle to a peer of a [`Monitor`]. Once the peer is removed or dead, the
+/// handle is stale and ignored, even if its slot is reused by a new peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId {
+    index: u32,
+    generation: u32,
+}
+
+impl PeerId {
+    /// The slot index (dense, reused after removal): handy as a table index for the caller.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+/// One entry of the peer table.
+#[derive(Debug)]
+struct Slot<C> {
+    generation: u32,
+    peer: Option<Peer<C>>,
+}
+
+/// The liveness core. See the [module docs](self) for the rules, the call order and the bound.
+///
+/// `C` is a caller tag stored per peer (for instance the shell's connection key) and returned
+/// in every [`Action`] and [`Event`].
+#[derive(Debug)]
+pub struct Monitor<C: Copy = ()> {
+    config: Config,
+    defaults: Settings,
+    clock: TickClock,
+    tick_ns: u64,
+    pause_ticks: u64,
+    wheel: Wheel<PeerId>,
+    slots: Vec<Slot<C>>,
+    free: Vec<u32>,
+    rng: fastrand::Rng,
+    actions: VecDeque<Action<C>>,
+    events: VecDeque<Event<C>>,
+    stats: Stats,
+    /// The tick of the previous `handle_timeout` call (or of creation).
+    last_call: u64,
+}
+
+impl<C: Copy> Monitor<C> {
+    /// A monitor with no peers, whose tick 0 is `now`.
+    ///
+    /// # Panics
+    /// If `config` is invalid (see [`Config::validate`]).
+    pub fn new(config: Config, now: Instant) -> Self {
+        Self::with_capacity(config, now, 0)
+    }
+
+    /// Like [`new`](Self::new), with room for `capacity` peers before reallocating.
+    ///
+    /// # Panics
+    /// If `config` is invalid (see [`Config::validate`]).
+    pub fn with_capacity(config: Config, now: Instant, capacity: usize) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid heartbeat config: {e}");
+        }
+        let clock = TickClock::new(now, config.tick);
+        let tick_ns = clock.tick().as_nanos() as u64;
+        let defaults = resolve(&config, &PeerConfig::default(), &clock);
+        let pause_ticks = defaults.timeout_ticks;
+        Monitor {
+            rng: fastrand::Rng::with_seed(config.seed),
+            config,
+            defaults,
+            clock,
+            tick_ns,
+            pause_ticks,
+            wheel: Wheel::with_capacity(capacity),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            last_call: 0,
+        }
+    }
+
+    /// The settings this monitor was created with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The clock mapping instants to the wheel's ticks.
+    pub fn clock(&self) -> &TickClock {
+        &self.clock
+    }
+
+    /// Starts monitoring a peer, first seen at `now`, with the monitor's settings. Its first
+    /// ping is due after `interval` (± jitter) of silence.
+    pub fn add(&mut self, now: Instant, conn: C) -> PeerId {
+        let settings = self.defaults;
+        self.insert(now, conn, settings)
+    }
+
+    /// Like [`add`](Self::add), with per-peer overrides.
+    ///
+    /// # Panics
+    /// If the overrides make an invalid configuration (see [`Config::validate_peer`]).
+    pub fn add_with(&mut self, now: Instant, conn: C, overrides: PeerConfig) -> PeerId {
+        if let Err(e) = self.config.validate_peer(&overrides) {
+            panic!("invalid heartbeat peer config: {e}");
+        }
+        let settings = resolve(&self.config, &overrides, &self.clock);
+        self.insert(now, conn, settings)
+    }
+
+    fn insert(&mut self, now: Instant, conn: C, settings: Settings) -> PeerId {
+        let now_ns = self.nanos(now);
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 peers");
+                self.slots.push(Slot {
+                    generation: 0,
+                    peer: None,
+                });
+                index
+            }
+        };
+        let id = PeerId {
+            index,
+            generation: self.slots[index as usize].generation,
+        };
+        let interval = self.draw_interval(&settings);
+        let due = now_ns.saturating_add(interval).div_ceil(self.tick_ns);
+        let timer = self.wheel.insert(due, id);
+        self.slots[index as usize].peer = Some(Peer::new(conn, now_ns, settings, timer));
+        self.stats.added += 1;
+        self.stats.peers += 1;
+        id
+    }
+
+    /// Stops monitoring `peer` and returns its tag; `None` if the id is stale (already removed,
+    /// or declared dead by the monitor). Pings and pongs still queued for it are dropped.
+    pub fn remove(&mut self, peer: PeerId) -> Option<C> {
+        let p = self.take(peer)?;
+        self.wheel.cancel(p.timer);
+        self.stats.removed += 1;
+        Some(p.conn)
+    }
+
+    /// The number of monitored peers.
+    pub fn len(&self) -> usize {
+        self.stats.peers
+    }
+
+    /// Whether no peer is monitored.
+    pub fn is_empty(&self) -> bool {
+        self.stats.peers == 0
+    }
+
+    /// Whether `peer` is monitored (not stale).
+    pub fn contains(&self, peer: PeerId) -> bool {
+        self.peer(peer).is_some()
+    }
+
+    /// The tag of `peer`; `None` if stale.
+    pub fn conn(&self, peer: PeerId) -> Option<C> {
+        self.peer(peer).map(|p| p.conn)
+    }
+
+    /// When `peer` last gave a sign of life; `None` if stale.
+    pub fn last_seen(&self, peer: PeerId) -> Option<Instant> {
+        self.peer(peer)
+            .map(|p| self.clock.origin() + Duration::from_nanos(p.last_seen))
+    }
+
+    /// How many pings in a row `peer` has left unanswered so far; `None` if stale.
+    pub fn missed(&self, peer: PeerId) -> Option<u32> {
+        self.peer(peer).map(|p| p.missed)
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Feeds a frame received from `peer` at `now`. O(1), no wheel operation: every frame is a
+    /// sign of life (data only when `data_counts_as_liveness`), a [`Message::Ping`] queues an
+    /// [`Action::SendPong`], a [`Message::Pong`] matching the outstanding ping queues an
+    /// [`Event::Rtt`]. A stale `peer` is ignored.
+    pub fn handle_message(&mut self, peer: PeerId, now: Instant, msg: &Message<'_>) {
+        let now_ns = self.nanos(now);
+        let Some(p) = peer_mut(&mut self.slots, peer) else {
+            self.stats.stale_ignored += 1;
+            return;
+        };
+        match *msg {
+            Message::Ping(seq) => {
+                self.stats.pings_received += 1;
+                self.actions.push_back(Action::SendPong {
+                    peer,
+                    conn: p.conn,
+                    seq,
+                });
+                p.on_alive(now_ns);
+            }
+            Message::Pong(seq) => {
+                self.stats.pongs_received += 1;
+                match p.match_pong(seq) {
+                    Some(sent) => self.events.push_back(Event::Rtt {
+                        peer,
+                        conn: p.conn,
+                        rtt: Duration::from_nanos(now_ns.saturating_sub(sent)),
+                    }),
+                    None => self.stats.pongs_unmatched += 1,
+                }
+                p.on_alive(now_ns);
+            }
+            Message::Data(_) => {
+                self.stats.data_received += 1;
+                if p.settings.data_live {
+                    p.on_alive(now_ns);
+                }
+            }
+        }
+    }
+
+    /// Runs the timers due at `now`: pings due, answers overdue, deaths, with the local-pause
+    /// guard (see the [module docs](self)). Call it when `now >= poll_timeout()`, after feeding
+    /// the frames read in this turn; calling it earlier is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now_tick = self.clock.now_to_tick(now);
+        let now_ns = self.nanos(now);
+        let mut worst_late = 0;
+        while let Some(expired) = self.wheel.poll(now_tick) {
+            // How late this call is for this timer: it was due at `expired.deadline`, and the
+            // previous call (earlier than that, or it would have fired then) did not run it.
+            let late = now_tick.saturating_sub(expired.deadline.max(self.last_call));
+            worst_late = worst_late.max(late);
+            self.fire(expired, now_tick, now_ns, late);
+        }
+        self.last_call = self.last_call.max(now_tick);
+        if worst_late > self.pause_ticks {
+            self.stats.local_pauses += 1;
+            self.events.push_back(Event::LocalPause {
+                stalled_for: Duration::from_nanos(worst_late.saturating_mul(self.tick_ns)),
+            });
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next; `None` when no peer
+    /// is monitored. May be in the past (call it now), and may be earlier than strictly needed
+    /// (a timer re-filed lazily), never later.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel
+            .next_deadline()
+            .map(|tick| self.clock.tick_to_instant(tick))
+    }
+
+    /// The next action for the shell, in the order they arose.
+    pub fn poll_action(&mut self) -> Option<Action<C>> {
+        while let Some(action) = self.actions.pop_front() {
+            match action {
+                // A peer removed since the ping or pong was queued needs neither.
+                Action::SendPing { peer, .. } | Action::SendPong { peer, .. }
+                    if !self.contains(peer) => {}
+                _ => return Some(action),
+            }
+        }
+        None
+    }
+
+    /// The next event, in the order they arose.
+    pub fn poll_event(&mut self) -> Option<Event<C>> {
+        self.events.pop_front()
+    }
+
+    /// Bytes held by the monitor's own tables (peer table, free list, queues), excluding the
+    /// timer wheel and the struct itself.
+    pub fn table_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot<C>>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+            + self.actions.capacity() * std::mem::size_of::<Action<C>>()
+            + self.events.capacity() * std::mem::size_of::<Event<C>>()
+    }
+
+    /// The size of one entry of the peer table: the per-connection memory of the monitor
+    /// itself, not counting the wheel entry.
+    pub const fn slot_size() -> usize {
+        std::mem::size_of::<Slot<C>>()
+    }
+
+    /// One timer of `expired.value` fired at `now_tick`. See the state table in `peer.rs`.
+    fn fire(&mut self, expired: Expired<PeerId>, now_tick: u64, now_ns: u64, late: u64) {
+        let id = expired.value;
+        self.stats.timer_fires += 1;
+        let tick_ns = self.tick_ns;
+        let Some(p) = peer_mut(&mut self.slots, id) else {
+            // Cannot happen (a removed peer's timer is cancelled); ignore rather than panic.
+            return;
+        };
+        if p.has(flag::PINGED) && !p.has(flag::HEARD) {
+            let verdict = p.verdict_tick(tick_ns);
+            if now_tick < verdict {
+                // Filed early because interval < timeout; nothing heard yet, so wait for the
+                // answer deadline.
+                p.timer = self.wheel.insert(verdict, id);
+                return;
+            }
+            if late > p.settings.timeout_ticks {
+                // The local-pause guard: this answer deadline passed more than a timeout ago
+                // without the loop running, so the silence may be ours. No miss; a fresh ping
+                // and a fresh window instead.
+                self.stats.forgiven += 1;
+                self.send_ping(id, now_tick, now_ns);
+                return;
+            }
+            p.missed += 1;
+            let missed = p.missed;
+            let conn = p.conn;
+            self.stats.missed += 1;
+            self.events.push_back(Event::Missed {
+                peer: id,
+                conn,
+                missed,
+            });
+            if missed >= p.settings.max_missed {
+                self.kill(id, now_ns, DeadReason::MissedPings { missed });
+            } else {
+                self.send_ping(id, now_tick, now_ns);
+            }
+            return;
+        }
+        if !p.has(flag::HEARD) {
+            // Idle and nothing heard since the timer was filed from `last_seen`: the silence
+            // window this timer stood for has fully elapsed.
+            self.send_ping(id, now_tick, now_ns);
+            return;
+        }
+        // Heard from since (idle or pinged): a new cycle, whose silence window runs from
+        // `last_seen` with a fresh jitter draw. Re-drawing only here keeps each cycle's window
+        // uniform; re-drawing on every expiry would skew pings late (max of several draws).
+        let settings = p.settings;
+        let interval = self.draw_interval(&settings);
+        let Some(p) = peer_mut(&mut self.slots, id) else {
+            return;
+        };
+        let due = p.ping_due_tick(interval, tick_ns);
+        if due > now_tick {
+            p.flags = 0;
+            p.timer = self.wheel.insert(due, id);
+            self.stats.rearms += 1;
+        } else {
+            self.send_ping(id, now_tick, now_ns);
+        }
+    }
+
+    /// Emits a ping to a live peer and files its answer deadline.
+    fn send_ping(&mut self, id: PeerId, now_tick: u64, now_ns: u64) {
+        let tick_ns = self.tick_ns;
+        let Some(p) = peer_mut(&mut self.slots, id) else {
+            return;
+        };
+        let seq = p.start_ping(now_ns);
+        let wait = p
+            .settings
+            .timeout_ticks
+            .min(p.settings.min_interval_ticks(tick_ns));
+        p.timer = self.wheel.insert(now_tick + wait, id);
+        self.actions.push_back(Action::SendPing {
+            peer: id,
+            conn: p.conn,
+            seq,
+        });
+        self.stats.pings_sent += 1;
+    }
+
+    /// Declares a peer dead: removes it, queues its Close and Dead. Its timer already fired.
+    fn kill(&mut self, id: PeerId, now_ns: u64, reason: DeadReason) {
+        let Some(p) = self.take(id) else { return };
+        self.stats.dead += 1;
+        self.actions.push_back(Action::Close {
+            peer: id,
+            conn: p.conn,
+            reason,
+        });
+        self.events.push_back(Event::Dead {
+            peer: id,
+            conn: p.conn,
+            reason,
+            silent_for: Duration::from_nanos(now_ns.saturating_sub(p.last_seen)),
+        });
+    }
+
+    /// Frees a live peer's slot (its generation moves on) and returns the peer.
+    fn take(&mut self, id: PeerId) -> Option<Peer<C>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let p = slot.peer.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.stats.peers -= 1;
+        Some(p)
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer<C>> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.peer.as_ref()
+    }
+
+    /// One jittered silence window, in nanoseconds: uniform in
+    /// `interval - jitter_ns ..= interval + jitter_ns`.
+    fn draw_interval(&mut self, s: &Settings) -> u64 {
+        if s.jitter_ns == 0 {
+            return s.interval_ns;
+        }
+        s.interval_ns - s.jitter_ns + self.rng.u64(0..=2 * s.jitter_ns)
+    }
+
+    /// Nanoseconds since the origin (saturating: instants before it count as 0).
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.clock.origin()).as_nanos())
+            .unwrap_or(u64::MAX)
+    }
+}
+
+fn peer_mut<C>(slots: &mut [Slot<C>], id: PeerId) -> Option<&mut Peer<C>> {
+    let slot = slots.get_mut(id.index as usize)?;
+    if slot.generation != id.generation {
+        return None;
+    }
+    slot.peer.as_mut()
+}
+
+/// Resolves a peer's settings (already validated).
+fn resolve(config: &Config, overrides: &PeerConfig, clock: &TickClock) -> Settings {
+    let interval = overrides.interval.unwrap_or(config.interval);
+    let timeout = overrides.timeout.unwrap_or(config.timeout);
+    let jitter = overrides.jitter.unwrap_or(config.jitter);
+    // Validation caps durations at 2^62 ns, so these conversions are exact.
+    let interval_ns = interval.as_nanos() as u64;
+    // Truncated, so the longest window never exceeds interval * (1 + jitter).
+    let jitter_ns = ((interval_ns as f64) * jitter) as u64;
+    Settings {
+        interval_ns,
+        jitter_ns: jitter_ns.min(interval_ns.saturating_sub(1)),
+        timeout_ticks: clock.duration_to_ticks(timeout).max(1),
+        max_missed: overrides.max_missed.unwrap_or(config.max_missed),
+        data_live: overrides
+            .data_counts_as_liveness
+            .unwrap_or(config.data_counts_as_liveness),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_peer_state_fits_the_memory_budget() {
+        // The peer table entry with a usize-sized tag, as the mio shell uses.
+        assert_eq!(Monitor::<usize>::slot_size(), 88);
+        assert!(Monitor::<()>::slot_size() <= 88);
+    }
+
+    #[test]
+    fn jitter_window_never_exceeds_the_bound() {
+        let config = Config {
+            jitter: 0.1,
+            ..Config::default()
+        };
+        let clock = TickClock::new(Instant::now(), config.tick);
+        let s = resolve(&config, &PeerConfig::default(), &clock);
+        assert_eq!(s.interval_ns, 30_000_000_000);
+        assert_eq!(s.jitter_ns, 3_000_000_000);
+        let mut m: Monitor = Monitor::new(config, clock.origin());
+        for _ in 0..10_000 {
+            let i = m.draw_interval(&s);
+            assert!((27_000_000_000..=33_000_000_000).contains(&i));
+        }
+    }
+}

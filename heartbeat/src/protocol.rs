@@ -1,0 +1,479 @@
+//! The wire protocol: one JSON object per frame.
+//!
+//! # Format, byte for byte
+//!
+//! | frame                  | meaning                                                        |
+//! |------------------------|----------------------------------------------------------------|
+//! | `{"ping":N}`           | heartbeat request; `N` is an unsigned integer, 0 ..= 2^64-1     |
+//! | `{"pong":N}`           | answer to `{"ping":N}`, echoing the same `N` (RTT matching)     |
+//! | `{"error":"<reason>"}` | sent (best effort) before closing a connection for a bad frame  |
+//! | any other JSON object  | application data ([`Message::Data`])                            |
+//!
+//! The encoders write exactly these bytes, with no whitespace and no line terminator: framing
+//! (a `\n` for the line codec, a length prefix for the length codec) is the codec's job, and so
+//! is the frame-size cap.
+//!
+//! # Ground rules of the parser
+//!
+//! - Every byte is untrusted. [`parse`] never panics; anything that is not a single JSON object
+//!   (invalid JSON, invalid UTF-8, trailing bytes, an array, a number, nesting deeper than
+//!   serde_json's limit of 128) is a [`ProtocolError`], whose [`reason`](ProtocolError::reason)
+//!   is what goes into the `{"error":...}` frame.
+//! - A frame is a heartbeat only if it is an object with **exactly one** key, `ping` or `pong`,
+//!   whose value is an integer in `0..=u64::MAX`. Everything else that is a JSON object is
+//!   [`Message::Data`], including `{"ping":-1}`, `{"ping":1.5}`, `{"ping":"1"}`,
+//!   `{"ping":18446744073709551616}` (2^64, out of range), `{"ping":1,"x":2}` and
+//!   `{"ping":1,"ping":2}`. Rationale: those are valid JSON objects a peer may legitimately
+//!   send as its own data, and closing a connection over them would be harsher than the format
+//!   requires; they still count as a sign of life (see the monitor's docs).
+//! - The heartbeat path does not allocate: the frame is walked with a serde visitor that
+//!   compares keys in place and skips other values with [`serde::de::IgnoredAny`]. (serde_json
+//!   only allocates its scratch buffer for keys containing escape sequences.)
+//!
+//! ```
+//! use wheelbeat_heartbeat::protocol::{self, Message};
+//!
+//! assert_eq!(protocol::parse(br#"{"ping":7}"#), Ok(Message::Ping(7)));
+//! assert_eq!(protocol::parse(br#"{"pong":18446744073709551615}"#), Ok(Message::Pong(u64::MAX)));
+//! assert!(matches!(protocol::parse(br#"{"ping":-1}"#), Ok(Message::Data(_))));
+//! assert!(protocol::parse(b"[1]").is_err());
+//!
+//! let mut out = Vec::new();
+//! protocol::encode_pong(7, &mut out);
+//! assert_eq!(out, br#"{"pong":7}"#);
+//! ```
+
+use std::fmt;
+use std::io::Write as _;
+
+use serde::Deserializer as _;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+
+/// A parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// `{"ping":N}`: the peer asks for `{"pong":N}`.
+    Ping(u64),
+    /// `{"pong":N}`: the peer answers our `{"ping":N}`.
+    Pong(u64),
+    /// Any other JSON object, as the raw bytes of the frame (already validated as one JSON
+    /// object, so the application can deserialize it without re-checking its shape).
+    Data(&'a [u8]),
+}
+
+/// Why a frame was rejected. Every variant closes the connection that sent it, and only that
+/// one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The frame is not valid JSON: a syntax error, invalid UTF-8, an empty frame, bytes after
+    /// the value, or nesting deeper than the parser's recursion limit.
+    InvalidJson,
+    /// The frame is valid JSON but not an object (an array, a string, a number, ...).
+    NotAnObject,
+}
+
+impl ProtocolError {
+    /// A short lowercase reason, as sent in `{"error":"<reason>"}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProtocolError::InvalidJson => "invalid json",
+            ProtocolError::NotAnObject => "not a json object",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Parses one frame (without its framing bytes). See the [module docs](self) for what is a
+/// heartbeat, what is data and what is an error.
+pub fn parse(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
+    // serde_json does not check the UTF-8 of the strings it skips; data frames are handed on as
+    // validated JSON, so check the whole frame (fast, and it does not allocate).
+    if std::str::from_utf8(frame).is_err() {
+        return Err(ProtocolError::InvalidJson);
+    }
+    let mut de = serde_json::Deserializer::from_slice(frame);
+    let shape = match de.deserialize_any(ShapeVisitor) {
+        Ok(shape) => shape,
+        Err(e) => return Err(classify(&e)),
+    };
+    if let Err(e) = de.end() {
+        return Err(classify(&e));
+    }
+    Ok(match shape {
+        Shape::Ping(n) => Message::Ping(n),
+        Shape::Pong(n) => Message::Pong(n),
+        Shape::Data => Message::Data(frame),
+        Shape::NotObject => return Err(ProtocolError::NotAnObject),
+    })
+}
+
+fn classify(e: &serde_json::Error) -> ProtocolError {
+    match e.classify() {
+        // Our visitor accepts every JSON type, so a data error cannot come from a well-formed
+        // value; map it conservatively.
+        serde_json::error::Category::Data => ProtocolError::NotAnObject,
+        _ => ProtocolError::InvalidJson,
+    }
+}
+
+/// Appends `{"ping":n}` to `out`.
+pub fn encode_ping(n: u64, out: &mut Vec<u8>) {
+    encode_heartbeat(b"{\"ping\":", n, out);
+}
+
+/// Appends `{"pong":n}` to `out`.
+pub fn encode_pong(n: u64, out: &mut Vec<u8>) {
+    encode_heartbeat(b"{\"pong\":", n, out);
+}
+
+fn encode_heartbeat(prefix: &[u8], n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(prefix);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{n}}}");
+}
+
+/// Appends `{"error":"<reason>"}` to `out`, with `reason` escaped as a JSON string.
+pub fn encode_error(reason: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"error\":");
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, reason);
+    out.push(b'}');
+}
+
+/// What the top-level value turned out to be.
+enum Shape {
+    Ping(u64),
+    Pong(u64),
+    Data,
+    NotObject,
+}
+
+/// Which of the keys we care about a map key is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Ping,
+    Pong,
+    Other,
+}
+
+struct ShapeVisitor;
+
+macro_rules! not_object {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(fn $name<E: de::Error>(self, _: $ty) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        })*
+    };
+}
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a json object")
+    }
+
+    not_object! {
+        visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str,
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        // Walk the array so syntax errors inside it are still reported as invalid json.
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Shape::NotObject)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut count = 0usize;
+        let mut heartbeat: Option<(Key, u64)> = None;
+        while let Some(key) = map.next_key::<KeyOf>()? {
+            count += 1;
+            if count == 1 && key.0 != Key::Other {
+                if let Value::U64(n) = map.next_value::<Value>()? {
+                    heartbeat = Some((key.0, n));
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(match (count, heartbeat) {
+            (1, Some((Key::Ping, n))) => Shape::Ping(n),
+            (1, Some((Key::Pong, n))) => Shape::Pong(n),
+            _ => Shape::Data,
+        })
+    }
+}
+
+/// A map key, classified without allocating.
+struct KeyOf(Key);
+
+impl<'de> de::Deserialize<'de> for KeyOf {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyOf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<KeyOf, E> {
+                Ok(KeyOf(match s {
+                    "ping" => Key::Ping,
+                    "pong" => Key::Pong,
+                    _ => Key::Other,
+                }))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The value of a `ping`/`pong` key: an unsigned 64-bit integer or anything else (skipped).
+enum Value {
+    U64(u64),
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for Value {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+                Ok(Value::U64(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+                // serde_json reports non-negative integers through visit_u64; be robust anyway.
+                Ok(u64::try_from(n).map_or(Value::Other, Value::U64))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Value::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Value::Other)
+            }
+        }
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
+        Ok(Message::Data(frame))
+    }
+
+    #[test]
+    fn encodes_exact_bytes() {
+        let mut out = Vec::new();
+        encode_ping(0, &mut out);
+        assert_eq!(out, br#"{"ping":0}"#);
+        out.clear();
+        encode_ping(u64::MAX, &mut out);
+        assert_eq!(out, br#"{"ping":18446744073709551615}"#);
+        out.clear();
+        encode_pong(42, &mut out);
+        assert_eq!(out, br#"{"pong":42}"#);
+        out.clear();
+        encode_error("invalid json", &mut out);
+        assert_eq!(out, br#"{"error":"invalid json"}"#);
+    }
+
+    #[test]
+    fn encode_appends_without_clearing() {
+        let mut out = b"x".to_vec();
+        encode_ping(1, &mut out);
+        assert_eq!(out, br#"x{"ping":1}"#);
+    }
+
+    #[test]
+    fn error_reason_is_escaped() {
+        let mut out = Vec::new();
+        encode_error("a \"b\"\n", &mut out);
+        assert_eq!(out, br#"{"error":"a \"b\"\n"}"#);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["error"], "a \"b\"\n");
+    }
+
+    #[test]
+    fn round_trips_heartbeats() {
+        for n in [0, 1, 10, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut out = Vec::new();
+            encode_ping(n, &mut out);
+            assert_eq!(parse(&out), Ok(Message::Ping(n)));
+            out.clear();
+            encode_pong(n, &mut out);
+            assert_eq!(parse(&out), Ok(Message::Pong(n)));
+        }
+    }
+
+    #[test]
+    fn whitespace_and_escaped_keys_are_still_heartbeats() {
+        assert_eq!(parse(b" { \"ping\" : 5 }\r"), Ok(Message::Ping(5)));
+        assert_eq!(parse(br#"{"p\u0069ng":5}"#), Ok(Message::Ping(5)));
+    }
+
+    #[test]
+    fn non_u64_heartbeat_values_are_data() {
+        for frame in [
+            &br#"{"ping":-1}"#[..],
+            br#"{"ping":1.5}"#,
+            br#"{"ping":1e3}"#,
+            br#"{"ping":"1"}"#,
+            br#"{"ping":null}"#,
+            br#"{"ping":true}"#,
+            br#"{"ping":[1]}"#,
+            br#"{"ping":{"n":1}}"#,
+            br#"{"pong":18446744073709551616}"#,
+            br#"{"pong":99999999999999999999999999999999999999}"#,
+        ] {
+            assert_eq!(parse(frame), data(frame), "{}", String::from_utf8_lossy(frame));
+        }
+    }
+
+    #[test]
+    fn extra_or_duplicate_keys_are_data() {
+        for frame in [
+            &br#"{"ping":1,"x":2}"#[..],
+            br#"{"x":2,"ping":1}"#,
+            br#"{"ping":1,"ping":2}"#,
+            br#"{"ping":1,"pong":1}"#,
+            br#"{}"#,
+            br#"{"hello":"world","n":[1,2,{"a":null}]}"#,
+            br#"{"Ping":1}"#,
+        ] {
+            assert_eq!(parse(frame), data(frame), "{}", String::from_utf8_lossy(frame));
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_rejected() {
+        for frame in [
+            &b""[..],
+            b"   ",
+            b"{",
+            b"{\"ping\":1",
+            b"{\"ping\":1}}",
+            b"{\"ping\":1} x",
+            b"{\"ping\":1}\n{\"ping\":2}",
+            b"{ping:1}",
+            b"{\"a\":\"\xff\"}",
+            b"\xff\xfe",
+            b"{\"ping\":01}",
+            b"{\"a\":NaN}",
+        ] {
+            assert_eq!(
+                parse(frame),
+                Err(ProtocolError::InvalidJson),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
+    fn non_objects_are_rejected() {
+        for frame in [
+            &b"[]"[..],
+            b"[1,{\"ping\":1}]",
+            b"1",
+            b"-1",
+            b"1.5",
+            b"\"ping\"",
+            b"null",
+            b"true",
+        ] {
+            assert_eq!(
+                parse(frame),
+                Err(ProtocolError::NotAnObject),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_neither_overflows_the_stack_nor_passes_as_a_heartbeat() {
+        // Skipped values are walked iteratively by serde_json, so depth costs no stack. Checked
+        // with is_ok/is_err only: printing a 200 kB frame on failure helps nobody.
+        let depth = 100_000;
+        for (open, close) in [(b'[', b']'), (b'{', b'}')] {
+            let mut frame = b"{\"ping\":".to_vec();
+            for _ in 0..depth {
+                frame.push(open);
+                if open == b'{' {
+                    frame.extend_from_slice(b"\"a\":");
+                }
+            }
+            frame.push(b'1');
+            frame.extend(std::iter::repeat_n(close, depth));
+            frame.push(b'}');
+            let parsed = parse(&frame);
+            assert!(matches!(parsed, Ok(Message::Data(_)) | Err(ProtocolError::InvalidJson)));
+            // Cut short, it must be an error, not a panic.
+            frame.truncate(frame.len() / 2);
+            assert!(parse(&frame).is_err());
+        }
+        let top = vec![b'['; depth];
+        assert_eq!(parse(&top), Err(ProtocolError::InvalidJson));
+    }
+
+    #[test]
+    fn skipped_values_are_still_validated() {
+        for frame in [
+            &br#"{"x":01}"#[..],
+            br#"{"x":"\q"}"#,
+            br#"{"x":[1,]}"#,
+            br#"{"x":{"a"}}"#,
+            br#"{"x":1,}"#,
+            b"{\"x\":\"\x01\"}",
+        ] {
+            assert_eq!(
+                parse(frame),
+                Err(ProtocolError::InvalidJson),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_are_short_lowercase() {
+        for e in [ProtocolError::InvalidJson, ProtocolError::NotAnObject] {
+            let r = e.reason();
+            assert_eq!(r, r.to_lowercase());
+            assert!(!r.ends_with('.'));
+            assert_eq!(e.to_string(), r);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The application trait: how code plugs into an event loop.
+//!
+//! # Ground rules
+//! - Every callback runs **on the loop thread**, between two polls. A slow
+//!   callback delays every connection of that loop (and their heartbeats),
+//!   so hand heavy work to another thread.
+//! - Callbacks never see a socket. They act through the [`Context`]: what
+//!   they ask for (send, close) is queued and carried out by the loop right
+//!   after the callback returns, which keeps the loop's borrow story simple
+//!   and makes re-entrancy impossible.
+//! - All methods have empty defaults, so `()` is a valid handler (pure
+//!   heartbeat server) and an application overrides only what it needs.
+//! - For one connection the order is: `on_connect`, then any number of
+//!   `on_message` / `on_rtt` / `on_missed`, then at most one `on_dead`, then
+//!   exactly one `on_close` (also on shutdown).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::monitor::DeadReason;
+
+use super::{CloseReason, ConnId};
+
+/// Addresses of a connection, given to [`Handler::on_connect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnInfo {
+    /// Our side of the connection.
+    pub local: SocketAddr,
+    /// The remote side.
+    pub peer: SocketAddr,
+    /// `true` for connections the loop accepted, `false` for a pool's
+    /// outbound connections.
+    pub inbound: bool,
+}
+
+/// Something a callback asked the loop to do.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Send(ConnId, Vec<u8>),
+    Close(ConnId),
+}
+
+/// What a callback may do to its loop. Requests are carried out right after
+/// the callback returns, in order.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub(crate) ops: &'a mut Vec<Op>,
+    pub(crate) now: Instant,
+    pub(crate) loop_index: usize,
+}
+
+impl Context<'_> {
+    /// Queues one application frame for `conn` (a JSON object, without the
+    /// framing: the codec adds it). Frames for a connection that has gone
+    /// away are dropped.
+    pub fn send(&mut self, conn: ConnId, frame: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Send(conn, frame.into()));
+    }
+
+    /// Closes `conn` (reason [`CloseReason::Local`]); unsent data is flushed
+    /// best effort.
+    pub fn close(&mut self, conn: ConnId) {
+        self.ops.push(Op::Close(conn));
+    }
+
+    /// The loop's clock reading for this turn (the loop reads the clock once
+    /// per turn).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Index of the loop running this callback (0 for a single loop).
+    pub fn loop_index(&self) -> usize {
+        self.loop_index
+    }
+}
+
+/// The application's callbacks. See the [module docs](self) for the rules.
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelbeat_heartbeat::{ConnId, Context, Handler};
+///
+/// /// Echoes every application frame back to its sender.
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
+///         cx.send(conn, frame);
+///     }
+///     fn on_rtt(&mut self, _cx: &mut Context<'_>, conn: ConnId, rtt: Duration) {
+///         log::debug!("{conn}: rtt {rtt:?}");
+///     }
+/// }
+/// ```
+#[allow(unused_variables)]
+pub trait Handler: Send + 'static {
+    /// A connection is established (accepted, or a pool's connect completed).
+    fn on_connect(&mut self, cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {}
+
+    /// An application frame arrived: a JSON object that is not a heartbeat.
+    /// It has been validated as a JSON object; the bytes are borrowed from the
+    /// loop's read buffer and valid only during the call.
+    fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {}
+
+    /// A pong answered one of our pings after `rtt`.
+    fn on_rtt(&mut self, cx: &mut Context<'_>, conn: ConnId, rtt: Duration) {}
+
+    /// A ping went unanswered for `timeout`; `missed` counts them in a row.
+    fn on_missed(&mut self, cx: &mut Context<'_>, conn: ConnId, missed: u32) {}
+
+    /// The heartbeat monitor declared the peer dead after `silent_for` without
+    /// any frame from it. `on_close` follows.
+    fn on_dead(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: DeadReason, silent_for: Duration) {}
+
+    /// The connection is closed (for whatever reason); `conn` is stale from now.
+    fn on_close(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {}
+
+    /// A pool failed to connect to `addr`; it retries after a backoff.
+    fn on_connect_error(&mut self, cx: &mut Context<'_>, addr: SocketAddr, error: &io::Error) {}
+}
+
+/// The do-nothing handler: heartbeats only.
+impl Handler for () {}

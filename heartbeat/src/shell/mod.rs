@@ -1,0 +1,176 @@
+//! The mio shell: event loops that carry the [`Monitor`](crate::monitor::Monitor)'s
+//! decisions to real sockets.
+//!
+//! - [`Server`]: listens and serves connections on one loop thread, or on
+//!   [`loops(n)`](ServerBuilder::loops) threads sharing the port with `SO_REUSEPORT`.
+//! - [`Pool`]: many outbound connections on one loop, reconnecting with exponential
+//!   backoff and full jitter.
+//! - [`Handle`]: from any thread, send to or close a connection, read [`Snapshot`], shut
+//!   down (loops joined, sockets closed).
+//! - [`Handler`]: the application's callbacks, run on the loop thread.
+//!
+//! # Ground rules
+//! - Only the loop reads the clock, once per turn; everything else (the monitor,
+//!   backoff, deadlines) is handed that one `now`.
+//! - A peer can cost the loop only bounded work per turn (a read budget per
+//!   connection; connections with bytes left over are served again next turn
+//!   without waiting for an event) and bounded memory (the codec's frame cap, the
+//!   write queue's cap).
+//! - Heartbeats go on the connection's priority lane, so a ping or pong never
+//!   waits behind megabytes of application data.
+//! - Anything a peer does wrong closes that connection only, with a
+//!   [`CloseReason`]; nothing a peer sends can stop a loop.
+
+mod backoff;
+mod event_loop;
+pub mod handle;
+pub mod handler;
+mod pool;
+mod server;
+pub mod stats;
+
+use std::fmt;
+use std::time::Duration;
+
+use wheelbeat_net::{ConnKey, DEFAULT_MAX_FRAME_LEN, SocketOptions};
+
+use crate::monitor::{self, DeadReason};
+
+pub use handle::{Handle, SendError};
+pub use handler::{ConnInfo, Context, Handler};
+pub use pool::{Pool, PoolBuilder};
+pub use server::{Server, ServerBuilder};
+pub use stats::{DeadCounts, RttSummary, Snapshot};
+
+pub(crate) use server::spawn_loops;
+
+/// Names one connection of one loop, from any thread.
+///
+/// It carries a generation: once the connection is closed its id is stale for
+/// good, even if the slot is reused, so commands sent late are ignored rather
+/// than reaching a stranger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    loop_index: u32,
+    key: ConnKey,
+}
+
+impl ConnId {
+    pub(crate) fn new(loop_index: usize, key: ConnKey) -> ConnId {
+        ConnId {
+            loop_index: loop_index as u32,
+            key,
+        }
+    }
+
+    /// Index of the loop serving this connection.
+    pub fn loop_index(self) -> usize {
+        self.loop_index as usize
+    }
+
+    pub(crate) fn key(self) -> ConnKey {
+        self.key
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conn {}:{}.{}",
+            self.loop_index,
+            self.key.index(),
+            self.key.generation()
+        )
+    }
+}
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The heartbeat monitor declared the peer dead.
+    Dead(DeadReason),
+    /// The peer closed the connection (end of stream, reset, or closed in the
+    /// middle of a frame).
+    PeerClosed,
+    /// The peer broke the protocol; `{"error":"<reason>"}` was sent (best effort)
+    /// before closing. The string is that reason.
+    Protocol(&'static str),
+    /// The peer did not read: the write queue (or its priority lane) hit its cap.
+    WriteOverflow,
+    /// Another socket error (its message).
+    Io(String),
+    /// A pool's connect attempt failed or timed out before the connection was up.
+    ConnectFailed(String),
+    /// Closed on request of the application (a [`Handle`] or a [`Context`]).
+    Local,
+    /// The loop shut down.
+    Shutdown,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Dead(r) => write!(f, "dead: {r}"),
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Protocol(r) => write!(f, "protocol error: {r}"),
+            CloseReason::WriteOverflow => f.write_str("write queue full"),
+            CloseReason::Io(e) => write!(f, "i/o error: {e}"),
+            CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::Shutdown => f.write_str("shut down"),
+        }
+    }
+}
+
+/// Settings shared by servers and pools (the builders have setters for the
+/// common ones).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Heartbeat settings, see [`monitor::Config`].
+    pub heartbeat: monitor::Config,
+    /// Largest frame accepted or sent, in bytes (default 64 KiB). A longer one
+    /// is a protocol error (`"frame too long"`).
+    pub max_frame_len: usize,
+    /// Bytes read from one connection per loop turn before the loop moves on
+    /// to the others (default 64 KiB).
+    pub read_budget: usize,
+    /// Cap on bytes queued for one connection (default 1 MiB). An application
+    /// send past it closes the connection ([`CloseReason::WriteOverflow`]).
+    pub write_cap: usize,
+    /// Capacity of each loop's command channel (default 65,536).
+    pub command_capacity: usize,
+    /// mio events taken per poll (default 1,024).
+    pub events_capacity: usize,
+    /// Options applied to every socket (default: `TCP_NODELAY` on).
+    pub socket: SocketOptions,
+    /// How long a pool's connect may take (default 5 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            heartbeat: monitor::Config::default(),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
+            write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
+            command_capacity: 65_536,
+            events_capacity: 1024,
+            socket: SocketOptions::default().nodelay(true),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How long a best-effort goodbye (an `{"error":...}` frame) may linger: the
+/// loop drains at most this many unread bytes before closing so the kernel sends
+/// FIN rather than RST (which could destroy the goodbye in flight).
+const GOODBYE_DRAIN: usize = 256 * 1024;
+
+/// Default initial reconnect delay of a pool.
+const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Default maximum reconnect delay of a pool.
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);

@@ -1,0 +1,216 @@
+//! [`Server`]: listen, accept and serve heartbeating connections on one or
+//! more event-loop threads.
+//!
+//! With [`loops(n)`](ServerBuilder::loops) each loop has its own listener on
+//! the same port (`SO_REUSEPORT`) and the kernel spreads new connections over
+//! them; loops share nothing, so they scale with cores.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+
+use mio::{Poll, Waker};
+use wheelbeat_net::{Acceptor, ListenConfig};
+
+use super::event_loop::{EventLoop, LISTENER, Target, WAKER, net_to_io};
+use super::handle::{Handle, LoopLink, SendError, Shared};
+use super::{ConnId, Handler, Options, Snapshot};
+use crate::monitor;
+
+/// Builds a [`Server`]. See [`Server::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    addr: SocketAddr,
+    loops: usize,
+    opts: Options,
+    listen: ListenConfig,
+}
+
+impl ServerBuilder {
+    /// Number of event-loop threads (default 1). More than one shares the port
+    /// with `SO_REUSEPORT`.
+    pub fn loops(mut self, n: usize) -> Self {
+        self.loops = n.max(1);
+        self
+    }
+
+    /// Heartbeat settings (interval, timeout, max missed, jitter...).
+    pub fn heartbeat(mut self, config: monitor::Config) -> Self {
+        self.opts.heartbeat = config;
+        self
+    }
+
+    /// All shell settings at once.
+    pub fn options(mut self, opts: Options) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Listener settings (backlog, accept budget, fd-exhaustion back-off...).
+    pub fn listen_config(mut self, config: ListenConfig) -> Self {
+        self.listen = config;
+        self
+    }
+
+    /// Most live connections per loop (default 100,000); beyond it new
+    /// connections wait in the kernel's backlog.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.listen = self.listen.max_connections(n);
+        self
+    }
+
+    /// Largest frame accepted or sent (default 64 KiB).
+    pub fn max_frame_len(mut self, n: usize) -> Self {
+        self.opts.max_frame_len = n;
+        self
+    }
+
+    /// Cap on bytes queued per connection (default 1 MiB).
+    pub fn write_cap(mut self, n: usize) -> Self {
+        self.opts.write_cap = n;
+        self
+    }
+
+    /// Binds, spawns the loops and starts serving. `make_handler(i)` builds the
+    /// handler of loop `i` (on the calling thread).
+    pub fn start<H, F>(self, mut make_handler: F) -> io::Result<Server>
+    where
+        H: Handler,
+        F: FnMut(usize) -> H,
+    {
+        self.opts
+            .heartbeat
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut listen = self.listen.clone();
+        listen.socket = self.opts.socket;
+        if self.loops > 1 {
+            listen.reuse_port = true;
+        }
+        // The first bind resolves port 0; the others join that port.
+        let first = wheelbeat_net::bind(self.addr, &listen).map_err(net_to_io)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..self.loops {
+            listeners.push(wheelbeat_net::bind(local_addr, &listen).map_err(net_to_io)?);
+        }
+        let acceptors = listeners
+            .into_iter()
+            .map(|l| (Some(Acceptor::new(l, LISTENER, listen.clone())), Vec::new()))
+            .collect();
+        let handle = spawn_loops(acceptors, &self.opts, &mut make_handler, Some(local_addr))?;
+        log::info!("listening on {local_addr} with {} loop(s)", self.loops);
+        Ok(Server { handle })
+    }
+}
+
+/// Builds one [`EventLoop`] per entry (on this thread, so set-up errors are
+/// returned here) and runs each on its own thread.
+pub(crate) fn spawn_loops<H, F>(
+    loops: Vec<(Option<Acceptor>, Vec<Target>)>,
+    opts: &Options,
+    make_handler: &mut F,
+    local_addr: Option<SocketAddr>,
+) -> io::Result<Handle>
+where
+    H: Handler,
+    F: FnMut(usize) -> H,
+{
+    let shared = Arc::new(Shared::default());
+    let mut links = Vec::new();
+    let mut built = Vec::new();
+    for (i, (acceptor, targets)) in loops.into_iter().enumerate() {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::bounded(opts.command_capacity.max(1));
+        let el = EventLoop::new(
+            i,
+            poll,
+            make_handler(i),
+            rx,
+            shared.clone(),
+            opts.clone(),
+            acceptor,
+            targets,
+        )?;
+        links.push(LoopLink { tx, waker });
+        built.push(el);
+    }
+    let mut threads = Vec::new();
+    for (i, el) in built.into_iter().enumerate() {
+        let t = thread::Builder::new()
+            .name(format!("wheelbeat-loop-{i}"))
+            .spawn(move || el.run());
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // Stop the loops already running before reporting.
+                Handle::new(links, shared, threads, local_addr).shutdown();
+                return Err(e);
+            }
+        }
+    }
+    Ok(Handle::new(links, shared, threads, local_addr))
+}
+
+/// A running heartbeat server.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wheelbeat_heartbeat::{Config, Server};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut config = Config::default();
+/// config.interval = Duration::from_secs(10);
+/// let server = Server::builder("127.0.0.1:0".parse().unwrap())
+///     .heartbeat(config)
+///     .start(|_loop| ())?; // `()`: heartbeats only, no application handler
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Server {
+    handle: Handle,
+}
+
+impl Server {
+    /// A builder for a server listening on `addr` (port 0 picks a free port).
+    pub fn builder(addr: SocketAddr) -> ServerBuilder {
+        ServerBuilder {
+            addr,
+            loops: 1,
+            opts: Options::default(),
+            listen: ListenConfig::default(),
+        }
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle
+            .local_addr()
+            .expect("a server always has a local address")
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Merged statistics of all loops (see [`Handle::stats`]).
+    pub fn stats(&self) -> Snapshot {
+        self.handle.stats()
+    }
+
+    /// Sends an application frame to `conn` (see [`Handle::send`]).
+    pub fn send(&self, conn: ConnId, frame: impl Into<Vec<u8>>) -> Result<(), SendError<Vec<u8>>> {
+        self.handle.send(conn, frame)
+    }
+
+    /// Shuts down gracefully and joins the loops (see [`Handle::shutdown`]).
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+}
+

@@ -1,0 +1,270 @@
+//! Statistics of the event loops: counters plus an RTT histogram, and the
+//! [`Snapshot`] snapshot a [`Handle`](crate::Handle) hands out.
+//!
+//! # Ground rules
+//! - Each loop owns its [`LoopStats`] and is the only one to touch it, so the
+//!   hot path is plain integer increments: no atomics, no locks.
+//! - A snapshot is taken on request (a command over the loop's channel) and
+//!   the per-loop snapshots are merged by the caller; a loop never waits for
+//!   a reader.
+//! - RTTs are recorded in microseconds in an [`hdrhistogram`] with three
+//!   significant digits (±0.1 %), 1 µs to 1 h; larger values saturate.
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Lowest RTT the histogram can tell apart, in microseconds.
+const RTT_LOW_US: u64 = 1;
+/// Highest RTT the histogram records exactly, in microseconds (one hour).
+const RTT_HIGH_US: u64 = 3_600_000_000;
+/// Significant decimal digits kept by the histogram.
+const RTT_SIGFIG: u8 = 3;
+
+fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that satisfy hdrhistogram's preconditions
+    // (low >= 1, high >= 2 * low, sigfig <= 5), so this cannot fail.
+    Histogram::new_with_bounds(RTT_LOW_US, RTT_HIGH_US, RTT_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Why connections were closed, counted by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadCounts {
+    /// Declared dead by the heartbeat monitor (unanswered pings).
+    pub missed_pings: u64,
+    /// Closed by the peer (end of stream or connection reset).
+    pub peer_closed: u64,
+    /// Closed because the peer sent a frame that broke the protocol.
+    pub protocol_error: u64,
+    /// Closed because the peer did not read fast enough and the write
+    /// queue reached its cap.
+    pub write_overflow: u64,
+    /// Closed after another I/O error on the socket.
+    pub io_error: u64,
+    /// Closed on request of the application (handle, handler or shutdown).
+    pub local: u64,
+}
+
+impl DeadCounts {
+    fn merge(&mut self, other: &DeadCounts) {
+        self.missed_pings += other.missed_pings;
+        self.peer_closed += other.peer_closed;
+        self.protocol_error += other.protocol_error;
+        self.write_overflow += other.write_overflow;
+        self.io_error += other.io_error;
+        self.local += other.local;
+    }
+
+    /// Total number of closed connections, all reasons together.
+    pub fn total(&self) -> u64 {
+        self.missed_pings
+            + self.peer_closed
+            + self.protocol_error
+            + self.write_overflow
+            + self.io_error
+            + self.local
+    }
+}
+
+/// Percentiles of the round-trip times measured by ping/pong pairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RttSummary {
+    /// Number of RTT samples.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest sample.
+    pub max: Duration,
+}
+
+/// A snapshot of the counters of one or more event loops.
+///
+/// Counters are cumulative since the loops started; subtract two snapshots
+/// for rates (see [`Snapshot::pings_per_sec_since`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Connections open right now.
+    pub connections: u64,
+    /// Inbound connections accepted so far.
+    pub accepted: u64,
+    /// Outbound connections established so far (pools only).
+    pub connected: u64,
+    /// Outbound connection attempts that failed (pools only).
+    pub connect_failures: u64,
+    /// Pings sent.
+    pub pings_sent: u64,
+    /// Pongs received that matched an outstanding ping.
+    pub pongs_received: u64,
+    /// Pings received from peers (each answered with a pong).
+    pub pings_received: u64,
+    /// Application frames received.
+    pub messages_received: u64,
+    /// Ping timeouts (a ping not answered within `timeout`).
+    pub misses: u64,
+    /// Closed connections by reason.
+    pub closed: DeadCounts,
+    /// Protocol errors seen (each also closed its connection).
+    pub protocol_errors: u64,
+    rtt: Histogram<u64>,
+}
+
+impl Snapshot {
+    pub(crate) fn new() -> Snapshot {
+        Snapshot {
+            connections: 0,
+            accepted: 0,
+            connected: 0,
+            connect_failures: 0,
+            pings_sent: 0,
+            pongs_received: 0,
+            pings_received: 0,
+            messages_received: 0,
+            misses: 0,
+            closed: DeadCounts::default(),
+            protocol_errors: 0,
+            rtt: new_histogram(),
+        }
+    }
+
+    /// Records one RTT sample.
+    pub(crate) fn record_rtt(&mut self, rtt: Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.rtt.saturating_record(us.max(RTT_LOW_US));
+    }
+
+    /// Adds another snapshot into this one (used to sum several loops).
+    pub fn merge(&mut self, other: &Snapshot) {
+        self.connections += other.connections;
+        self.accepted += other.accepted;
+        self.connected += other.connected;
+        self.connect_failures += other.connect_failures;
+        self.pings_sent += other.pings_sent;
+        self.pongs_received += other.pongs_received;
+        self.pings_received += other.pings_received;
+        self.messages_received += other.messages_received;
+        self.misses += other.misses;
+        self.closed.merge(&other.closed);
+        self.protocol_errors += other.protocol_errors;
+        // Both histograms share the same constant bounds, so adding cannot
+        // run out of range; saturate instead of failing if it ever did.
+        if self.rtt.add(&other.rtt).is_err() {
+            for v in other.rtt.iter_recorded() {
+                self.rtt
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+    }
+
+    /// RTT percentiles.
+    pub fn rtt(&self) -> RttSummary {
+        let q = |q: f64| Duration::from_micros(self.rtt.value_at_quantile(q));
+        if self.rtt.is_empty() {
+            return RttSummary::default();
+        }
+        RttSummary {
+            count: self.rtt.len(),
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            max: Duration::from_micros(self.rtt.max()),
+        }
+    }
+
+    /// The RTT value at quantile `q` (0.0 to 1.0), or zero without samples.
+    pub fn rtt_quantile(&self, q: f64) -> Duration {
+        if self.rtt.is_empty() {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.rtt.value_at_quantile(q))
+    }
+
+    /// Pings per second sent between `earlier` and `self`, `elapsed` apart.
+    pub fn pings_per_sec_since(&self, earlier: &Snapshot, elapsed: Duration) -> f64 {
+        let secs = elapsed.as_secs_f64();
+        if secs <= 0.0 {
+            return 0.0;
+        }
+        self.pings_sent.saturating_sub(earlier.pings_sent) as f64 / secs
+    }
+}
+
+impl Default for Snapshot {
+    fn default() -> Snapshot {
+        Snapshot::new()
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("connections", &self.connections)
+            .field("accepted", &self.accepted)
+            .field("connected", &self.connected)
+            .field("connect_failures", &self.connect_failures)
+            .field("pings_sent", &self.pings_sent)
+            .field("pongs_received", &self.pongs_received)
+            .field("pings_received", &self.pings_received)
+            .field("messages_received", &self.messages_received)
+            .field("misses", &self.misses)
+            .field("closed", &self.closed)
+            .field("protocol_errors", &self.protocol_errors)
+            .field("rtt", &self.rtt())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_stats_report_zero_rtt() {
+        let s = Snapshot::new();
+        assert_eq!(s.rtt(), RttSummary::default());
+        assert_eq!(s.rtt_quantile(0.99), Duration::ZERO);
+    }
+
+    #[test]
+    fn merge_sums_counters_and_histograms() {
+        let mut a = Snapshot::new();
+        let mut b = Snapshot::new();
+        a.pings_sent = 3;
+        b.pings_sent = 4;
+        b.closed.missed_pings = 2;
+        for ms in 1..=100 {
+            a.record_rtt(Duration::from_millis(ms));
+        }
+        b.record_rtt(Duration::from_secs(2));
+        a.merge(&b);
+        assert_eq!(a.pings_sent, 7);
+        assert_eq!(a.closed.total(), 2);
+        let rtt = a.rtt();
+        assert_eq!(rtt.count, 101);
+        // Three significant digits: 50 ms is reported within 0.1 %.
+        assert!(rtt.p50.abs_diff(Duration::from_millis(50)) <= Duration::from_micros(100));
+        assert!(rtt.max.abs_diff(Duration::from_secs(2)) <= Duration::from_millis(2));
+    }
+
+    #[test]
+    fn huge_rtt_saturates_instead_of_panicking() {
+        let mut s = Snapshot::new();
+        s.record_rtt(Duration::from_secs(u64::MAX / 2));
+        s.record_rtt(Duration::ZERO);
+        assert_eq!(s.rtt().count, 2);
+    }
+
+    #[test]
+    fn rate_is_zero_for_zero_elapsed() {
+        let s = Snapshot::new();
+        assert_eq!(s.pings_per_sec_since(&s, Duration::ZERO), 0.0);
+    }
+}

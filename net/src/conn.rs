@@ -1,0 +1,507 @@
+//! One TCP connection: framed reads through a per-loop scratch buffer, capped framed writes.
+//!
+//! # Ground rules
+//! - Edge-triggered: after a readable event call [`Connection::read_frames`] until it says
+//!   [`ReadStatus::Drained`] (or the peer closed); after a writable event, and after queueing,
+//!   call [`Connection::flush`]. Then [`Connection::sync_interest`], which re-registers only
+//!   when the wanted interest changed.
+//! - Reads go into a [`ReadBuf`] the event loop owns and lends to every connection in turn.
+//!   A connection keeps only the unfinished tail of a frame, in a `Vec` that is empty (no heap)
+//!   whenever it is between frames.
+//! - Every call does a bounded amount of work: reads stop after a byte budget so one busy peer
+//!   cannot starve the others ([`ReadStatus::BudgetExhausted`] says "call again, without
+//!   waiting for an event").
+//!
+//! # Bounds and memory
+//! - Idle connection: `size_of::<Connection<LineCodec>>()` bytes and no heap, plus the
+//!   kernel's socket. On 64-bit Linux that is 144 bytes in release builds and 160 in debug
+//!   builds (mio adds a debug-only selector id to each socket); a test asserts <= 160.
+//! - Partial frame: at most [`Codec::max_buffered_len`] bytes (64 KiB + 2 for the default line
+//!   codec).
+//! - Write queue: at most the write cap ([`DEFAULT_WRITE_CAP`], 1 MiB, counting
+//!   [`FRAME_OVERHEAD`](crate::FRAME_OVERHEAD) bytes per frame); the data buffer's allocation
+//!   never passes the cap, the frame-length ring at most doubles its share; plus the priority
+//!   lane's cap ([`DEFAULT_PRIORITY_CAP`], 4 KiB).
+//! - A busy connection therefore costs at most about write cap × 1.5 + priority cap +
+//!   max frame (the 1.5 only for floods of tiny frames; about 1 × cap for normal ones).
+
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::codec::{Codec, LineCodec};
+use crate::error::{Error, SendError};
+use crate::write::{FlushStatus, WriteQueue};
+
+/// Default cap on queued outbound data bytes per connection: 1 MiB.
+pub const DEFAULT_WRITE_CAP: usize = 1024 * 1024;
+/// Default cap on queued priority bytes per connection: 4 KiB.
+pub const DEFAULT_PRIORITY_CAP: usize = 4 * 1024;
+/// Default per-call read budget, in bytes, suggested for [`Connection::read_frames`]: 64 KiB.
+pub const DEFAULT_READ_BUDGET: usize = 64 * 1024;
+/// Bytes of the scratch buffer kept free for a read beyond the longest partial frame.
+const READ_ROOM: usize = 64 * 1024;
+
+/// The event loop's read scratch buffer, lent to each connection's
+/// [`read_frames`](Connection::read_frames) in turn.
+///
+/// It grows (once) to fit the largest codec it meets: `max_buffered_len + 64 KiB`, so 128 KiB
+/// for the default codecs. One per event loop, not per connection.
+#[derive(Debug, Default)]
+pub struct ReadBuf {
+    buf: Vec<u8>,
+}
+
+impl ReadBuf {
+    /// An empty scratch buffer; it is sized on first use.
+    pub fn new() -> Self {
+        ReadBuf { buf: Vec::new() }
+    }
+
+    /// A scratch buffer already sized for frames of up to `max_frame_len` bytes.
+    pub fn with_max_frame_len(max_frame_len: usize) -> Self {
+        let mut b = ReadBuf::new();
+        b.ensure(max_frame_len + 8 + READ_ROOM);
+        b
+    }
+
+    /// Bytes allocated.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn ensure(&mut self, len: usize) {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+    }
+}
+
+/// How a call to [`Connection::read_frames`] ended (errors aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The socket would block: everything available was read. Wait for the next event.
+    Drained,
+    /// The byte budget was spent with the socket possibly still readable. Call again
+    /// without waiting for an event (edge-triggered readiness will not fire again).
+    BudgetExhausted,
+    /// The frame callback returned `ControlFlow::Break`; unread frames stay buffered.
+    Stopped,
+    /// The peer closed its sending side (read returned 0) at a frame boundary. Close, or
+    /// keep writing if the protocol allows half-close.
+    Closed,
+}
+
+/// The write side of a connection, lent to the frame callback of
+/// [`Connection::read_frames`] so it can reply while frames are being read.
+pub struct Outbox<'a, C: Codec> {
+    queue: &'a mut WriteQueue,
+    codec: &'a C,
+    write_cap: usize,
+    priority_cap: usize,
+}
+
+impl<C: Codec> std::fmt::Debug for Outbox<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("queued", &self.queue.queued())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> Outbox<'_, C> {
+    /// Queues one frame on the data lane; see [`Connection::send`].
+    pub fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        send_data(self.queue, self.codec, self.write_cap, msg)
+    }
+
+    /// Queues one frame on the priority lane; see [`Connection::send_priority`].
+    pub fn send_priority<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        send_prio(self.queue, self.codec, self.priority_cap, msg)
+    }
+
+    /// Bytes queued on the data lane (frame bookkeeping included).
+    pub fn queued(&self) -> usize {
+        self.queue.queued()
+    }
+}
+
+fn send_data<C: Codec, M: AsRef<[u8]>>(
+    queue: &mut WriteQueue,
+    codec: &C,
+    cap: usize,
+    msg: M,
+) -> Result<(), SendError<M>> {
+    let payload = msg.as_ref();
+    if payload.len() > codec.max_frame_len() {
+        let e = Error::FrameTooLong {
+            len: payload.len() as u64,
+            max: codec.max_frame_len(),
+        };
+        return Err(SendError::new(msg, e));
+    }
+    let need = codec.encoded_len(payload.len()) + crate::write::FRAME_OVERHEAD;
+    let queued = queue.queued();
+    if queued + need > cap {
+        return Err(SendError::new(msg, Error::QueueFull { queued, cap }));
+    }
+    let len = codec.encoded_len(payload.len());
+    match queue.push_data(len, cap, |dst| codec.encode(payload, dst)) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(SendError::new(msg, e)),
+    }
+}
+
+fn send_prio<C: Codec, M: AsRef<[u8]>>(
+    queue: &mut WriteQueue,
+    codec: &C,
+    cap: usize,
+    msg: M,
+) -> Result<(), SendError<M>> {
+    let payload = msg.as_ref();
+    if payload.len() > codec.max_frame_len() {
+        let e = Error::FrameTooLong {
+            len: payload.len() as u64,
+            max: codec.max_frame_len(),
+        };
+        return Err(SendError::new(msg, e));
+    }
+    let len = codec.encoded_len(payload.len());
+    let queued = queue.prio_queued();
+    if queued + len > cap {
+        return Err(SendError::new(msg, Error::QueueFull { queued, cap }));
+    }
+    match queue.push_prio(len, |dst| codec.encode(payload, dst)) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(SendError::new(msg, e)),
+    }
+}
+
+/// A framed, non-blocking TCP connection over a [`mio::net::TcpStream`].
+///
+/// See the [module docs](self) for the calling pattern and every bound. In short:
+///
+/// ```no_run
+/// # use std::ops::ControlFlow;
+/// # use mio::{Poll, Token};
+/// # use wheelbeat_net::{Connection, ReadBuf, ReadStatus, DEFAULT_READ_BUDGET};
+/// # fn f(poll: &Poll, stream: mio::net::TcpStream) -> Result<(), wheelbeat_net::Error> {
+/// let mut conn = Connection::new(stream);
+/// conn.sync_interest(poll.registry(), Token(7))?;
+/// let mut scratch = ReadBuf::new(); // one per event loop
+/// // on a readable event:
+/// loop {
+///     let status = conn.read_frames(&mut scratch, DEFAULT_READ_BUDGET, |frame, out| {
+///         let _ = out.send(frame); // echo; a full queue hands the frame back
+///         ControlFlow::Continue(())
+///     })?;
+///     if status != ReadStatus::BudgetExhausted {
+///         break; // (a real loop would go serve other connections first)
+///     }
+/// }
+/// conn.flush()?;
+/// conn.sync_interest(poll.registry(), Token(7))?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Connection<C: Codec = LineCodec> {
+    stream: TcpStream,
+    codec: C,
+    /// The unfinished frame carried between reads; empty (no allocation) between frames.
+    partial: Vec<u8>,
+    out: WriteQueue,
+    write_cap: u32,
+    priority_cap: u32,
+    /// The interest last registered: 0 none, 1 readable, 2 readable + writable.
+    registered: u8,
+}
+
+const REG_NONE: u8 = 0;
+const REG_READ: u8 = 1;
+const REG_READ_WRITE: u8 = 2;
+
+impl Connection<LineCodec> {
+    /// A connection framed by [`LineCodec`] with default caps.
+    pub fn new(stream: TcpStream) -> Self {
+        Connection::with_codec(stream, LineCodec::new())
+    }
+}
+
+impl<C: Codec> Connection<C> {
+    /// A connection framed by `codec`, with the default write cap ([`DEFAULT_WRITE_CAP`],
+    /// 1 MiB) and priority cap ([`DEFAULT_PRIORITY_CAP`], 4 KiB).
+    pub fn with_codec(stream: TcpStream, codec: C) -> Self {
+        Connection {
+            stream,
+            codec,
+            partial: Vec::new(),
+            out: WriteQueue::default(),
+            write_cap: DEFAULT_WRITE_CAP as u32,
+            priority_cap: DEFAULT_PRIORITY_CAP as u32,
+            registered: REG_NONE,
+        }
+    }
+
+    /// Sets the cap on queued data bytes (frame bookkeeping included; saturates at 4 GiB);
+    /// see [`send`](Self::send). Lowering it below what is queued drops nothing: later sends
+    /// fail until the queue drains.
+    pub fn set_write_cap(&mut self, cap: usize) {
+        self.write_cap = u32::try_from(cap).unwrap_or(u32::MAX);
+    }
+
+    /// The cap on queued data bytes.
+    pub fn write_cap(&self) -> usize {
+        self.write_cap as usize
+    }
+
+    /// Sets the cap on queued priority bytes (saturates at 4 GiB).
+    pub fn set_priority_cap(&mut self, cap: usize) {
+        self.priority_cap = u32::try_from(cap).unwrap_or(u32::MAX);
+    }
+
+    /// The cap on queued priority bytes.
+    pub fn priority_cap(&self) -> usize {
+        self.priority_cap as usize
+    }
+
+    /// The socket, e.g. for `peer_addr` or socket options.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The socket, mutably (do not read or write it directly: framing state lives here).
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// Gives the socket back, dropping any partial frame and queued bytes.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Reads and decodes frames until the socket would block, the peer closes, `on_frame`
+    /// breaks, or about `budget` bytes have been read (at least one read is always made).
+    ///
+    /// `on_frame` gets each frame (a slice of `scratch`) and an [`Outbox`] to queue replies.
+    /// Frames already complete in a previous call's leftovers are delivered before reading.
+    ///
+    /// Errors mean the connection is finished: a malformed or oversize frame
+    /// ([`Error::FrameTooLong`]), the peer closing mid-frame ([`Error::TruncatedFrame`]), or an
+    /// I/O error. Never `WouldBlock`.
+    pub fn read_frames<F>(
+        &mut self,
+        scratch: &mut ReadBuf,
+        budget: usize,
+        mut on_frame: F,
+    ) -> Result<ReadStatus, Error>
+    where
+        F: FnMut(&[u8], &mut Outbox<'_, C>) -> ControlFlow<()>,
+    {
+        let Connection {
+            stream,
+            codec,
+            partial,
+            out,
+            write_cap,
+            priority_cap,
+            ..
+        } = self;
+        let max_buffered = codec.max_buffered_len();
+        scratch.ensure(max_buffered + READ_ROOM);
+        let buf = &mut scratch.buf[..];
+
+        // Carry the partial frame over; the codec's resume hint still applies to it.
+        let mut filled = partial.len();
+        buf[..filled].copy_from_slice(partial);
+        *partial = Vec::new();
+        let mut start = 0;
+        let mut read_total = 0;
+        let mut first = true;
+
+        let status = loop {
+            // Deliver every complete frame in buf[start..filled].
+            while let Some(d) = codec.decode(&buf[start..filled])? {
+                {
+                    {
+                        let frame = start + d.frame.start..start + d.frame.end;
+                        start += d.consumed;
+                        let mut outbox = Outbox {
+                            queue: out,
+                            codec,
+                            write_cap: *write_cap as usize,
+                            priority_cap: *priority_cap as usize,
+                        };
+                        if on_frame(&buf[frame], &mut outbox).is_break() {
+                            save_partial(partial, &buf[start..filled]);
+                            return Ok(ReadStatus::Stopped);
+                        }
+                    }
+                }
+            }
+            // What is left is shorter than max_buffered (the codec guarantees it), so after
+            // moving it to the front there are at least READ_ROOM bytes to read into.
+            if start > 0 {
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+                start = 0;
+            }
+            if !first && read_total >= budget {
+                break ReadStatus::BudgetExhausted;
+            }
+            first = false;
+            match stream.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    if filled > 0 {
+                        return Err(Error::TruncatedFrame { len: filled });
+                    }
+                    break ReadStatus::Closed;
+                }
+                Ok(n) => {
+                    filled += n;
+                    read_total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadStatus::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        };
+        save_partial(partial, &buf[..filled]);
+        Ok(status)
+    }
+
+    /// Handles one readiness event (or a budget leftover) the usual way: [`read_frames`],
+    /// then [`flush`], then [`sync_interest`]. Returns the read status; any error means the
+    /// connection is finished. A writable-only event costs one extra `read` that returns
+    /// `WouldBlock`, which keeps the caller's loop simple.
+    ///
+    /// [`read_frames`]: Self::read_frames
+    /// [`flush`]: Self::flush
+    /// [`sync_interest`]: Self::sync_interest
+    pub fn drive<F>(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        scratch: &mut ReadBuf,
+        budget: usize,
+        on_frame: F,
+    ) -> Result<ReadStatus, Error>
+    where
+        F: FnMut(&[u8], &mut Outbox<'_, C>) -> ControlFlow<()>,
+    {
+        let status = self.read_frames(scratch, budget, on_frame)?;
+        self.flush()?;
+        self.sync_interest(registry, token)?;
+        Ok(status)
+    }
+
+    /// Queues one frame on the data lane. Nothing is written until [`flush`](Self::flush).
+    ///
+    /// Fails, handing `msg` back, if the queue would pass its cap ([`Error::QueueFull`]:
+    /// drop it, close the connection, or retry once flushing made room) or if the codec
+    /// cannot frame it ([`Error::FrameTooLong`], [`Error::Unencodable`]).
+    pub fn send<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        send_data(&mut self.out, &self.codec, self.write_cap as usize, msg)
+    }
+
+    /// Queues one frame on the priority lane: it goes out at the next frame boundary, ahead of
+    /// queued data but never splitting a data frame already partly written. For small control
+    /// frames such as heartbeats. Capped separately (see [`set_priority_cap`](Self::set_priority_cap)).
+    pub fn send_priority<M: AsRef<[u8]>>(&mut self, msg: M) -> Result<(), SendError<M>> {
+        send_prio(&mut self.out, &self.codec, self.priority_cap as usize, msg)
+    }
+
+    /// Writes queued bytes until the queue is empty or the socket would block. An error means
+    /// the connection is finished.
+    pub fn flush(&mut self) -> Result<FlushStatus, Error> {
+        self.out.flush(&mut self.stream)
+    }
+
+    /// True while bytes wait to be written: the connection then wants `WRITABLE` interest.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Bytes queued on the data lane, frame bookkeeping included (what the cap limits).
+    pub fn queued(&self) -> usize {
+        self.out.queued()
+    }
+
+    /// Bytes queued on the priority lane.
+    pub fn queued_priority(&self) -> usize {
+        self.out.prio_queued()
+    }
+
+    /// Bytes of an unfinished inbound frame held between reads.
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Heap bytes this connection holds now (buffer capacities; the kernel socket excluded).
+    /// Zero when idle.
+    pub fn heap_bytes(&self) -> usize {
+        self.partial.capacity() + self.out.heap_bytes()
+    }
+
+    /// Registers the socket, or re-registers it if the wanted interest changed since the last
+    /// call: always `READABLE`, plus `WRITABLE` while [`wants_write`](Self::wants_write).
+    /// Does nothing (no syscall) when nothing changed.
+    pub fn sync_interest(&mut self, registry: &Registry, token: Token) -> Result<(), Error> {
+        let (want, interest) = if self.wants_write() {
+            (REG_READ_WRITE, Interest::READABLE | Interest::WRITABLE)
+        } else {
+            (REG_READ, Interest::READABLE)
+        };
+        if want == self.registered {
+            return Ok(());
+        }
+        if self.registered == REG_NONE {
+            registry.register(&mut self.stream, token, interest)?;
+        } else {
+            registry.reregister(&mut self.stream, token, interest)?;
+        }
+        self.registered = want;
+        Ok(())
+    }
+
+    /// Removes the socket from `registry` (dropping the connection closes the socket, which
+    /// also removes it; this is for moving a connection to another loop).
+    pub fn deregister(&mut self, registry: &Registry) -> Result<(), Error> {
+        if self.registered != REG_NONE {
+            registry.deregister(&mut self.stream)?;
+            self.registered = REG_NONE;
+        }
+        Ok(())
+    }
+}
+
+fn save_partial(partial: &mut Vec<u8>, rest: &[u8]) {
+    if !rest.is_empty() {
+        // Exactly sized: a long-lived partial frame should not carry doubling slack.
+        let mut v = Vec::with_capacity(rest.len());
+        v.extend_from_slice(rest);
+        *partial = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::LengthCodec;
+
+    /// Guards the documented idle-connection footprint (module docs and README).
+    #[test]
+    fn idle_connection_fits_the_documented_size() {
+        let line = std::mem::size_of::<Connection<LineCodec>>();
+        let length = std::mem::size_of::<Connection<LengthCodec>>();
+        eprintln!("Connection<LineCodec> = {line} bytes, Connection<LengthCodec> = {length}");
+        assert!(line <= 160, "{line}");
+        assert!(length <= 160, "{length}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Socket options applied to every accepted or connected socket.
+
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+
+use crate::error::Error;
+
+/// TCP keepalive probing: after `idle` without traffic, probe every `interval`, and give up
+/// after `count` unanswered probes. The kernel does the work; this only configures it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Time between probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
+    pub count: u32,
+}
+
+/// Per-socket options for accepted and outbound connections.
+///
+/// Defaults: `TCP_NODELAY` on (heartbeats and small frames should not wait for Nagle),
+/// no keepalive, no user timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// Set `TCP_NODELAY`.
+    pub nodelay: bool,
+    /// Enable TCP keepalive with these parameters.
+    pub keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT` (Linux): how long sent data may stay unacknowledged before the
+    /// kernel drops the connection. Bounds how long a dead peer behind a full send queue
+    /// goes unnoticed.
+    pub user_timeout: Option<Duration>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            nodelay: true,
+            keepalive: None,
+            user_timeout: None,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// Sets [`nodelay`](Self::nodelay).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive).
+    pub fn keepalive(mut self, k: Option<Keepalive>) -> Self {
+        self.keepalive = k;
+        self
+    }
+
+    /// Sets [`user_timeout`](Self::user_timeout).
+    pub fn user_timeout(mut self, t: Option<Duration>) -> Self {
+        self.user_timeout = t;
+        self
+    }
+
+    /// Applies the options to a socket.
+    pub fn apply(&self, socket: SockRef<'_>) -> Result<(), Error> {
+        socket.set_tcp_nodelay(self.nodelay)?;
+        if let Some(k) = self.keepalive {
+            let params = TcpKeepalive::new().with_time(k.idle);
+            #[cfg(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd"
+            ))]
+            let params = params.with_interval(k.interval).with_retries(k.count);
+            socket.set_tcp_keepalive(&params)?;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(t) = self.user_timeout {
+            socket.set_tcp_user_timeout(Some(t))?;
+        }
+        Ok(())
+    }
+}

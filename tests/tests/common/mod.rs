@@ -1,0 +1,104 @@
+//! Helpers shared by the real-socket tests: a handler that reports every
+//! callback on a channel, and bounded waits (no sleeping as synchronisation).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use wheelbeat_heartbeat::{CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler};
+
+/// One handler callback, as seen by a test.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// `on_connect`.
+    Connect(ConnId, ConnInfo),
+    /// `on_message`.
+    Message(ConnId, Vec<u8>),
+    /// `on_dead`.
+    Dead(ConnId, DeadReason, Duration, Instant),
+    /// `on_close`.
+    Close(ConnId, CloseReason),
+    /// `on_connect_error`.
+    ConnectError(SocketAddr),
+}
+
+/// Forwards callbacks to a channel; optionally echoes application frames.
+pub struct Reporter {
+    tx: Sender<Seen>,
+    echo: bool,
+}
+
+/// A reporter and the receiving end of its channel.
+pub fn reporter(echo: bool) -> (Reporter, Receiver<Seen>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (Reporter { tx, echo }, rx)
+}
+
+impl Handler for Reporter {
+    fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
+        let _ = self.tx.send(Seen::Connect(conn, *info));
+    }
+    fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
+        if self.echo {
+            cx.send(conn, frame);
+        }
+        let _ = self.tx.send(Seen::Message(conn, frame.to_vec()));
+    }
+    fn on_dead(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: DeadReason, silent_for: Duration) {
+        let _ = self.tx.send(Seen::Dead(conn, reason, silent_for, Instant::now()));
+    }
+    fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
+        let _ = self.tx.send(Seen::Close(conn, reason.clone()));
+    }
+    fn on_connect_error(&mut self, _cx: &mut Context<'_>, addr: SocketAddr, _e: &std::io::Error) {
+        let _ = self.tx.send(Seen::ConnectError(addr));
+    }
+}
+
+/// Receives from `rx` until `pick` returns `Some` or `deadline` passes.
+pub fn wait_for<T>(rx: &Receiver<Seen>, deadline: Instant, mut pick: impl FnMut(&Seen) -> Option<T>) -> Option<T> {
+    loop {
+        let ev = rx.recv_deadline(deadline).ok()?;
+        if let Some(t) = pick(&ev) {
+            return Some(t);
+        }
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes; waits by blocking on the
+/// reporter channel (any callback wakes it), never by sleeping blindly.
+pub fn wait_until(rx: &Receiver<Seen>, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        let _ = rx.recv_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Raises the soft descriptor limit; panics with a clear message if `need`
+/// descriptors cannot fit.
+pub fn need_fds(need: u64) {
+    let limit = wheelbeat_net::raise_fd_limit().expect("raise the fd limit");
+    assert!(
+        limit.soft >= need,
+        "this test needs {need} descriptors, the limit is {} (hard {})",
+        limit.soft,
+        limit.hard
+    );
+}
+
+/// Heartbeat settings for tests.
+pub fn heartbeat(interval_ms: u64, timeout_ms: u64, max_missed: u32) -> wheelbeat_heartbeat::Config {
+    let mut c = wheelbeat_heartbeat::Config::default();
+    c.interval = Duration::from_millis(interval_ms);
+    c.timeout = Duration::from_millis(timeout_ms);
+    c.max_missed = max_missed;
+    c
+}

@@ -1,0 +1,98 @@
+//! Real sockets: a bad frame (invalid JSON, a non-object, an over-cap line)
+//! gets `{"error":"<reason>"}` and closes that connection only.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::{Seen, heartbeat, reporter, wait_until};
+use wheelbeat_heartbeat::{CloseReason, Server};
+
+/// A blocking client with a read timeout: waits are bounded, never sleeps.
+fn client(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    BufReader::new(s)
+}
+
+/// Sends `bytes`, then reads everything until the server closes.
+fn goodbye(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut c = client(addr);
+    c.get_mut().write_all(bytes).unwrap();
+    let mut all = String::new();
+    c.read_to_string(&mut all).expect("the server closes after its goodbye");
+    all
+}
+
+fn ping_pong(c: &mut BufReader<TcpStream>, n: u64) {
+    writeln!(c.get_mut(), "{{\"ping\":{n}}}").unwrap();
+    let mut line = String::new();
+    // Skip the server's own pings, if any, until our pong arrives.
+    loop {
+        line.clear();
+        assert!(c.read_line(&mut line).unwrap() > 0, "closed");
+        if line.starts_with("{\"pong\"") {
+            break;
+        }
+    }
+    assert_eq!(line, format!("{{\"pong\":{n}}}\n"));
+}
+
+#[test]
+fn bad_frames_close_only_their_own_connection() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let (h, rx) = reporter(true);
+    let mut h = Some(h);
+    // Long interval: this test is about frames, not heartbeats.
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(10_000, 5_000, 3))
+        .max_frame_len(1024)
+        .start(|_| h.take().unwrap())
+        .unwrap();
+    let addr = server.local_addr();
+
+    let mut healthy = client(addr);
+    ping_pong(&mut healthy, 1);
+
+    assert_eq!(goodbye(addr, b"{nope}\n"), "{\"error\":\"invalid json\"}\n");
+    ping_pong(&mut healthy, 2);
+    assert_eq!(goodbye(addr, b"[1,2,3]\n"), "{\"error\":\"not a json object\"}\n");
+    ping_pong(&mut healthy, 3);
+    // 4 KiB without a newline, over the 1 KiB cap.
+    assert_eq!(goodbye(addr, &[b'a'; 4096]), "{\"error\":\"frame too long\"}\n");
+    ping_pong(&mut healthy, 4);
+    // Invalid UTF-8 inside a string is invalid JSON too.
+    assert_eq!(goodbye(addr, b"{\"a\":\"\xff\"}\n"), "{\"error\":\"invalid json\"}\n");
+
+    // Frames before the bad one were served; application data is echoed.
+    let mut c = client(addr);
+    c.get_mut().write_all(b"{\"hello\":1}\n{\"ping\":9}\n").unwrap();
+    let mut lines = [String::new(), String::new()];
+    for l in &mut lines {
+        c.read_line(l).unwrap();
+    }
+    // Heartbeats take the priority lane, so the pong may overtake the echo.
+    lines.sort();
+    assert_eq!(lines, ["{\"hello\":1}\n", "{\"pong\":9}\n"]);
+
+    ping_pong(&mut healthy, 5);
+    let handle = server.handle();
+    assert!(wait_until(&rx, Duration::from_secs(5), || handle.stats().protocol_errors == 4));
+    let s = handle.stats();
+    assert_eq!(s.closed.protocol_error, 4);
+    assert_eq!(s.connections, 2, "the healthy client and the echo client remain");
+    let reasons: Vec<_> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            Seen::Close(_, CloseReason::Protocol(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["invalid json", "not a json object", "frame too long", "invalid json"]
+    );
+    server.shutdown();
+}

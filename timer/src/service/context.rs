@@ -1,0 +1,115 @@
+//! Running one job: the [`JobContext`] it receives, and the panic barrier around it.
+//!
+//! Ground rules:
+//! - A panicking job is caught here (`catch_unwind`), logged through `log` at `error` level and
+//!   counted on the entry and the timer. The run still counts as a run (and against `times`);
+//!   the entry keeps its schedule; the timer thread, the worker and every other entry carry on.
+//!   (The process's panic hook still runs first, so the default hook prints the panic too.)
+//! - Whatever happens, the entry's active-run count is decremented exactly once per dispatch.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::entry::{Entry, Inner};
+use super::timer::Handle;
+
+thread_local! {
+    /// Set while this thread executes a job, so that [`Timer::sync`](super::Timer::sync) can
+    /// refuse to wait for the very run it is called from.
+    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(crate) fn in_job() -> bool {
+    IN_JOB.with(Cell::get)
+}
+
+/// What a job receives when it runs: its entry, and when the run was due.
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelbeat_timer::service::Timer;
+///
+/// let timer = Timer::new();
+/// // Runs every 10 ms until the job decides it is done: gtimer's `Exit()`, without a panic.
+/// timer.add(Duration::from_millis(10), |ctx| {
+///     if ctx.entry().runs() == 3 {
+///         ctx.exit();
+///     }
+/// });
+/// ```
+#[derive(Debug)]
+pub struct JobContext<'a> {
+    entry: &'a Entry,
+    due: Instant,
+    started: Instant,
+}
+
+impl JobContext<'_> {
+    /// The entry this run belongs to.
+    pub fn entry(&self) -> &Entry {
+        self.entry
+    }
+
+    /// Closes this run's entry: no further run starts (gtimer's `Exit`, as a plain call).
+    pub fn exit(&self) {
+        self.entry.close();
+    }
+
+    /// The instant this run was due. It is never later than [`started`](Self::started): runs
+    /// are never early.
+    pub fn due(&self) -> Instant {
+        self.due
+    }
+
+    /// The instant this run started, as read from the timer's clock.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// A handle to the timer, to add entries from inside a job.
+    pub fn timer(&self) -> Handle {
+        Handle {
+            core: self.entry.inner.core.clone(),
+        }
+    }
+}
+
+/// Runs `inner`'s job once on this thread. The caller has already claimed the run
+/// (`try_activate`) and counted it against `times`. Returns the instant the run finished.
+pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
+    let core = &inner.core;
+    let entry = Entry {
+        inner: inner.clone(),
+    };
+    let started = core.clock.now();
+    let ctx = JobContext {
+        entry: &entry,
+        due,
+        started,
+    };
+    inner.runs.fetch_add(1, Ordering::Relaxed);
+    core.stats.runs.fetch_add(1, Ordering::Relaxed);
+
+    let outer = IN_JOB.with(|f| f.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(|| (inner.job)(&ctx)));
+    IN_JOB.with(|f| f.set(outer));
+
+    if let Err(payload) = result {
+        inner.panics.fetch_add(1, Ordering::Relaxed);
+        core.stats.panics.fetch_add(1, Ordering::Relaxed);
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(non-string panic payload)");
+        log::error!(
+            "wheelbeat-timer: job of entry {} panicked (the entry keeps its schedule): {message}",
+            inner.id
+        );
+    }
+    inner.active.fetch_sub(1, Ordering::AcqRel);
+    core.clock.now()
+}

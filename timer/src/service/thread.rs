@@ -1,0 +1,358 @@
+//! The timer thread: owns the [`Wheel`], applies commands, dispatches due runs.
+//!
+//! Ground rules:
+//! - This thread is the only one that touches the wheel and the entries' `Sched`. Everyone else
+//!   posts a [`Cmd`]; commands are idempotent and re-read the entry's atomics, so their order
+//!   across threads does not matter.
+//! - It sleeps in `recv_deadline` until the wheel's next deadline, or in `recv` when nothing is
+//!   due, the timer is stopped, or the clock is manual (a manual clock wakes it on `advance`).
+//!   An idle timer never wakes up (gtimer's ticker did: its issue #1048).
+//! - Never early: an entry due at instant `d` is filed at tick `deadline_to_tick(d)` (rounded
+//!   up) and the wheel is advanced to `now_to_tick(now)` (rounded down), so it runs at `now >= d`.
+//! - Never spins: after a pass over the due entries every filed deadline is after `now`.
+
+use std::mem;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::context::run_job;
+use super::entry::{Inner, Sched, Schedule, later};
+use super::timer::Core;
+use super::workers::Dispatch;
+use crate::Wheel;
+
+/// A request to the timer thread.
+pub(crate) enum Cmd {
+    /// A new entry.
+    Insert(Arc<Inner>),
+    /// The entry's status or `times` changed: file or unfile it accordingly.
+    Refresh(Arc<Inner>),
+    /// Restart the entry's interval from the given instant.
+    Reset(Arc<Inner>, Instant),
+    /// A worker finished a run of the entry at the given instant.
+    Finished(Arc<Inner>, Instant),
+    /// The clock moved or the timer was started / stopped: re-check what is due.
+    Wake,
+    /// Reply once everything due is dispatched and no run is in flight.
+    Sync(Sender<()>),
+    /// Reply once everything due is dispatched.
+    Flush(Sender<()>),
+    /// Close the timer.
+    Shutdown,
+}
+
+/// Entries expired per call into the wheel, so commands are not starved by a huge backlog.
+const BATCH: usize = 1024;
+
+pub(crate) struct TimerThread {
+    core: Arc<Core>,
+    rx: Receiver<Cmd>,
+    wheel: Wheel<Arc<Inner>>,
+    /// `None`: jobs run inline on this thread.
+    pool: Option<Sender<Dispatch>>,
+    /// Runs dispatched to the pool whose `Finished` has not arrived.
+    in_flight: usize,
+    syncs: Vec<Sender<()>>,
+    flushes: Vec<Sender<()>>,
+    due: Vec<Arc<Inner>>,
+}
+
+impl TimerThread {
+    pub(crate) fn new(core: Arc<Core>, rx: Receiver<Cmd>, pool: Option<Sender<Dispatch>>) -> Self {
+        TimerThread {
+            core,
+            rx,
+            wheel: Wheel::new(),
+            pool,
+            in_flight: 0,
+            syncs: Vec::new(),
+            flushes: Vec::new(),
+            due: Vec::new(),
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            if !self.core.is_stopped() && !self.process_due() {
+                return;
+            }
+            self.answer_syncs();
+
+            let first = match self.wait_until() {
+                Some(deadline) => match self.rx.recv_deadline(deadline) {
+                    Ok(cmd) => Some(cmd),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match self.rx.recv() {
+                    Ok(cmd) => Some(cmd),
+                    Err(_) => return,
+                },
+            };
+            self.core.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+            // Apply the whole burst of pending commands for this one wake-up.
+            let mut next = first;
+            while let Some(cmd) = next {
+                if !self.handle(cmd) {
+                    return;
+                }
+                next = self.rx.try_recv().ok();
+            }
+        }
+    }
+
+    /// The instant to sleep until, or `None` to sleep until a command arrives.
+    fn wait_until(&self) -> Option<Instant> {
+        if self.core.is_stopped() || self.core.clock.is_manual() {
+            return None;
+        }
+        let tick = self.wheel.next_deadline()?;
+        Some(self.core.ticks.tick_to_instant(tick))
+    }
+
+    /// Applies one command; `false` to shut down.
+    fn handle(&mut self, cmd: Cmd) -> bool {
+        let now = self.core.clock.now();
+        match cmd {
+            Cmd::Insert(inner) => {
+                self.core.stats.entries.fetch_add(1, Ordering::Relaxed);
+                let mut sched = inner.sched.lock();
+                self.reconcile(&inner, &mut sched, now);
+            }
+            Cmd::Refresh(inner) => {
+                let mut sched = inner.sched.lock();
+                self.reconcile(&inner, &mut sched, now);
+            }
+            Cmd::Reset(inner, at) => {
+                let mut sched = inner.sched.lock();
+                sched.due = later(at, inner.interval);
+                match sched.key {
+                    Some(key) => {
+                        let tick = self.core.ticks.deadline_to_tick(sched.due);
+                        self.wheel.reset(key, tick);
+                    }
+                    None => self.reconcile(&inner, &mut sched, now),
+                }
+            }
+            Cmd::Finished(inner, at) => {
+                self.in_flight -= 1;
+                self.finished(&inner, at, now);
+            }
+            Cmd::Wake => {}
+            Cmd::Sync(reply) => self.syncs.push(reply),
+            Cmd::Flush(reply) => self.flushes.push(reply),
+            Cmd::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Brings the wheel in line with the entry's status: files a ready entry that should be
+    /// filed, unfiles a stopped or closed one.
+    fn reconcile(&mut self, inner: &Arc<Inner>, sched: &mut Sched, now: Instant) {
+        if inner.is_closed() {
+            if let Some(key) = sched.key.take() {
+                self.wheel.cancel(key);
+            }
+            self.retire(inner, sched);
+        } else if inner.is_stopped() {
+            if let Some(key) = sched.key.take() {
+                self.wheel.cancel(key);
+            }
+            sched.paused = true;
+        } else if sched.key.is_none() && !sched.awaiting {
+            if inner.times_exhausted() {
+                // Out of runs with none left in flight: the entry is done.
+                if inner.active.load(Ordering::Acquire) == 0 {
+                    inner.mark_closed();
+                    self.retire(inner, sched);
+                }
+                return;
+            }
+            // Due times passed while stopped are not made up for (nor counted as missed):
+            // move to the first due time not yet passed, on the entry's grid.
+            if mem::take(&mut sched.paused) && sched.due < now {
+                let (last, _) = grid_point(sched.due, inner.interval, now);
+                sched.due = later(last, inner.interval);
+            }
+            self.file(inner, sched);
+        }
+    }
+
+    fn file(&mut self, inner: &Arc<Inner>, sched: &mut Sched) {
+        let tick = self.core.ticks.deadline_to_tick(sched.due);
+        sched.key = Some(self.wheel.insert(tick, inner.clone()));
+    }
+
+    fn retire(&mut self, inner: &Inner, sched: &mut Sched) {
+        inner.mark_closed();
+        if !sched.retired {
+            sched.retired = true;
+            self.core.stats.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Dispatches every entry due by now; `false` if a shutdown arrived meanwhile.
+    fn process_due(&mut self) -> bool {
+        let now = self.core.clock.now();
+        let tick = self.core.ticks.now_to_tick(now);
+        loop {
+            let mut due = mem::take(&mut self.due);
+            due.extend(
+                self.wheel
+                    .advance_bounded(tick, BATCH)
+                    .map(|expired| expired.value),
+            );
+            if due.is_empty() {
+                self.due = due;
+                return true;
+            }
+            for inner in due.drain(..) {
+                self.fire(&inner, now);
+            }
+            self.due = due;
+            // Commands that arrived meanwhile (a close, say) apply before the next batch.
+            while let Ok(cmd) = self.rx.try_recv() {
+                if !self.handle(cmd) {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// An entry's filed deadline has come.
+    fn fire(&mut self, inner: &Arc<Inner>, now: Instant) {
+        let mut sched = inner.sched.lock();
+        sched.key = None;
+        if inner.is_closed() || inner.is_stopped() {
+            return self.reconcile(inner, &mut sched, now);
+        }
+        // Fixed-rate coalesces: if several grid points have passed, it runs once, for the latest,
+        // and counts the others as missed. A fixed-delay entry has a single due time.
+        let (run_due, missed) = match inner.schedule {
+            Schedule::FixedRate => grid_point(sched.due, inner.interval, now),
+            Schedule::FixedDelay => (sched.due, 0),
+        };
+        if missed > 0 {
+            inner.missed.fetch_add(missed, Ordering::Relaxed);
+            self.core.stats.missed.fetch_add(missed, Ordering::Relaxed);
+        }
+        let next = match inner.schedule {
+            Schedule::FixedRate => later(run_due, inner.interval),
+            Schedule::FixedDelay => later(now, inner.interval),
+        };
+
+        // A run still going (singleton) or still queued for a worker: skip this one.
+        let queued = inner.queued.load(Ordering::Acquire);
+        if queued || !inner.try_activate() {
+            inner.skipped.fetch_add(1, Ordering::Relaxed);
+            self.core.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            sched.due = next;
+            return self.file(inner, &mut sched);
+        }
+        let last = match inner.take_time() {
+            Ok(last) => last,
+            Err(()) => {
+                inner.active.fetch_sub(1, Ordering::AcqRel);
+                inner.mark_closed();
+                return self.retire(inner, &mut sched);
+            }
+        };
+        sched.due = next;
+        if last || inner.schedule == Schedule::FixedDelay {
+            // What comes next is decided when this run finishes.
+            sched.awaiting = true;
+        } else {
+            self.file(inner, &mut sched);
+        }
+        drop(sched);
+
+        match &self.pool {
+            None => {
+                let finished = run_job(inner, run_due);
+                self.finished(inner, finished, self.core.clock.now());
+            }
+            Some(pool) => {
+                inner.queued.store(true, Ordering::Release);
+                self.in_flight += 1;
+                let dispatch = Dispatch {
+                    inner: inner.clone(),
+                    due: run_due,
+                };
+                if pool.send(dispatch).is_err() {
+                    // Unreachable while this thread lives (it holds the workers' receiver
+                    // alive through `pool`); undo the bookkeeping rather than hang a sync.
+                    self.in_flight -= 1;
+                    inner.queued.store(false, Ordering::Release);
+                    inner.active.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// A run of `inner` finished at `at`.
+    fn finished(&mut self, inner: &Arc<Inner>, at: Instant, now: Instant) {
+        let mut sched = inner.sched.lock();
+        if sched.awaiting {
+            sched.awaiting = false;
+            if inner.schedule == Schedule::FixedDelay {
+                sched.due = later(at, inner.interval);
+            }
+        }
+        self.reconcile(inner, &mut sched, now);
+    }
+
+    fn answer_syncs(&mut self) {
+        for reply in self.flushes.drain(..) {
+            let _ = reply.send(());
+        }
+        if self.in_flight == 0 {
+            for reply in self.syncs.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// The latest point of the grid `due + k × interval` (k ≥ 0) that is not after `now`, and how
+/// many grid points it skipped (k). `due` itself when `now < due`.
+fn grid_point(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let Some(late) = now.checked_duration_since(due) else {
+        return (due, 0);
+    };
+    let step = interval.as_nanos().max(1);
+    let k = late.as_nanos() / step;
+    // k × step ≤ late, which is a Duration, so both conversions below are lossless.
+    let k64 = u64::try_from(k).unwrap_or(u64::MAX);
+    let offset = u64::try_from(k * step).unwrap_or(u64::MAX);
+    (due + Duration::from_nanos(offset), k64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_point_before_due_is_due_itself() {
+        let t0 = Instant::now();
+        let due = t0 + Duration::from_millis(10);
+        assert_eq!(grid_point(due, Duration::from_millis(10), t0), (due, 0));
+    }
+
+    #[test]
+    fn grid_point_skips_whole_intervals_only() {
+        let due = Instant::now();
+        let i = Duration::from_millis(10);
+        assert_eq!(grid_point(due, i, due + Duration::from_millis(9)), (due, 0));
+        assert_eq!(
+            grid_point(due, i, due + Duration::from_millis(10)),
+            (due + i, 1)
+        );
+        assert_eq!(
+            grid_point(due, i, due + Duration::from_millis(35)),
+            (due + 3 * i, 3)
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! [`Timer`], its [`Builder`], the cloneable [`Handle`] and [`Stats`].
+//!
+//! Ground rules:
+//! - The `Timer` owns the threads: `close` (or drop) stops the timer thread and joins it and the
+//!   workers. A [`Handle`] only adds entries and never keeps the threads alive.
+//! - The start of a schedule is stamped on the calling thread (`add*` read the clock), not
+//!   when the timer thread gets round to the command.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use parking_lot::Mutex;
+
+use super::clock::{Clock, ManualClock};
+use super::context::{JobContext, in_job};
+use super::entry::{Entry, EntryOptions, Inner, Status};
+use super::thread::{Cmd, TimerThread};
+use super::workers;
+use crate::TickClock;
+
+/// Counters shared by the timer thread, the workers and [`Timer::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) entries: AtomicUsize,
+    pub(crate) runs: AtomicU64,
+    pub(crate) panics: AtomicU64,
+    pub(crate) missed: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
+}
+
+/// What every entry, handle and worker of one timer shares.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) cmd: Sender<Cmd>,
+    pub(crate) clock: Clock,
+    pub(crate) ticks: TickClock,
+    pub(crate) stats: Counters,
+    pub(crate) next_id: AtomicU64,
+    stopped: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Core {
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A snapshot of a timer's counters, from [`Timer::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Entries added and not closed yet (ready, running or stopped).
+    pub entries: usize,
+    /// Runs started (a panicking run counts).
+    pub runs: u64,
+    /// Runs that panicked and were caught.
+    pub panics: u64,
+    /// Fixed-rate runs skipped because the timer fell an interval or more behind.
+    pub missed: u64,
+    /// Due runs skipped because the previous run was still going or still queued.
+    pub skipped: u64,
+    /// Times the timer thread woke up (a deadline came or commands arrived). An idle timer
+    /// does not wake up at all.
+    pub wakeups: u64,
+}
+
+/// Configures and starts a [`Timer`].
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelbeat_timer::service::Timer;
+///
+/// let timer = Timer::builder()
+///     .tick(Duration::from_millis(10))
+///     .workers(2)
+///     .thread_name("jobs")
+///     .build()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    tick: Duration,
+    workers: usize,
+    clock: Clock,
+    name: String,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            tick: Duration::from_millis(1),
+            workers: thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            clock: Clock::System,
+            name: "wheelbeat-timer".to_owned(),
+        }
+    }
+}
+
+impl Builder {
+    /// The wheel's tick (default 1 ms): runs are never early and at most about one tick late
+    /// (plus scheduling latency). A zero tick is taken as 1 ns.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick.max(Duration::from_nanos(1));
+        self
+    }
+
+    /// The number of worker threads running jobs (default: the available parallelism, at most
+    /// 8). `0` runs every job inline on the timer thread: cheapest, deterministic, but a slow
+    /// job then delays every other entry.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Runs the timer on a [`ManualClock`] instead of the system clock, for tests and
+    /// simulations in virtual time.
+    pub fn manual_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Clock::Manual(clock);
+        self
+    }
+
+    /// The name of the timer thread; workers are named `{name}-worker-{i}`.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the timer thread and the workers.
+    ///
+    /// # Errors
+    /// If a thread cannot be spawned.
+    pub fn build(self) -> io::Result<Timer> {
+        let (cmd, rx) = unbounded();
+        let ticks = TickClock::new(self.clock.now(), self.tick);
+        if let Clock::Manual(manual) = &self.clock {
+            manual.subscribe(cmd.clone());
+        }
+        let core = Arc::new(Core {
+            cmd,
+            clock: self.clock,
+            ticks,
+            stats: Counters::default(),
+            next_id: AtomicU64::new(1),
+            stopped: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let (pool, mut threads) = if self.workers == 0 {
+            (None, Vec::new())
+        } else {
+            let (tx, rx) = unbounded();
+            (Some(tx), workers::spawn(self.workers, &self.name, &rx)?)
+        };
+        let timer_thread = TimerThread::new(core.clone(), rx, pool);
+        threads.insert(
+            0,
+            thread::Builder::new()
+                .name(self.name)
+                .spawn(move || timer_thread.run())?,
+        );
+        Ok(Timer {
+            handle: Handle { core },
+            threads: Mutex::new(threads),
+        })
+    }
+}
+
+/// A cloneable handle that adds entries to a [`Timer`] from anywhere, including from inside a
+/// job ([`JobContext::timer`]). It does not own the timer's threads: once the `Timer` is
+/// closed, entries added through a handle are born closed.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    pub(crate) core: Arc<Core>,
+}
+
+/// Defines the `add*` family once, for both [`Timer`] and [`Handle`].
+macro_rules! add_methods {
+    ($($via:tt)*) => {
+        /// Adds a job that runs every `interval`, forever (gtimer's `Add`).
+        pub fn add<F>(&self, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            self $($via)* .add_entry(EntryOptions::new(interval), job)
+        }
+
+        /// Adds a job that runs once, `interval` from now, and then closes (gtimer's `AddOnce`;
+        /// a singleton, as there).
+        pub fn add_once<F>(&self, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            self $($via)* .add_entry(EntryOptions::new(interval).times(1).singleton(true), job)
+        }
+
+        /// Adds a job that runs `times` times, every `interval`, then closes (gtimer's
+        /// `AddTimes`; a singleton, as there). `times == 0` gives an entry closed at once.
+        pub fn add_times<F>(&self, interval: Duration, times: u64, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            self $($via)* .add_entry(EntryOptions::new(interval).times(times).singleton(true), job)
+        }
+
+        /// Adds a forever job whose runs never overlap: a run due while the previous one is
+        /// still going is skipped (gtimer's `AddSingleton`).
+        pub fn add_singleton<F>(&self, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            self $($via)* .add_entry(EntryOptions::new(interval).singleton(true), job)
+        }
+
+        /// [`add`](Self::add), with the first run `delay + interval` from now. Unlike gtimer's
+        /// `DelayAdd`, returns the entry at once, so it can be stopped or closed during the
+        /// delay.
+        pub fn delay_add<F>(&self, delay: Duration, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            self $($via)* .add_entry(EntryOptions::new(interval).delay(delay), job)
+        }
+
+        /// [`add_once`](Self::add_once), delayed by `delay`; returns the entry.
+        pub fn delay_add_once<F>(&self, delay: Duration, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            let options = EntryOptions::new(interval).times(1).singleton(true).delay(delay);
+            self $($via)* .add_entry(options, job)
+        }
+
+        /// [`add_times`](Self::add_times), delayed by `delay`; returns the entry.
+        pub fn delay_add_times<F>(
+            &self,
+            delay: Duration,
+            interval: Duration,
+            times: u64,
+            job: F,
+        ) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            let options = EntryOptions::new(interval).times(times).singleton(true).delay(delay);
+            self $($via)* .add_entry(options, job)
+        }
+
+        /// [`add_singleton`](Self::add_singleton), delayed by `delay`; returns the entry.
+        pub fn delay_add_singleton<F>(&self, delay: Duration, interval: Duration, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            let options = EntryOptions::new(interval).singleton(true).delay(delay);
+            self $($via)* .add_entry(options, job)
+        }
+
+        /// [`add_entry`](Self::add_entry), delayed by `delay` (added to `options`' own
+        /// delay); returns the entry.
+        pub fn delay_add_entry<F>(&self, delay: Duration, options: EntryOptions, job: F) -> Entry
+        where
+            F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+        {
+            let options = options.delay(options.delay + delay);
+            self $($via)* .add_entry(options, job)
+        }
+    };
+}
+
+impl Handle {
+    /// Adds a job with every option spelled out (gtimer's `AddEntry`).
+    pub fn add_entry<F>(&self, options: EntryOptions, job: F) -> Entry
+    where
+        F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+    {
+        let now = self.core.clock.now();
+        let inner = Arc::new(Inner::new(self.core.clone(), &options, Box::new(job), now));
+        // If the timer thread is gone the entry already reads as Closed.
+        let _ = self.core.cmd.send(Cmd::Insert(inner.clone()));
+        Entry { inner }
+    }
+
+    add_methods!();
+}
+
+/// The gtimer-style task service: jobs that run once, `n` times or forever on a timer wheel
+/// driven by one thread. See the [module docs](super).
+///
+/// ```
+/// use std::time::Duration;
+/// use wheelbeat_timer::service::Timer;
+///
+/// let timer = Timer::new();
+/// let entry = timer.add_times(Duration::from_millis(5), 2, |ctx| {
+///     println!("run {} was due at {:?}", ctx.entry().runs(), ctx.due());
+/// });
+/// entry.stop();
+/// entry.start();
+/// timer.close(); // joins the timer thread and the workers
+/// ```
+#[derive(Debug)]
+pub struct Timer {
+    handle: Handle,
+    /// The timer thread first, then the workers; taken by `close`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Default for Timer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Timer {
+    /// A timer with the default [`Builder`] settings: system clock, 1 ms tick, a worker pool.
+    ///
+    /// # Panics
+    /// If the threads cannot be spawned (as `std::thread::spawn` does); use
+    /// [`Builder::build`] to get the error instead.
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .expect("failed to spawn the wheelbeat timer threads")
+    }
+
+    /// A builder to configure the tick, the worker pool, the clock and the thread names.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A cloneable handle for adding entries from elsewhere.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Adds a job with every option spelled out (gtimer's `AddEntry`).
+    pub fn add_entry<F>(&self, options: EntryOptions, job: F) -> Entry
+    where
+        F: Fn(&JobContext<'_>) + Send + Sync + 'static,
+    {
+        self.handle.add_entry(options, job)
+    }
+
+    add_methods!(.handle);
+
+    /// The timer's own status: `Running` (dispatching), `Stopped` or `Closed`; never `Ready`.
+    pub fn status(&self) -> Status {
+        let core = &self.handle.core;
+        if core.is_closed() {
+            Status::Closed
+        } else if core.is_stopped() {
+            Status::Stopped
+        } else {
+            Status::Running
+        }
+    }
+
+    /// Resumes a stopped timer. Entries that came due while it was stopped run once each
+    /// (fixed-rate ones skip and count the rest as missed).
+    pub fn start(&self) {
+        let core = &self.handle.core;
+        if !core.is_closed() && core.stopped.swap(false, Ordering::AcqRel) {
+            let _ = core.cmd.send(Cmd::Wake);
+        }
+    }
+
+    /// Pauses the timer: nothing is dispatched until [`start`](Self::start); runs already
+    /// dispatched complete. Entries keep their schedules and can still be added, stopped,
+    /// closed. The timer thread sleeps without a deadline meanwhile.
+    pub fn stop(&self) {
+        let core = &self.handle.core;
+        if !core.stopped.swap(true, Ordering::AcqRel) {
+            let _ = core.cmd.send(Cmd::Wake);
+        }
+    }
+
+    /// Closes the timer: every entry reads `Closed`, no new run starts, runs executing
+    /// complete, and the timer thread and the workers are joined. Idempotent. Called from
+    /// inside a job it cannot join the thread it runs on; that thread then exits by itself
+    /// once the job returns.
+    pub fn close(&self) {
+        let core = &self.handle.core;
+        core.closed.store(true, Ordering::Release);
+        let _ = core.cmd.send(Cmd::Shutdown);
+        let threads = std::mem::take(&mut *self.threads.lock());
+        let me = thread::current().id();
+        for thread in threads {
+            if thread.thread().id() != me {
+                // A job's panic never reaches here (it is caught), so neither can a join error.
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Waits until the timer thread has dispatched every run due by the clock's current time
+    /// and no dispatched run is still executing. With a [`ManualClock`], `advance` then `sync`
+    /// makes a test fully deterministic. Returns at once when called from inside a job (it
+    /// would wait for itself), on a closed timer, or once the timer closes. With the system
+    /// clock and jobs that keep running, it may wait for a moment when none is.
+    pub fn sync(&self) {
+        let core = &self.handle.core;
+        if in_job() || core.is_closed() {
+            return;
+        }
+        let (tx, rx) = bounded(1);
+        if core.cmd.send(Cmd::Sync(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Waits until the timer thread has dispatched every run due by the clock's current time,
+    /// without waiting for those runs to finish (unlike [`sync`](Self::sync)): with workers,
+    /// the runs may still be queued or executing when it returns. Returns at once on a closed
+    /// timer or inside a job (an inline job runs on the timer thread and would wait for itself).
+    pub fn flush(&self) {
+        let core = &self.handle.core;
+        if in_job() || core.is_closed() {
+            return;
+        }
+        let (tx, rx) = bounded(1);
+        if core.cmd.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// A snapshot of the timer's counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.handle.core.stats;
+        Stats {
+            entries: c.entries.load(Ordering::Relaxed),
+            runs: c.runs.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            missed: c.missed.load(Ordering::Relaxed),
+            skipped: c.skipped.load(Ordering::Relaxed),
+            wakeups: c.wakeups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The wheel's tick.
+    pub fn tick(&self) -> Duration {
+        self.handle.core.ticks.tick()
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

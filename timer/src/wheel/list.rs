@@ -1,0 +1,244 @@
+//! One slot's list of entry indices: an array with holes, compacted in batches.
+//!
+//! # Ground rules
+//!
+//! - Each entry records its position in its list, so leaving the list is O(1).
+//! - Leaving punches a hole (`HOLE`) instead of moving another member into the gap: moving
+//!   one would mean writing that member's new position into its entry, a cache miss on
+//!   every cancel. Holes are filled in batches instead, by moving members from the back,
+//!   when they exceed a quarter of the list: at most one moved member per hole, as before,
+//!   but in a tight loop where the misses overlap. The scan costs O(len) per compaction,
+//!   which is O(1) per hole since a quarter of the list are holes.
+//! - A list never consists of holes only: when its last live member leaves it is cleared,
+//!   so "empty" is simply "no members", and the wheel's occupancy bit can be cleared at once.
+//! - So memory stays bounded: a list holds at most 4/3 of its live members, plus `Vec`
+//!   growth slack, and an emptied list with a large buffer gives the buffer back.
+
+/// A position left by an entry that has gone.
+pub(super) const HOLE: u32 = u32::MAX;
+
+/// An emptied list whose buffer holds more members than this gives the buffer back.
+const SHRINK_ABOVE: usize = 1024;
+
+/// The entry indices filed in one slot (or the ready list).
+#[derive(Debug, Default)]
+pub(super) struct List {
+    members: Vec<u32>,
+    holes: usize,
+}
+
+impl List {
+    /// Appends `index`; returns its position.
+    #[inline]
+    pub(super) fn push(&mut self, index: u32) -> u32 {
+        let pos = self.members.len() as u32;
+        self.members.push(index);
+        pos
+    }
+
+    /// Whether no live member is left.
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The number of positions, holes included.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The member at `pos`, or [`HOLE`].
+    #[inline]
+    pub(super) fn get(&self, pos: usize) -> u32 {
+        self.members[pos]
+    }
+
+    /// The buffer's capacity, in members.
+    pub(super) fn capacity(&self) -> usize {
+        self.members.capacity()
+    }
+
+    /// Removes the member at `pos`, leaving a hole. Compaction may move other members:
+    /// `moved(index, new_pos)` is called for each. Returns whether the list is now empty.
+    #[inline]
+    pub(super) fn remove(&mut self, pos: u32, moved: impl FnMut(u32, u32)) -> bool {
+        let pos = pos as usize;
+        debug_assert!(self.members[pos] != HOLE);
+        if pos + 1 == self.members.len() {
+            self.members.pop();
+        } else {
+            self.members[pos] = HOLE;
+            self.holes += 1;
+        }
+        if self.clear_if_hollow() {
+            return true;
+        }
+        if self.holes * 4 > self.members.len() {
+            self.compact(moved);
+        }
+        false
+    }
+
+    /// Removes the member at `pos` by moving the last position into it (for a caller walking
+    /// the list from the back, which has seen that one already); `moved` is called if that
+    /// is a live member. Never compacts, so the positions the caller has not reached yet stay
+    /// put. Returns whether the list is now empty.
+    #[inline]
+    pub(super) fn swap_remove(&mut self, pos: u32, mut moved: impl FnMut(u32, u32)) -> bool {
+        self.members.swap_remove(pos as usize);
+        if let Some(&index) = self.members.get(pos as usize)
+            && index != HOLE
+        {
+            moved(index, pos);
+        }
+        self.clear_if_hollow()
+    }
+
+    /// Takes a live member off the back. Never compacts (the list is being drained).
+    #[inline]
+    pub(super) fn pop(&mut self) -> Option<u32> {
+        loop {
+            let index = self.members.pop()?;
+            if index != HOLE {
+                self.clear_if_hollow();
+                return Some(index);
+            }
+            self.holes -= 1;
+        }
+    }
+
+    /// Drops every member.
+    pub(super) fn clear(&mut self) {
+        self.members.clear();
+        self.holes = 0;
+        self.give_back();
+    }
+
+    /// Clears a list left with holes only; returns whether the list is empty.
+    #[inline]
+    fn clear_if_hollow(&mut self) -> bool {
+        if self.holes == self.members.len() {
+            self.clear();
+            return true;
+        }
+        false
+    }
+
+    /// Fills every hole with a live member taken from the back.
+    #[cold]
+    fn compact(&mut self, mut moved: impl FnMut(u32, u32)) {
+        let mut front = 0;
+        while self.holes > 0 {
+            // Trailing holes are simply dropped.
+            match self.members.last() {
+                Some(&HOLE) => {
+                    self.members.pop();
+                    self.holes -= 1;
+                    continue;
+                }
+                None => break,
+                Some(_) => {}
+            }
+            while self.members[front] != HOLE {
+                front += 1;
+            }
+            // `front` is a hole before the live last member.
+            let index = self.members.pop().unwrap_or(HOLE);
+            self.members[front] = index;
+            self.holes -= 1;
+            moved(index, front as u32);
+        }
+    }
+
+    fn give_back(&mut self) {
+        if self.members.capacity() > SHRINK_ABOVE {
+            self.members = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(list: &List) -> Vec<u32> {
+        let mut v: Vec<u32> = list
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != HOLE)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn remove_leaves_holes_then_compacts_moving_members_from_the_back() {
+        let mut list = List::default();
+        for i in 0..8 {
+            assert_eq!(list.push(i), i);
+        }
+        let mut moves = Vec::new();
+        assert!(!list.remove(1, |i, p| moves.push((i, p))));
+        assert!(!list.remove(2, |i, p| moves.push((i, p))));
+        assert_eq!(list.holes, 2);
+        assert!(moves.is_empty(), "2 holes in 8 is not yet more than a quarter");
+        assert!(!list.remove(3, |i, p| moves.push((i, p))));
+        // 3 holes > 8 / 4: the last three members fill positions 1, 2, 3.
+        assert_eq!(list.holes, 0);
+        assert_eq!(list.members, [0, 7, 6, 5, 4]);
+        assert_eq!(moves, [(7, 1), (6, 2), (5, 3)]);
+    }
+
+    #[test]
+    fn removing_the_last_member_pops_without_a_hole() {
+        let mut list = List::default();
+        list.push(10);
+        list.push(11);
+        assert!(!list.remove(1, |_, _| panic!("nothing moves")));
+        assert_eq!((list.members.as_slice(), list.holes), (&[10][..], 0));
+        assert!(list.remove(0, |_, _| panic!("nothing moves")));
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn a_list_left_with_holes_only_is_cleared() {
+        let mut list = List::default();
+        for i in 0..8 {
+            list.push(i);
+        }
+        list.remove(0, |_, _| panic!("1 hole in 8 is no reason to compact"));
+        for expect in (1..8).rev() {
+            assert_eq!(list.pop(), Some(expect));
+        }
+        assert!(list.is_empty(), "only the hole at 0 was left");
+        assert_eq!(list.holes, 0);
+        assert_eq!(list.pop(), None);
+    }
+
+    #[test]
+    fn pop_skips_holes_and_swap_remove_reports_the_moved_member() {
+        let mut list = List::default();
+        for i in 0..10 {
+            list.push(i);
+        }
+        list.remove(8, |_, _| {});
+        assert_eq!(list.pop(), Some(9));
+        assert_eq!(list.pop(), Some(7), "the hole at 8 is skipped");
+        let mut moves = Vec::new();
+        assert!(!list.swap_remove(0, |i, p| moves.push((i, p))));
+        assert_eq!(moves, [(6, 0)]);
+        assert_eq!(live(&list), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn an_emptied_list_gives_back_a_large_buffer() {
+        let mut list = List::default();
+        for i in 0..5_000 {
+            list.push(i);
+        }
+        while list.pop().is_some() {}
+        assert_eq!(list.capacity(), 0);
+    }
+}
