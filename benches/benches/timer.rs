@@ -8,8 +8,8 @@
 //! expiry count (see `wheelbeat_benches::workloads`). For one table with ratios, run the
 //! `compare` binary instead.
 
-use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use std::time::Duration;
 use wheelbeat_benches::contenders::*;
 use wheelbeat_benches::workloads::{self, Mixed, PerOp, ReArm, SPAN_MS};

@@ -16,4 +16,5 @@
 
 pub mod alloc;
 pub mod contenders;
+pub mod loopbench;
 pub mod workloads;

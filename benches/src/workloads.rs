@@ -42,7 +42,11 @@ pub fn insert_all<C: Contender>(c: &mut C, deadlines: &[u64]) -> Vec<C::Key> {
 /// Cancels every key; panics if one was not pending.
 pub fn cancel_all<C: Contender>(c: &mut C, keys: Vec<C::Key>) {
     for key in keys {
-        assert!(c.cancel(key), "{}: a pending timer was not cancelled", C::NAME);
+        assert!(
+            c.cancel(key),
+            "{}: a pending timer was not cancelled",
+            C::NAME
+        );
     }
 }
 
@@ -110,7 +114,11 @@ impl Mixed {
         let keys = insert_all(c, &self.deadlines);
         for (key, &cancel) in keys.into_iter().zip(&self.cancel) {
             if cancel {
-                assert!(c.cancel(key), "{}: cancel of a pending timer failed", C::NAME);
+                assert!(
+                    c.cancel(key),
+                    "{}: cancel of a pending timer failed",
+                    C::NAME
+                );
             } else {
                 c.release(key);
             }

@@ -55,7 +55,10 @@ pub fn check<C: Codec>(make: impl Fn(usize) -> C, data: &[u8]) {
                     buf.drain(..d.consumed);
                 }
                 Ok(None) => {
-                    assert!(buf.len() < codec.max_buffered_len(), "buffered past the bound");
+                    assert!(
+                        buf.len() < codec.max_buffered_len(),
+                        "buffered past the bound"
+                    );
                     break;
                 }
                 Err(_) => return, // the connection would be closed here

@@ -93,3 +93,8 @@ pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Handle, Handler, Options, Pool, PoolBuilder, SendError,
     Server, ServerBuilder, Snapshot,
 };
+
+/// The README's code blocks, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

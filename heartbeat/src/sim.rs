@@ -224,15 +224,20 @@ impl Pair {
     fn next_step(&mut self) -> Option<Instant> {
         let mut next = self.in_flight.peek().map(|Reverse((t, ..))| *t);
         for side in &mut self.sides {
-            if side.declared_dead_at.is_some() {
+            if side.declared_dead_at.is_some() || side.frozen(self.now) {
                 continue;
             }
+            let mut consider = |t: Instant| {
+                // A side that freezes before `t` does nothing at `t`.
+                if side.frozen_at.is_none_or(|f| t < f) {
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                }
+            };
             if let Some(every) = side.data_every {
-                let at = *side.next_data.get_or_insert(self.start + every);
-                next = Some(next.map_or(at, |n| n.min(at)));
+                consider(*side.next_data.get_or_insert(self.start + every));
             }
             if let Some(t) = side.monitor.poll_timeout() {
-                next = Some(next.map_or(t, |n| n.min(t)));
+                consider(t);
             }
         }
         next.map(|n| n.max(self.now))

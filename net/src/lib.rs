@@ -11,7 +11,7 @@
 //! | piece | what it does |
 //! |-------|--------------|
 //! | [`Codec`], [`LineCodec`], [`LengthCodec`] | cut bytes into frames; `Ok(None)` = need more, `Err` = malformed |
-//! | [`Connection`], [`ReadBuf`], [`Outbox`] | framed reads via a per-loop scratch buffer; capped writes, priority lane |
+//! | [`Connection`], [`ReadBuf`], [`Outbox`] | framed reads via a per-loop scratch buffer; capped writes, priority lane; [`Connection::drive`] handles one event |
 //! | [`ConnTable`], [`ConnKey`] | slab keyed by mio `Token` with a generation: stale events miss |
 //! | [`bind`], [`Acceptor`], [`raise_fd_limit`] | listen, accept until `WouldBlock`, back off on `EMFILE` |
 //! | [`Connecting`] | non-blocking connect with a caller-enforced deadline |
@@ -74,4 +74,3 @@ mod readme {
         }
     }
 }
-

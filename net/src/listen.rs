@@ -327,11 +327,10 @@ pub struct FdLimit {
 pub fn raise_fd_limit() -> Result<FdLimit, Error> {
     use rlimit::Resource;
     let (previous_soft, hard) = Resource::NOFILE.get()?;
-    let mut soft = previous_soft;
-    if previous_soft < hard {
-        Resource::NOFILE.set(hard, hard)?;
-        soft = Resource::NOFILE.get()?.0;
-    }
+    // `increase_nofile_limit` also knows platform ceilings below the hard limit (macOS's
+    // kern.maxfilesperproc, where the hard limit may read as infinite).
+    rlimit::increase_nofile_limit(hard)?;
+    let (soft, hard) = Resource::NOFILE.get()?;
     Ok(FdLimit {
         previous_soft,
         soft,

@@ -75,3 +75,62 @@ impl TickClock {
         self.origin + Duration::new(secs, sub)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> (Instant, TickClock) {
+        let origin = Instant::now();
+        (origin, TickClock::new(origin, Duration::from_millis(1)))
+    }
+
+    #[test]
+    fn an_exact_tick_boundary_maps_to_that_tick_both_ways() {
+        let (origin, clock) = clock();
+        let at = origin + Duration::from_millis(7);
+        assert_eq!(clock.now_to_tick(at), 7);
+        assert_eq!(clock.deadline_to_tick(at), 7);
+        assert_eq!(clock.tick_to_instant(7), at);
+    }
+
+    #[test]
+    fn deadlines_round_up_and_now_rounds_down_so_nothing_fires_early() {
+        let (origin, clock) = clock();
+        for nanos in [1u64, 999_999, 1_000_001, 5_500_000, 59_999_999_999] {
+            let at = origin + Duration::from_nanos(nanos);
+            let deadline = clock.deadline_to_tick(at);
+            let now = clock.now_to_tick(at);
+            // The deadline's tick starts at or after the deadline: never early ...
+            assert!(clock.tick_to_instant(deadline) >= at);
+            // ... and at most one tick after it.
+            assert!(clock.tick_to_instant(deadline) - at < clock.tick());
+            // `now` never runs ahead of the real time.
+            assert!(clock.tick_to_instant(now) <= at);
+            assert_eq!(deadline - now, 1, "off a boundary the two differ by one tick");
+        }
+    }
+
+    #[test]
+    fn instants_before_the_origin_are_tick_zero() {
+        let origin = Instant::now() + Duration::from_secs(10);
+        let clock = TickClock::new(origin, Duration::from_millis(1));
+        assert_eq!(clock.now_to_tick(Instant::now()), 0);
+        assert_eq!(clock.deadline_to_tick(Instant::now()), 0);
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_ticks() {
+        let (_, clock) = clock();
+        assert_eq!(clock.duration_to_ticks(Duration::ZERO), 0);
+        assert_eq!(clock.duration_to_ticks(Duration::from_nanos(1)), 1);
+        assert_eq!(clock.duration_to_ticks(Duration::from_millis(30)), 30);
+        assert_eq!(clock.duration_to_ticks(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    #[should_panic(expected = "non-zero")]
+    fn a_zero_tick_is_rejected() {
+        TickClock::new(Instant::now(), Duration::ZERO);
+    }
+}

@@ -129,3 +129,37 @@ fn regression_gtimer_1210_one_second_interval_is_not_shortened() {
     }
     assert_eq!(runs.due(), [1_000, 2_000, 3_000, 4_000, 5_000]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever the interval and however irregularly the timer is looked at: every run is on
+    /// the grid `k × interval`, never early, late by less than the gap between looks, and
+    /// runs + missed account for every grid point passed.
+    #[test]
+    fn fixed_rate_runs_stay_on_the_grid_under_random_steps(
+        interval in 1u64..40,
+        steps in proptest::collection::vec(1u64..60, 1..60),
+    ) {
+        let v = Virtual::new(0);
+        let runs = Runs::new(&v);
+        let entry = v.timer.add(Duration::from_millis(interval), runs.job());
+        let mut t = 0;
+        let mut looks = vec![0];
+        for step in &steps {
+            t += step;
+            v.at(t);
+            looks.push(t);
+        }
+        let (due, started) = (runs.due(), runs.started());
+        for (&d, &s) in due.iter().zip(&started) {
+            proptest::prop_assert_eq!(d % interval, 0, "due {} off the grid", d);
+            proptest::prop_assert!(s >= d, "early: due {} started {}", d, s);
+            // The run was made at the first look at or after its due time.
+            let first_look = *looks.iter().find(|&&l| l >= d).unwrap();
+            proptest::prop_assert_eq!(s, first_look);
+        }
+        proptest::prop_assert_eq!(due.len() as u64 + entry.missed(), t / interval);
+        proptest::prop_assert!(due.windows(2).all(|w| w[0] < w[1]));
+    }
+}

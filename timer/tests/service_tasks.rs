@@ -329,3 +329,86 @@ fn huge_interval_and_delay_mean_practically_never_and_do_not_panic() {
     v.at(3_600_001);
     assert_eq!(runs.count(), 0);
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Step(u64),
+    Stop,
+    Start,
+    Reset,
+    Close,
+    SetTimes(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (1u64..30).prop_map(Op::Step),
+        1 => Just(Op::Stop),
+        1 => Just(Op::Start),
+        1 => Just(Op::Reset),
+        1 => (0u64..5).prop_map(Op::SetTimes),
+        1 => Just(Op::Close),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Random stop / start / reset / set_times / close between random steps of virtual time:
+    /// no run is early, none starts while the entry is stopped or after it is closed, and a
+    /// limited entry never runs more than it was allowed to.
+    #[test]
+    fn entry_operations_in_any_order_keep_their_promises(
+        interval in 1u64..20,
+        times in proptest::option::of(1u64..6),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        let v = Virtual::new(0);
+        let runs = Runs::new(&v);
+        let mut options = EntryOptions::new(Duration::from_millis(interval));
+        if let Some(n) = times {
+            options = options.times(n);
+        }
+        let entry = v.timer.add_entry(options, runs.job());
+        let mut t = 0;
+        let mut allowed = times;
+        let mut stopped = false;
+        let mut closed = false;
+        for op in ops {
+            let before = runs.count();
+            match op {
+                Op::Step(d) => {
+                    t += d;
+                    v.at(t);
+                    if stopped || closed {
+                        proptest::prop_assert_eq!(runs.count(), before, "ran while stopped/closed");
+                    }
+                }
+                Op::Stop => { entry.stop(); stopped = !closed; }
+                Op::Start => { entry.start(); stopped = false; }
+                Op::Reset => entry.reset(),
+                Op::Close => { entry.close(); closed = true; }
+                Op::SetTimes(n) => {
+                    if !closed {
+                        entry.set_times(n);
+                        allowed = Some(n + runs.count() as u64);
+                        closed |= n == 0;
+                    }
+                }
+            }
+            v.at(t);
+            if let Some(max) = allowed {
+                proptest::prop_assert!(runs.count() as u64 <= max);
+                // The entry closes itself once its last allowed run is done.
+                closed |= runs.count() as u64 == max;
+            }
+            let status = entry.status();
+            if closed {
+                proptest::prop_assert_eq!(status, Status::Closed);
+            } else if stopped {
+                proptest::prop_assert_eq!(status, Status::Stopped);
+            }
+        }
+    }
+}

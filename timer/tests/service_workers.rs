@@ -264,3 +264,71 @@ fn close_from_inside_a_job_does_not_deadlock() {
     });
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), Status::Closed);
 }
+
+#[test]
+fn entry_calls_racing_from_many_threads_end_in_a_consistent_state() {
+    let v = Virtual::new(2);
+    let runs = Runs::new(&v);
+    let entry = v.timer.add(MS, runs.job());
+    thread::scope(|s| {
+        for id in 0..4 {
+            let entry = entry.clone();
+            s.spawn(move || {
+                for i in 0..2_000 {
+                    match (id + i) % 4 {
+                        0 => entry.stop(),
+                        1 => entry.start(),
+                        2 => entry.reset(),
+                        _ => entry.set_singleton(i % 2 == 0),
+                    }
+                }
+            });
+        }
+        // Meanwhile, virtual time moves and runs are dispatched to the workers.
+        for t in 1..=200 {
+            v.move_to(t);
+            v.timer.flush();
+        }
+    });
+    entry.stop();
+    v.at(201);
+    let settled = runs.count();
+    v.at(300);
+    assert_eq!(runs.count(), settled, "no run after stop has settled");
+    assert_eq!(entry.status(), Status::Stopped);
+    entry.start();
+    v.at(300);
+    v.step_to(303);
+    assert_eq!(runs.started()[settled..], [300, 301, 302, 303]);
+    assert_eq!(v.timer.stats().entries, 1);
+}
+
+/// What a job owns: the last `Arc<Timer>`, then a sender that hangs up once the `Timer` is
+/// dropped (fields drop in declaration order).
+struct LastOwner {
+    timer: Arc<Timer>,
+    ran: Sender<()>,
+}
+
+#[test]
+fn regression_dropping_the_last_timer_on_its_own_thread_does_not_deadlock() {
+    let timer = Arc::new(Timer::builder().workers(1).build().unwrap());
+    let (ran, ran_rx) = bounded(1);
+    let owner = LastOwner {
+        timer: timer.clone(),
+        ran,
+    };
+    timer.add_once(MS, move |_| {
+        let owner = &owner;
+        assert!(owner.timer.status() != Status::Closed);
+        owner.ran.send(()).unwrap();
+    });
+    drop(timer);
+    ran_rx.recv_timeout(WAIT).expect("the job ran");
+    // The entry, its job and so the last Timer are dropped on the timer's own threads; the
+    // drop must not wait for them.
+    assert_eq!(
+        ran_rx.recv_timeout(WAIT),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+    );
+}

@@ -95,7 +95,11 @@ fn heartbeat_resets_later_never_fire_a_live_peer() {
         for &key in &keys {
             assert!(wheel.reset(key, now + 30_000));
         }
-        assert_eq!(wheel.advance(now).count(), 0, "a live peer expired at {now}");
+        assert_eq!(
+            wheel.advance(now).count(),
+            0,
+            "a live peer expired at {now}"
+        );
     }
     // Silence: every timer fires exactly 30,000 ticks after the last packet.
     let fired: Vec<_> = wheel.advance(150_000).map(|e| e.deadline).collect();

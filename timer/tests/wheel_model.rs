@@ -74,6 +74,13 @@ enum Op {
     AdvanceBack(u64),
     /// An `advance_bounded(now + step, budget)`.
     Bounded(u64, usize),
+    /// Many timers with deadlines in a narrow window: big slot lists, holes, compaction and
+    /// draining in several chunks.
+    Burst(u16, When),
+    /// Cancel every `step`-th key from `offset`.
+    CancelEvery(usize, usize),
+    /// Reset every `step`-th key from `offset`.
+    ResetEvery(usize, usize, When),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -85,6 +92,18 @@ fn op() -> impl Strategy<Value = Op> {
         2 => step().prop_map(Op::Advance),
         1 => (0u64..50).prop_map(Op::AdvanceBack),
         1 => (step(), 0usize..8).prop_map(|(s, b)| Op::Bounded(s, b)),
+    ]
+}
+
+fn bulk_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u16..1_500, when()).prop_map(|(n, w)| Op::Burst(n, w)),
+        2 => (1usize..5, 0usize..5).prop_map(|(s, o)| Op::CancelEvery(s, o)),
+        2 => (1usize..5, 0usize..5, when()).prop_map(|(s, o, w)| Op::ResetEvery(s, o, w)),
+        2 => step().prop_map(Op::Poll),
+        3 => step().prop_map(Op::Advance),
+        2 => (step(), 0usize..700).prop_map(|(s, b)| Op::Bounded(s, b)),
+        2 => op(),
     ]
 }
 
@@ -100,6 +119,8 @@ struct Harness {
     model: Model,
     /// Every key ever handed out, with its serial number (the value stored with it).
     keys: Vec<TimerKey>,
+    /// Whether to compare every key after every step (too slow with bursts of thousands).
+    check_every_key: bool,
 }
 
 impl Harness {
@@ -108,6 +129,7 @@ impl Harness {
             wheel: Wheel::new(),
             model: Model::default(),
             keys: Vec::new(),
+            check_every_key: true,
         }
     }
 
@@ -123,7 +145,10 @@ impl Harness {
             Some((deadline, value)),
             "expired timer {value} (deadline {deadline}) is not pending in the model, or its deadline differs"
         );
-        assert_eq!(self.keys[value as usize], key, "expired key is the one handed out");
+        assert_eq!(
+            self.keys[value as usize], key,
+            "expired key is the one handed out"
+        );
         assert!(!self.wheel.contains(key), "an expired key is stale");
     }
 
@@ -140,16 +165,30 @@ impl Harness {
     }
 
     fn apply(&mut self, op: &Op) {
+        self.step(op);
+        self.check_invariants();
+    }
+
+    /// Applies one step without the (O(timers)) invariant check.
+    fn step(&mut self, op: &Op) {
         let now = self.wheel.now();
         match op {
-            Op::Insert(when) => {
-                let deadline = when.resolve(now);
-                let serial = self.keys.len() as u32;
-                let key = self.wheel.insert(deadline, serial);
-                self.keys.push(key);
-                self.model
-                    .pending
-                    .insert(serial, (deadline, serial));
+            Op::Insert(when) => self.insert(when.resolve(now)),
+            Op::Burst(n, when) => {
+                let base = when.resolve(now);
+                for i in 0..u64::from(*n) {
+                    self.insert(base.saturating_add(i % 97));
+                }
+            }
+            Op::CancelEvery(step, offset) => {
+                for i in (*offset..self.keys.len()).step_by(*step) {
+                    self.step(&Op::Cancel(i));
+                }
+            }
+            Op::ResetEvery(step, offset, when) => {
+                for i in (*offset..self.keys.len()).step_by(*step) {
+                    self.step(&Op::Reset(i, when.clone()));
+                }
             }
             Op::Cancel(i) => {
                 if self.keys.is_empty() {
@@ -157,11 +196,7 @@ impl Harness {
                 }
                 let serial = (i % self.keys.len()) as u32;
                 let key = self.keys[serial as usize];
-                let expected = self
-                    .model
-                    .pending
-                    .remove(&serial)
-                    .map(|(_, v)| v);
+                let expected = self.model.pending.remove(&serial).map(|(_, v)| v);
                 assert_eq!(self.wheel.cancel(key), expected, "cancel of timer {serial}");
                 assert!(!self.wheel.contains(key));
             }
@@ -179,7 +214,11 @@ impl Harness {
                     }
                     None => false,
                 };
-                assert_eq!(self.wheel.reset(key, deadline), live, "reset of timer {serial}");
+                assert_eq!(
+                    self.wheel.reset(key, deadline),
+                    live,
+                    "reset of timer {serial}"
+                );
             }
             Op::Poll(step) => {
                 let target = now.saturating_add(*step);
@@ -205,7 +244,13 @@ impl Harness {
                 }
             }
         }
-        self.check_invariants();
+    }
+
+    fn insert(&mut self, deadline: u64) {
+        let serial = self.keys.len() as u32;
+        let key = self.wheel.insert(deadline, serial);
+        self.keys.push(key);
+        self.model.pending.insert(serial, (deadline, serial));
     }
 
     /// A full advance: exactly the model's due set expires, in deadline order apart from
@@ -233,10 +278,19 @@ impl Harness {
                     next <= min.max(self.wheel.now()),
                     "next_deadline {next} is later than the earliest deadline {min}"
                 );
-                assert!(next >= self.wheel.now(), "next_deadline is never in the past");
+                assert!(
+                    next >= self.wheel.now(),
+                    "next_deadline is never in the past"
+                );
             }
             (next, min) => panic!("next_deadline {next:?} but earliest deadline {min:?}"),
         }
+        if self.check_every_key {
+            self.check_keys();
+        }
+    }
+
+    fn check_keys(&self) {
         for (serial, key) in self.keys.iter().enumerate() {
             let model = self.model.pending.get(&(serial as u32));
             assert_eq!(self.wheel.deadline(*key), model.map(|&(d, _)| d));
@@ -246,6 +300,7 @@ impl Harness {
 
     /// Drains everything left: the final advance to `u64::MAX` must expire every timer.
     fn finish(&mut self) {
+        self.check_keys();
         self.advance(u64::MAX);
         assert!(self.wheel.is_empty());
         assert!(self.model.pending.is_empty());
@@ -259,6 +314,20 @@ proptest! {
     #[test]
     fn wheel_matches_the_reference_model(ops in prop::collection::vec(op(), 1..120)) {
         let mut h = Harness::new();
+        for op in &ops {
+            h.apply(op);
+        }
+        h.finish();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn wheel_matches_the_reference_model_with_bursts(ops in prop::collection::vec(bulk_op(), 1..40)) {
+        let mut h = Harness::new();
+        h.check_every_key = false;
         for op in &ops {
             h.apply(op);
         }

@@ -128,10 +128,7 @@ fn run_rearm<C: Contender>(w: &ReArm, n: usize) -> Vec<f64> {
     let mut c = C::new(n);
     let (rounds, total) = w.run(&mut c);
     drop(c);
-    vec![
-        rounds.as_secs_f64() * 1e9 / w.resets() as f64,
-        ms(total),
-    ]
+    vec![rounds.as_secs_f64() * 1e9 / w.resets() as f64, ms(total)]
 }
 
 fn run_per_op<C: Contender>(w: &PerOp, n: usize) -> Vec<f64> {
@@ -209,7 +206,11 @@ fn main() {
 
     let large = Mixed::new(big, seed);
     let mixed_large = interleave(rounds, only, |i| dispatch!(i, run_mixed(&large)));
-    table(&format!("mixed, N = {big} (ms total)"), &["ms"], &mixed_large);
+    table(
+        &format!("mixed, N = {big} (ms total)"),
+        &["ms"],
+        &mixed_large,
+    );
 
     let rearm = ReArm::new(rearm_n, rearm_rounds, seed);
     let rearm_s = interleave(rounds, only, |i| dispatch!(i, run_rearm(&rearm, rearm_n)));
@@ -288,7 +289,11 @@ fn run_some(args: &Args, rounds: usize, big: usize, rearm_n: usize, rearm_rounds
     if "per-op".contains(w) {
         let per_op = PerOp::new(big, seed);
         let s = interleave(rounds, only, |i| dispatch!(i, run_per_op(&per_op, big)));
-        table("per operation (ns per timer)", &["insert", "cancel", "expire"], &s);
+        table(
+            "per operation (ns per timer)",
+            &["insert", "cancel", "expire"],
+            &s,
+        );
     }
     if "bytes".contains(w) {
         let s = interleave(1, only, |i| dispatch!(i, bytes(big, seed)));

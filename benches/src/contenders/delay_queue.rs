@@ -107,9 +107,7 @@ impl Contender for DelayQueueContender {
                 // After a long jump the queue hands out one internal slot per wake-up of
                 // its `Sleep`; yield to the time driver until nothing due is left.
                 match queue.peek() {
-                    Some(key) if queue.deadline(&key) <= deadline => {
-                        tokio::task::yield_now().await
-                    }
+                    Some(key) if queue.deadline(&key) <= deadline => tokio::task::yield_now().await,
                     _ => break fired,
                 }
             }

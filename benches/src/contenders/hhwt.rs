@@ -10,10 +10,10 @@
 //! exactly the workloads' 1 ms step.
 
 use super::Contender;
+use hierarchical_hash_wheel_timer::wheels::TimerEntryWithDelay;
 use hierarchical_hash_wheel_timer::wheels::cancellable::{
     CancellableTimerEntry, QuadWheelWithOverflow,
 };
-use hierarchical_hash_wheel_timer::wheels::TimerEntryWithDelay;
 use std::time::Duration;
 
 /// A timer entry: the payload doubles as the unique id the crate requires for cancellation.

@@ -13,8 +13,8 @@
 //!   written in the adapter's module docs.
 
 mod delay_queue;
-mod hhwt;
 mod heap;
+mod hhwt;
 mod nexus;
 mod tokio_sleep;
 mod wheelbeat;

@@ -64,6 +64,12 @@ pub fn ensure_fds(need: u64, what: &str) {
     }
 }
 
+/// Raises the soft descriptor limit to the hard one and returns it (0 if it
+/// cannot be read).
+pub fn raise_fds() -> u64 {
+    wheelbeat_net::raise_fd_limit().map_or(0, |l| l.soft)
+}
+
 /// Resident set size of this process, in bytes (`VmRSS` in `/proc/self/status`).
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -76,6 +76,22 @@
 //! [`JobContext::exit`] to close its own entry (gtimer's `Exit`, without a panic). Jobs are
 //! `Fn + Send + Sync` because a non-singleton entry's runs may overlap on different workers.
 //!
+//! # Costs
+//!
+//! | operation | cost |
+//! |---|---|
+//! | `add*` | one allocation (the entry, ~150 bytes, plus the boxed job) and one command |
+//! | `Entry::{stop, start, close, reset, set_times}` | an atomic or two and one command; O(1) on the timer thread |
+//! | `Entry::{status, times, runs, ...}` | atomic loads |
+//! | a due run | O(1) in the wheel; with workers, two channel messages (dispatch, finish) |
+//! | an idle timer | nothing: no thread wakes up |
+//!
+//! Memory per pending entry, measured with 1M once-entries on the hierarchical wheel: about
+//! 240 bytes all told (the entry, a small job closure, its wheel slot and the caller's
+//! `Entry` handle). Timing: a run is due at an exact instant; the wheel rounds it **up** to
+//! the next tick boundary, so runs land up to one tick after their due time (plus scheduling
+//! latency). Pick a finer [`Builder::tick`] for tighter timing.
+//!
 //! # Testing in virtual time
 //!
 //! Build the timer on a [`ManualClock`], [`advance`](ManualClock::advance) it, then

@@ -172,10 +172,14 @@ impl TimerThread {
                 return;
             }
             // Due times passed while stopped are not made up for (nor counted as missed):
-            // move to the first due time not yet passed, on the entry's grid.
+            // move to the first due time not yet passed (now counts), on the entry's grid.
             if mem::take(&mut sched.paused) && sched.due < now {
                 let (last, _) = grid_point(sched.due, inner.interval, now);
-                sched.due = later(last, inner.interval);
+                sched.due = if last == now {
+                    last
+                } else {
+                    later(last, inner.interval)
+                };
             }
             self.file(inner, sched);
         }

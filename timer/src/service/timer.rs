@@ -383,20 +383,23 @@ impl Timer {
     }
 
     /// Closes the timer: every entry reads `Closed`, no new run starts, runs executing
-    /// complete, and the timer thread and the workers are joined. Idempotent. Called from
-    /// inside a job it cannot join the thread it runs on; that thread then exits by itself
-    /// once the job returns.
+    /// complete, and the timer thread and the workers are joined. Idempotent.
+    ///
+    /// Called on one of the timer's own threads (from inside a job, or by dropping the last
+    /// `Timer` there) it joins nothing, since those threads may be waiting on the caller; they
+    /// exit by themselves once the current job returns.
     pub fn close(&self) {
         let core = &self.handle.core;
         core.closed.store(true, Ordering::Release);
         let _ = core.cmd.send(Cmd::Shutdown);
         let threads = std::mem::take(&mut *self.threads.lock());
         let me = thread::current().id();
+        if threads.iter().any(|t| t.thread().id() == me) {
+            return; // dropping the handles detaches the threads
+        }
         for thread in threads {
-            if thread.thread().id() != me {
-                // A job's panic never reaches here (it is caught), so neither can a join error.
-                let _ = thread.join();
-            }
+            // A job's panic never reaches here (it is caught), so neither can a join error.
+            let _ = thread.join();
         }
     }
 

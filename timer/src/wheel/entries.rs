@@ -44,7 +44,10 @@ pub(super) struct Entry<T> {
 enum Slot<T> {
     Occupied(Entry<T>),
     /// `generation` is the one the next occupant will get.
-    Vacant { generation: u32, next_free: u32 },
+    Vacant {
+        generation: u32,
+        next_free: u32,
+    },
 }
 
 /// An entry taken out of the slab.
@@ -386,7 +389,10 @@ mod tests {
         let (i2, g2) = e.insert(2, 2, A);
         assert_eq!(i2, i);
         assert_ne!(g2, g);
-        assert!(e.get(i, g).is_none(), "stale handle must not see the new entry");
+        assert!(
+            e.get(i, g).is_none(),
+            "stale handle must not see the new entry"
+        );
         assert!(e.get(i2, g2).is_some());
     }
 

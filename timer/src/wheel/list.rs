@@ -183,7 +183,10 @@ mod tests {
         assert!(!list.remove(1, |i, p| moves.push((i, p))));
         assert!(!list.remove(2, |i, p| moves.push((i, p))));
         assert_eq!(list.holes, 2);
-        assert!(moves.is_empty(), "2 holes in 8 is not yet more than a quarter");
+        assert!(
+            moves.is_empty(),
+            "2 holes in 8 is not yet more than a quarter"
+        );
         assert!(!list.remove(3, |i, p| moves.push((i, p))));
         // 3 holes > 8 / 4: the last three members fill positions 1, 2, 3.
         assert_eq!(list.holes, 0);

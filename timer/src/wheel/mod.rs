@@ -93,6 +93,8 @@ pub struct Wheel<T> {
     /// How many entries at the back of the draining list [`sift`](Self::sift) has found due;
     /// a new sift runs when they are used up. Only a hint: correctness never depends on it.
     sifted: usize,
+    /// Scratch space for [`sift`](Self::sift), kept to avoid an allocation per slot.
+    sift_deadlines: Vec<u64>,
 }
 
 impl<T> Default for Wheel<T> {
@@ -136,6 +138,7 @@ impl<T> Wheel<T> {
             occupied: Occupancy::default(),
             draining: None,
             sifted: 0,
+            sift_deadlines: Vec::new(),
         }
     }
 
@@ -289,7 +292,9 @@ impl<T> Wheel<T> {
 
     /// The deadline of a pending timer.
     pub fn deadline(&self, key: TimerKey) -> Option<u64> {
-        self.entries.get(key.index, key.generation).map(|e| e.deadline)
+        self.entries
+            .get(key.index, key.generation)
+            .map(|e| e.deadline)
     }
 
     /// Whether `key` names a pending timer.
@@ -299,7 +304,9 @@ impl<T> Wheel<T> {
 
     /// The value of a pending timer.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.entries.get(key.index, key.generation).map(Entries::value)
+        self.entries
+            .get(key.index, key.generation)
+            .map(Entries::value)
     }
 
     /// The value of a pending timer, mutably.
@@ -333,7 +340,9 @@ impl<T> Wheel<T> {
     /// ```
     pub fn next_deadline(&self) -> Option<u64> {
         if !self.entries.is_list_empty(ListId::READY)
-            || self.draining.is_some_and(|d| !self.entries.is_list_empty(d))
+            || self
+                .draining
+                .is_some_and(|d| !self.entries.is_list_empty(d))
         {
             return Some(self.now);
         }
@@ -432,13 +441,16 @@ impl<T> Wheel<T> {
         let examine = len.min(*budget).min(SIFT_CHUNK);
         let base = len - examine;
         // First pass: only loads, independent of each other, so they overlap.
-        let mut deadlines = [0u64; SIFT_CHUNK];
-        for (k, deadline) in deadlines[..examine].iter_mut().enumerate() {
-            let index = self.entries.member(list, base + k);
-            if index != HOLE {
-                *deadline = self.entries.deadline_of(index);
+        let mut deadlines = std::mem::take(&mut self.sift_deadlines);
+        deadlines.clear();
+        deadlines.extend((base..len).map(|pos| {
+            let index = self.entries.member(list, pos);
+            if index == HOLE {
+                0
+            } else {
+                self.entries.deadline_of(index)
             }
-        }
+        }));
         // Second pass, from the back: `swap_remove` then only moves entries already handled,
         // so `deadlines[k]` still belongs to the member at `base + k`.
         let mut kept = 0;
@@ -461,6 +473,7 @@ impl<T> Wheel<T> {
                 break;
             }
         }
+        self.sift_deadlines = deadlines;
         kept
     }
 

@@ -82,7 +82,7 @@ pub fn ms(t0: Instant, t: Instant) -> u64 {
 #[derive(Clone)]
 pub struct Runs {
     t0: Instant,
-    log: Arc<Mutex<Vec<(u64, u64)>>>,
+    log: Arc<Mutex<Vec<(Instant, Instant)>>>,
 }
 
 impl Runs {
@@ -99,27 +99,35 @@ impl Runs {
         move |ctx| runs.record(ctx)
     }
 
+    /// Records a run. An assertion inside a job would be caught by the timer like any panic,
+    /// so an early run is recorded as such and reported by the accessors below instead.
     pub fn record(&self, ctx: &JobContext<'_>) {
-        let due = ms(self.t0, ctx.due());
-        let started = ms(self.t0, ctx.started());
-        assert!(
-            started >= due,
-            "run started at {started} ms, before its due time {due} ms"
-        );
-        self.log.lock().push((due, started));
+        self.log.lock().push((ctx.due(), ctx.started()));
+    }
+
+    /// The (due, started) pairs so far, in virtual ms; panics (in the test thread) if a run
+    /// was early.
+    pub fn all(&self) -> Vec<(u64, u64)> {
+        let log = self.log.lock();
+        log.iter()
+            .map(|&(due, started)| {
+                assert!(started >= due, "run started before its due time");
+                (ms(self.t0, due), ms(self.t0, started))
+            })
+            .collect()
     }
 
     /// The start times so far, in virtual ms.
     pub fn started(&self) -> Vec<u64> {
-        self.log.lock().iter().map(|&(_, s)| s).collect()
+        self.all().into_iter().map(|(_, s)| s).collect()
     }
 
     /// The due times so far, in virtual ms.
     pub fn due(&self) -> Vec<u64> {
-        self.log.lock().iter().map(|&(d, _)| d).collect()
+        self.all().into_iter().map(|(d, _)| d).collect()
     }
 
     pub fn count(&self) -> usize {
-        self.log.lock().len()
+        self.all().len()
     }
 }

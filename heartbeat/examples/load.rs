@@ -1,0 +1,102 @@
+//! Load generator: N heartbeating clients against a server in another process,
+//! with the same live line as the demo.
+//!
+//! ```text
+//! cargo run --release -p wheelbeat-heartbeat --example load -- --connect 127.0.0.1:7000 --conns 10000 --duration 30s
+//! ```
+//!
+//! Start a server first (`--example server -- --listen 127.0.0.1:7000`). The
+//! clients reconnect with exponential backoff and full jitter if the server
+//! goes away. Stops after `--duration` (or never, without it; Ctrl-C).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::{HeartbeatArgs, LiveLine, ensure_fds, fmt_dur};
+use wheelbeat_heartbeat::Pool;
+
+#[derive(Debug, Parser)]
+#[command(about = "N heartbeating clients against a wheelbeat server")]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    connect: SocketAddr,
+    /// Number of client connections.
+    #[arg(long, default_value_t = 1_000)]
+    conns: usize,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+    /// Stop after this long (humantime); runs until killed without it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// First reconnect delay ceiling.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    backoff_initial: Duration,
+    /// Largest reconnect delay ceiling.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    backoff_max: Duration,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    ensure_fds(args.conns as u64 + 64, &format!("--conns {}", args.conns));
+    let pool = match Pool::builder()
+        .connect(args.connect, args.conns)
+        .heartbeat(args.heartbeat.config(7))
+        .backoff(args.backoff_initial, args.backoff_max)
+        .start(())
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start the pool: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "load: {} connections to {}, interval {} timeout {} max-missed {}",
+        args.conns,
+        args.connect,
+        fmt_dur(args.heartbeat.interval),
+        fmt_dur(args.heartbeat.timeout),
+        args.heartbeat.max_missed
+    );
+    let start = Instant::now();
+    let mut live = LiveLine::new(pool.stats(), start);
+    let mut next = start + Duration::from_secs(1);
+    let end = args.duration.map(|d| start + d);
+    loop {
+        let now = Instant::now();
+        if end.is_some_and(|e| now >= e) {
+            break;
+        }
+        if now >= next {
+            let s = pool.stats();
+            let extra = format!("  connect failures {}", s.connect_failures);
+            live.print(s, now, &extra);
+            next += Duration::from_secs(1);
+        }
+        // The main thread only prints; sleeping here paces the output and
+        // synchronises nothing.
+        let wake = end.map_or(next, |e| e.min(next));
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+    }
+    let s = pool.stats();
+    pool.shutdown();
+    let rtt = s.rtt();
+    println!(
+        "done: {} connected, {} pings sent, {} pongs, {} misses, {} dead, rtt p50 {} p99 {} max {}",
+        s.connected,
+        s.pings_sent,
+        s.pongs_received,
+        s.misses,
+        s.closed.missed_pings,
+        fmt_dur(rtt.p50),
+        fmt_dur(rtt.p99),
+        fmt_dur(rtt.max)
+    );
+}
