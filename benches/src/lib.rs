@@ -17,4 +17,5 @@
 pub mod alloc;
 pub mod contenders;
 pub mod loopbench;
+pub mod svg;
 pub mod workloads;

@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 5.0)]
     close_pct: f64,
     /// Observation after the bound has passed, for late false positives.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     tail: Duration,
     /// Server event loops (threads sharing the port).
     #[arg(long, default_value_t = 1)]
@@ -60,9 +60,19 @@ struct Args {
 
 /// What a handler saw, sent to the main thread.
 enum Seen {
-    Connect { conn: ConnId, port: u16 },
-    Dead { conn: ConnId, at: Instant, silent_for: Duration },
-    Close { conn: ConnId, reason: CloseReason },
+    Connect {
+        conn: ConnId,
+        port: u16,
+    },
+    Dead {
+        conn: ConnId,
+        at: Instant,
+        silent_for: Duration,
+    },
+    Close {
+        conn: ConnId,
+        reason: CloseReason,
+    },
 }
 
 struct Reporter(Sender<Seen>, bool);
@@ -70,14 +80,31 @@ struct Reporter(Sender<Seen>, bool);
 impl Handler for Reporter {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
         // Pair the two ends by the client's port.
-        let port = if self.1 { info.peer.port() } else { info.local.port() };
+        let port = if self.1 {
+            info.peer.port()
+        } else {
+            info.local.port()
+        };
         let _ = self.0.send(Seen::Connect { conn, port });
     }
-    fn on_dead(&mut self, cx: &mut Context<'_>, conn: ConnId, _r: DeadReason, silent_for: Duration) {
-        let _ = self.0.send(Seen::Dead { conn, at: cx.now(), silent_for });
+    fn on_dead(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: ConnId,
+        _r: DeadReason,
+        silent_for: Duration,
+    ) {
+        let _ = self.0.send(Seen::Dead {
+            conn,
+            at: cx.now(),
+            silent_for,
+        });
     }
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
-        let _ = self.0.send(Seen::Close { conn, reason: reason.clone() });
+        let _ = self.0.send(Seen::Close {
+            conn,
+            reason: reason.clone(),
+        });
     }
 }
 
@@ -97,7 +124,10 @@ struct Book {
 impl Book {
     fn port_of_server_conn(&self, conn: ConnId) -> Option<u16> {
         // Built once the pool is up; the map is small enough to invert lazily.
-        self.server_by_port.iter().find(|(_, c)| **c == conn).map(|(p, _)| *p)
+        self.server_by_port
+            .iter()
+            .find(|(_, c)| **c == conn)
+            .map(|(p, _)| *p)
     }
 
     fn server_event(&mut self, ev: Seen, index: &HashMap<ConnId, u16>) {
@@ -105,8 +135,15 @@ impl Book {
             Seen::Connect { conn, port } => {
                 self.server_by_port.insert(port, conn);
             }
-            Seen::Dead { conn, at, silent_for } => {
-                let port = index.get(&conn).copied().or_else(|| self.port_of_server_conn(conn));
+            Seen::Dead {
+                conn,
+                at,
+                silent_for,
+            } => {
+                let port = index
+                    .get(&conn)
+                    .copied()
+                    .or_else(|| self.port_of_server_conn(conn));
                 match (port, self.frozen_at) {
                     (Some(p), Some(t0)) if self.frozen.contains(&p) => {
                         self.detected.insert(p, (at.saturating_duration_since(t0), silent_for));
@@ -117,7 +154,10 @@ impl Book {
                 }
             }
             Seen::Close { conn, reason } => {
-                let port = index.get(&conn).copied().or_else(|| self.port_of_server_conn(conn));
+                let port = index
+                    .get(&conn)
+                    .copied()
+                    .or_else(|| self.port_of_server_conn(conn));
                 let port = port.unwrap_or(0);
                 match reason {
                     CloseReason::Dead(_) if self.frozen.contains(&port) => {}
@@ -137,12 +177,16 @@ impl Book {
             Seen::Connect { conn, port } => {
                 self.client_by_port.insert(port, conn);
             }
-            Seen::Dead { conn, silent_for, .. } => self.false_positives.push(format!(
+            Seen::Dead {
+                conn, silent_for, ..
+            } => self.false_positives.push(format!(
                 "client {conn} declared the server dead after {silent_for:?}"
             )),
             Seen::Close { conn, reason } => match reason {
                 CloseReason::Local | CloseReason::Shutdown => {}
-                other => self.false_positives.push(format!("client {conn} lost: {other}")),
+                other => self
+                    .false_positives
+                    .push(format!("client {conn} lost: {other}")),
             },
         }
     }
@@ -152,7 +196,10 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     let n = args.conns;
-    ensure_fds(2 * n as u64 + 128, &format!("--conns {n} (two descriptors per loopback pair)"));
+    ensure_fds(
+        2 * n as u64 + 128,
+        &format!("--conns {n} (two descriptors per loopback pair)"),
+    );
     let bound = args.heartbeat.bound();
     println!(
         "demo: {n} connections, interval {} timeout {} max-missed {} jitter {} -> bound {}",
@@ -193,7 +240,13 @@ fn main() -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
-        drain(&mut book, &mut index, &srx, &crx, Duration::from_millis(100));
+        drain(
+            &mut book,
+            &mut index,
+            &srx,
+            &crx,
+            Duration::from_millis(100),
+        );
     }
     let connect_time = t_connect.elapsed();
     let rss1 = rss_bytes().unwrap_or(0);
@@ -214,7 +267,10 @@ fn main() -> ExitCode {
             let n_close = (n as f64 * args.close_pct / 100.0).round() as usize;
             let ports: Vec<u16> = book.client_by_port.keys().copied().collect();
             book.frozen = ports[..n_freeze].iter().copied().collect();
-            book.closed = ports[n_freeze..n_freeze + n_close].iter().copied().collect();
+            book.closed = ports[n_freeze..n_freeze + n_close]
+                .iter()
+                .copied()
+                .collect();
             book.frozen_at = Some(Instant::now());
             for p in &book.frozen {
                 let _ = ph.freeze(book.client_by_port[p]);
@@ -230,7 +286,11 @@ fn main() -> ExitCode {
         }
         if now >= next_line {
             let extra = if injected {
-                format!("  frozen detected {}/{}", book.detected.len(), book.frozen.len())
+                format!(
+                    "  frozen detected {}/{}",
+                    book.detected.len(),
+                    book.frozen.len()
+                )
             } else {
                 String::new()
             };
@@ -240,8 +300,16 @@ fn main() -> ExitCode {
         if now >= end {
             break;
         }
-        let wait = next_line.min(end).min(if injected { end } else { fault_at });
-        drain(&mut book, &mut index, &srx, &crx, wait.saturating_duration_since(now));
+        let wait = next_line
+            .min(end)
+            .min(if injected { end } else { fault_at });
+        drain(
+            &mut book,
+            &mut index,
+            &srx,
+            &crx,
+            wait.saturating_duration_since(now),
+        );
     }
     drain(&mut book, &mut index, &srx, &crx, Duration::ZERO);
     let cpu1 = cpu_time().unwrap_or_default();
@@ -264,24 +332,47 @@ fn main() -> ExitCode {
     println!();
     println!("summary ({n} connections, {})", fmt_dur(wall));
     println!("  {:<34} {:>12}", "frozen clients", book.frozen.len());
-    println!("  {:<34} {:>12}", "  detected by the server", book.detected.len());
+    println!(
+        "  {:<34} {:>12}",
+        "  detected by the server",
+        book.detected.len()
+    );
     println!("  {:<34} {:>12}", "  detected later than the bound", late);
     println!("  {:<34} {:>12}", "  detection latency p50", fmt_dur(p50));
     println!("  {:<34} {:>12}", "  detection latency max", fmt_dur(max));
     println!("  {:<34} {:>12}", "  bound", fmt_dur(bound));
     println!("  {:<34} {:>12}", "closed clients", book.closed.len());
     println!("  {:<34} {:>12}", "  seen as peer-closed", book.closed_seen);
-    println!("  {:<34} {:>12}", "false positives", book.false_positives.len());
+    println!(
+        "  {:<34} {:>12}",
+        "false positives",
+        book.false_positives.len()
+    );
     println!("  {:<34} {:>12}", "pings sent (both sides)", all.pings_sent);
-    println!("  {:<34} {:>12}", "pongs received (both sides)", all.pongs_received);
+    println!(
+        "  {:<34} {:>12}",
+        "pongs received (both sides)", all.pongs_received
+    );
     println!("  {:<34} {:>12}", "missed pings (both sides)", all.misses);
     println!("  {:<34} {:>12}", "rtt p50", fmt_dur(rtt.p50));
     println!("  {:<34} {:>12}", "rtt p90", fmt_dur(rtt.p90));
     println!("  {:<34} {:>12}", "rtt p99", fmt_dur(rtt.p99));
     println!("  {:<34} {:>12}", "rtt max", fmt_dur(rtt.max));
-    println!("  {:<34} {:>12}", "cpu seconds (whole process)", format!("{:.2}", (cpu1 - cpu0).as_secs_f64()));
-    println!("  {:<34} {:>12}", "rss per connection pair", format!("{:.0} B", per_pair));
-    println!("  {:<34} {:>12}", "  (server end + client end)", format!("{:.0} B/end", per_pair / 2.0));
+    println!(
+        "  {:<34} {:>12}",
+        "cpu seconds (whole process)",
+        format!("{:.2}", (cpu1 - cpu0).as_secs_f64())
+    );
+    println!(
+        "  {:<34} {:>12}",
+        "rss per connection pair",
+        format!("{:.0} B", per_pair)
+    );
+    println!(
+        "  {:<34} {:>12}",
+        "  (server end + client end)",
+        format!("{:.0} B/end", per_pair / 2.0)
+    );
     for fp in book.false_positives.iter().take(10) {
         println!("  false positive: {fp}");
     }
@@ -290,10 +381,17 @@ fn main() -> ExitCode {
         && book.false_positives.is_empty()
         && book.closed_seen == book.closed.len();
     println!("{}", if ok { "PASS" } else { "FAIL" });
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
-fn merged(sh: &wheelbeat_heartbeat::Handle, ph: &wheelbeat_heartbeat::Handle) -> wheelbeat_heartbeat::Snapshot {
+fn merged(
+    sh: &wheelbeat_heartbeat::Handle,
+    ph: &wheelbeat_heartbeat::Handle,
+) -> wheelbeat_heartbeat::Snapshot {
     let mut s = sh.stats();
     let p = ph.stats();
     // Connections: count the server's side only (one per pair); the rest adds up.

@@ -55,8 +55,17 @@ impl Handler for Logger {
     fn on_missed(&mut self, _cx: &mut Context<'_>, conn: ConnId, missed: u32) {
         log::info!("{conn}: {missed} ping(s) unanswered");
     }
-    fn on_dead(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: DeadReason, silent: Duration) {
-        log::warn!("{conn}: dead ({reason}) after {} of silence", fmt_dur(silent));
+    fn on_dead(
+        &mut self,
+        _cx: &mut Context<'_>,
+        conn: ConnId,
+        reason: DeadReason,
+        silent: Duration,
+    ) {
+        log::warn!(
+            "{conn}: dead ({reason}) after {} of silence",
+            fmt_dur(silent)
+        );
     }
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         log::info!("{conn}: closed: {reason}");

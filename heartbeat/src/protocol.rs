@@ -357,7 +357,12 @@ mod tests {
             br#"{"pong":18446744073709551616}"#,
             br#"{"pong":99999999999999999999999999999999999999}"#,
         ] {
-            assert_eq!(parse(frame), data(frame), "{}", String::from_utf8_lossy(frame));
+            assert_eq!(
+                parse(frame),
+                data(frame),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
         }
     }
 
@@ -372,7 +377,12 @@ mod tests {
             br#"{"hello":"world","n":[1,2,{"a":null}]}"#,
             br#"{"Ping":1}"#,
         ] {
-            assert_eq!(parse(frame), data(frame), "{}", String::from_utf8_lossy(frame));
+            assert_eq!(
+                parse(frame),
+                data(frame),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
         }
     }
 
@@ -439,7 +449,10 @@ mod tests {
             frame.extend(std::iter::repeat_n(close, depth));
             frame.push(b'}');
             let parsed = parse(&frame);
-            assert!(matches!(parsed, Ok(Message::Data(_)) | Err(ProtocolError::InvalidJson)));
+            assert!(matches!(
+                parsed,
+                Ok(Message::Data(_)) | Err(ProtocolError::InvalidJson)
+            ));
             // Cut short, it must be an error, not a panic.
             frame.truncate(frame.len() / 2);
             assert!(parse(&frame).is_err());
@@ -474,6 +487,129 @@ mod tests {
             assert_eq!(r, r.to_lowercase());
             assert!(!r.ends_with('.'));
             assert_eq!(e.to_string(), r);
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bytes that are often almost JSON, so the interesting paths get exercised.
+        fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+            let atoms = prop::sample::select(vec![
+                &b"{"[..],
+                b"}",
+                b"[",
+                b"]",
+                b":",
+                b",",
+                b"\"",
+                b"\"ping\"",
+                b"\"pong\"",
+                b"\"x\"",
+                b"0",
+                b"1",
+                b"18446744073709551615",
+                b"18446744073709551616",
+                b"-",
+                b".5",
+                b"e3",
+                b"null",
+                b"true",
+                b" ",
+                b"\\",
+                b"\xff",
+            ]);
+            prop::collection::vec(atoms, 0..24).prop_map(|parts| parts.concat())
+        }
+
+        /// Well-formed JSON values, biased towards ping/pong keys.
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::Value;
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                (-1e30..1e30f64).prop_map(Value::from),
+                "[a-z]{0,4}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                let key = prop_oneof![
+                    Just("ping".to_string()),
+                    Just("pong".to_string()),
+                    "[a-z]{1,3}"
+                ];
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(key, inner, 0..3)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// What `value` must parse as: a heartbeat, `Ok(None)` for data, or an error.
+        fn expected(value: &serde_json::Value) -> Result<Option<Message<'static>>, ProtocolError> {
+            let Some(map) = value.as_object() else {
+                return Err(ProtocolError::NotAnObject);
+            };
+            Ok(match (map.len(), map.iter().next()) {
+                (1, Some((k, v))) if k == "ping" => v.as_u64().map(Message::Ping),
+                (1, Some((k, v))) if k == "pong" => v.as_u64().map(Message::Pong),
+                _ => None,
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn well_formed_values_are_classified_like_serde_json(value in json_value()) {
+                let frame = serde_json::to_vec(&value).unwrap();
+                let want = expected(&value).map(|m| m.unwrap_or(Message::Data(&frame)));
+                prop_assert_eq!(parse(&frame), want);
+            }
+
+            #[test]
+            fn parse_agrees_with_serde_json_and_never_panics(frame in jsonish()) {
+                let parsed = parse(&frame);
+                let value = serde_json::from_slice::<serde_json::Value>(&frame);
+                match (&parsed, &value) {
+                    (Ok(msg), Ok(serde_json::Value::Object(map))) => {
+                        let heartbeat = match (map.len(), map.iter().next()) {
+                            (1, Some((k, v))) if k == "ping" => v.as_u64().map(Message::Ping),
+                            (1, Some((k, v))) if k == "pong" => v.as_u64().map(Message::Pong),
+                            _ => None,
+                        };
+                        prop_assert_eq!(*msg, heartbeat.unwrap_or(Message::Data(&frame)));
+                    }
+                    (Err(ProtocolError::NotAnObject), Ok(v)) => prop_assert!(!v.is_object()),
+                    (Err(ProtocolError::InvalidJson), Err(_)) => {}
+                    _ => prop_assert!(false, "parse {:?} vs serde_json {:?}", parsed, value),
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(frame in prop::collection::vec(any::<u8>(), 0..64)) {
+                let _ = parse(&frame);
+            }
+
+            #[test]
+            fn heartbeats_round_trip(n in any::<u64>()) {
+                let mut out = Vec::new();
+                encode_ping(n, &mut out);
+                prop_assert_eq!(parse(&out), Ok(Message::Ping(n)));
+                out.clear();
+                encode_pong(n, &mut out);
+                prop_assert_eq!(parse(&out), Ok(Message::Pong(n)));
+            }
+
+            #[test]
+            fn error_frames_are_data_objects(reason in ".{0,40}") {
+                let mut out = Vec::new();
+                encode_error(&reason, &mut out);
+                prop_assert_eq!(parse(&out), Ok(Message::Data(&out)));
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                prop_assert_eq!(v["error"].as_str(), Some(reason.as_str()));
+            }
         }
     }
 }

@@ -33,7 +33,10 @@ fn lossy_link_below_tolerance_gives_no_false_positive() {
     pair.run_for(Duration::from_secs(1_800));
     assert_eq!(count(&pair, |e| matches!(e, Event::Dead { .. })), 0);
     let (sent, lost) = pair.frames();
-    assert!(lost > sent / 40, "the link really lost frames: {lost}/{sent}");
+    assert!(
+        lost > sent / 40,
+        "the link really lost frames: {lost}/{sent}"
+    );
     // The loss was felt: some pings went unanswered, and were retried successfully.
     let missed = count(&pair, |e| matches!(e, Event::Missed { .. }));
     assert!(missed > 10, "{missed} misses");
@@ -95,7 +98,10 @@ fn frozen_side_is_detected_within_the_bound_and_the_live_side_is_not() {
         let freeze_at = pair.start() + Duration::from_secs(30) + Duration::from_millis(seed * 37);
         pair.freeze(1, freeze_at);
         pair.run_for(Duration::from_secs(60));
-        let dead_at = pair.side(0).declared_dead_at.expect("the hung side is detected");
+        let dead_at = pair
+            .side(0)
+            .declared_dead_at
+            .expect("the hung side is detected");
         // Silent since its last frame arrived: sent at last_sent(1), at most 15 ms in flight.
         let last_heard = pair.last_sent(1).unwrap() + Duration::from_millis(15);
         let bound = last_heard + Duration::from_millis(1_100 + 3 * 500 + 10);

@@ -32,7 +32,10 @@ fn first_pings(jitter: f64, seed: u64, n: u32) -> Vec<u64> {
             first[conn as usize].get_or_insert(t);
         }
     }
-    first.into_iter().map(|t| t.expect("every peer pinged")).collect()
+    first
+        .into_iter()
+        .map(|t| t.expect("every peer pinged"))
+        .collect()
 }
 
 #[test]
@@ -40,7 +43,10 @@ fn ten_thousand_peers_added_together_ping_spread_over_the_window() {
     let times = first_pings(0.1, 7, 10_000);
     let (min, max) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
     assert!(min >= 27_000 && max <= 33_000, "inside ±10%: {min}..{max}");
-    assert!(max - min >= 5_800, "spread over the whole window: {min}..{max}");
+    assert!(
+        max - min >= 5_800,
+        "spread over the whole window: {min}..{max}"
+    );
     // Roughly uniform: 6 one-second buckets each hold about a sixth.
     let mut buckets = [0u32; 6];
     for &t in &times {
@@ -88,7 +94,10 @@ fn jitter_is_drawn_again_each_cycle() {
         h.recv(t, p, wheelbeat_heartbeat::Message::Pong(seq));
         last = t;
     }
-    assert!(windows.iter().all(|w| (27_000..=33_010).contains(w)), "{windows:?}");
+    assert!(
+        windows.iter().all(|w| (27_000..=33_010).contains(w)),
+        "{windows:?}"
+    );
     let distinct: std::collections::HashSet<_> = windows.iter().collect();
     assert!(distinct.len() >= 40, "{windows:?}");
 }
@@ -110,7 +119,10 @@ fn every_jittered_verdict_is_inside_the_bound() {
     h.run_to(t + 70_000);
     for (conn, &t) in added.iter().enumerate() {
         let (dead, silent_for) = h.dead(conn as u32).expect("every silent peer is caught");
-        assert!(dead <= t + 33_000 + 30_000 + 10, "peer {conn}: {dead} vs bound");
+        assert!(
+            dead <= t + 33_000 + 30_000 + 10,
+            "peer {conn}: {dead} vs bound"
+        );
         assert!(dead >= t + 27_000 + 30_000, "peer {conn}: too early {dead}");
         assert_eq!(silent_for, Duration::from_millis(dead - t));
     }

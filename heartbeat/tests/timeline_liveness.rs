@@ -29,7 +29,10 @@ fn silent_peer_is_pinged_exactly_at_interval() {
     let mut h = Harness::new(config());
     h.add(0, 1);
     h.run_to(29_990);
-    assert!(h.pings(1).is_empty(), "no ping one tick before the interval");
+    assert!(
+        h.pings(1).is_empty(),
+        "no ping one tick before the interval"
+    );
     h.run_to(30_000);
     assert_eq!(h.pings(1), vec![(30_000, 1)]);
 }
@@ -144,7 +147,11 @@ fn answer_one_tick_before_timeout_keeps_the_peer_alive() {
     assert!(h.misses(1).is_empty());
     assert_eq!(h.dead(1), None);
     assert_eq!(h.rtts(1).len(), 20);
-    assert!(h.rtts(1).iter().all(|&(_, rtt)| rtt == Duration::from_millis(9_990)));
+    assert!(
+        h.rtts(1)
+            .iter()
+            .all(|&(_, rtt)| rtt == Duration::from_millis(9_990))
+    );
 }
 
 #[test]
@@ -224,7 +231,11 @@ fn data_does_not_count_when_configured_so() {
     }
     h.run_to(60_000);
     assert_eq!(h.pings(1).len(), 3);
-    assert_eq!(h.dead(1).map(|d| d.0), Some(60_000), "data alone is not an answer");
+    assert_eq!(
+        h.dead(1).map(|d| d.0),
+        Some(60_000),
+        "data alone is not an answer"
+    );
 }
 
 #[test]
@@ -260,7 +271,11 @@ fn pong_with_wrong_seq_gives_no_rtt_but_is_a_sign_of_life() {
     // The matching pong still gives its RTT, once.
     h.recv(41_000, p, Message::Pong(1));
     h.recv(41_001, p, Message::Pong(1));
-    assert_eq!(h.rtts(1).len(), 0, "ping 1's window was closed by the earlier frame");
+    assert_eq!(
+        h.rtts(1).len(),
+        0,
+        "ping 1's window was closed by the earlier frame"
+    );
     let s = h.m.stats();
     assert_eq!((s.pongs_received, s.pongs_unmatched), (3, 3));
 }
@@ -293,7 +308,11 @@ fn stale_peer_id_is_ignored_even_when_its_slot_is_reused() {
     assert_eq!(h.m.conn(old), None);
     assert_eq!(h.m.conn(new), Some(2));
     h.run_to(30_000);
-    assert_eq!(h.pings(2), vec![(30_000, 1)], "the new peer was not touched by the stale frames");
+    assert_eq!(
+        h.pings(2),
+        vec![(30_000, 1)],
+        "the new peer was not touched by the stale frames"
+    );
     assert_eq!(h.m.stats().stale_ignored, 2);
 }
 
@@ -362,7 +381,11 @@ fn timeout_off_the_tick_grid_is_rounded_up_never_shortened() {
     });
     h.add(0, 1);
     h.run_to(40_000);
-    assert_eq!(h.dead(1), None, "the window is at least the configured timeout");
+    assert_eq!(
+        h.dead(1),
+        None,
+        "the window is at least the configured timeout"
+    );
     h.run_to(40_010);
     assert_eq!(h.dead(1).map(|d| d.0), Some(40_010));
 }
@@ -378,4 +401,27 @@ fn poll_timeout_is_none_without_peers_and_never_late() {
     // Calling early is harmless.
     m.handle_timeout(t0 + Duration::from_secs(1));
     assert_eq!(m.poll_action(), None);
+}
+
+/// Regression (found by `timeline_props`): with `interval < timeout`, a frame arriving after
+/// the early re-check of an outstanding ping used to wait for the answer deadline before
+/// starting its new cycle, stretching the bound by `timeout - interval`.
+#[test]
+fn frame_after_the_early_recheck_starts_the_next_cycle_on_time() {
+    let mut h = Harness::new(Config {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+        max_missed: 1,
+        ..config()
+    });
+    let p = h.add(0, 1);
+    h.run_to(2_000); // ping at 1 s, early re-check at 2 s
+    h.recv(2_300, p, Message::Pong(1));
+    h.run_to(3_300);
+    assert_eq!(h.pings(1), vec![(1_000, 1), (3_300, 2)]);
+    // Silent since 2.3 s: dead at 2.3 + 1 + 5 s.
+    h.run_to(8_290);
+    assert_eq!(h.dead(1), None);
+    h.run_to(8_300);
+    assert_eq!(h.dead(1).map(|d| d.0), Some(8_300));
 }

@@ -111,7 +111,11 @@ fn thousand_pinged_peers_survive_a_long_stall_and_answering_ones_stay_alive() {
     assert_eq!(h.actions.len(), 1_000, "all pinged");
     // A 60 s stall while every answer deadline passes.
     h.stall_until(91_000);
-    assert!(h.events.iter().all(|(_, e)| !matches!(e, Event::Missed { .. } | Event::Dead { .. })));
+    assert!(
+        h.events
+            .iter()
+            .all(|(_, e)| !matches!(e, Event::Missed { .. } | Event::Dead { .. }))
+    );
     assert_eq!(pauses(&h).len(), 1);
     assert_eq!(h.m.stats().forgiven, 1_000);
     // Even peers answer their fresh ping; odd ones stay silent.
@@ -161,4 +165,28 @@ fn loop_waking_only_at_exact_deadlines_never_trips_the_guard() {
     }
     assert!(pauses(&h).is_empty());
     assert_eq!(h.dead(1).map(|d| d.0), Some(60_000));
+}
+
+#[test]
+fn bounded_calls_work_off_a_stall_backlog_with_the_same_forgiveness() {
+    let mut h = Timeline::new(config());
+    for c in 0..1_000u32 {
+        h.add(0, c);
+    }
+    h.run_to(30_000);
+    // A 30 s stall, then the backlog of 1,000 overdue verdicts worked off 100 at a time.
+    let now = h.at(70_000);
+    let mut calls = 0;
+    while !h.m.handle_timeout_bounded(now, 100) {
+        calls += 1;
+        assert!(h.m.poll_timeout().is_some_and(|t| t <= now));
+    }
+    assert!((9..=11).contains(&calls), "{calls} calls");
+    assert_eq!(
+        h.m.stats().forgiven,
+        1_000,
+        "every verdict in the gap forgiven"
+    );
+    assert_eq!(h.m.stats().missed, 0);
+    assert!(h.m.poll_timeout().is_some_and(|t| t > now));
 }

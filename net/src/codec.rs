@@ -138,7 +138,7 @@ impl Codec for LineCodec {
         // A line of `max` bytes plus "\r\n" is the longest valid input; look no further.
         let limit = buf.len().min(max + 2);
         let from = (self.scanned as usize).min(limit);
-        match buf[from..limit].iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', &buf[from..limit]) {
             Some(i) => {
                 let nl = from + i;
                 self.scanned = 0;

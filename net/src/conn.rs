@@ -12,18 +12,26 @@
 //!   cannot starve the others ([`ReadStatus::BudgetExhausted`] says "call again, without
 //!   waiting for an event").
 //!
+//! # Backpressure
+//! To stop reading a peer (say its replies are piling up against the write cap), stop calling
+//! `read_frames` for it: the kernel's receive buffer fills and TCP flow control slows the peer
+//! down. Readiness is edge-triggered, so bytes already buffered will not raise a new event:
+//! when resuming, call `read_frames` at once instead of waiting for one.
+//!
 //! # Bounds and memory
 //! - Idle connection: `size_of::<Connection<LineCodec>>()` bytes and no heap, plus the
 //!   kernel's socket. On 64-bit Linux that is 144 bytes in release builds and 160 in debug
 //!   builds (mio adds a debug-only selector id to each socket); a test asserts <= 160.
 //! - Partial frame: at most [`Codec::max_buffered_len`] bytes (64 KiB + 2 for the default line
-//!   codec).
+//!   codec). After [`ReadStatus::Stopped`] the undelivered rest of the last read is kept
+//!   instead, at most `max_buffered_len + 64 KiB`, until the next call delivers it.
 //! - Write queue: at most the write cap ([`DEFAULT_WRITE_CAP`], 1 MiB, counting
 //!   [`FRAME_OVERHEAD`](crate::FRAME_OVERHEAD) bytes per frame); the data buffer's allocation
-//!   never passes the cap, the frame-length ring at most doubles its share; plus the priority
-//!   lane's cap ([`DEFAULT_PRIORITY_CAP`], 4 KiB).
-//! - A busy connection therefore costs at most about write cap × 1.5 + priority cap +
-//!   max frame (the 1.5 only for floods of tiny frames; about 1 × cap for normal ones).
+//!   never passes the cap; the ring of frame lengths takes 4 bytes per queued frame, up to 8
+//!   with its growth slack; plus the priority lane's cap ([`DEFAULT_PRIORITY_CAP`], 4 KiB).
+//! - A busy connection's heap is therefore at most the write cap (about 1.1 × for 64-byte
+//!   frames, 2.6 × in the worst case of a queue of empty frames), plus the priority cap, plus
+//!   one max frame. `heap_bytes` reports it; the slow-reader test checks it.
 
 use std::io::{self, Read};
 use std::ops::ControlFlow;
@@ -438,7 +446,8 @@ impl<C: Codec> Connection<C> {
         self.out.prio_queued()
     }
 
-    /// Bytes of an unfinished inbound frame held between reads.
+    /// Bytes received but not yet delivered, held between calls: an unfinished frame, or
+    /// after [`ReadStatus::Stopped`] the rest of the last read.
     pub fn partial_len(&self) -> usize {
         self.partial.len()
     }

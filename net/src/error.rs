@@ -95,6 +95,34 @@ impl From<io::Error> for Error {
     }
 }
 
+impl Error {
+    /// The closest [`io::ErrorKind`]: the inner kind for [`Error::Io`]; `InvalidData` for a
+    /// frame the peer sent; `InvalidInput` for one the caller tried to send; `UnexpectedEof`
+    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::FrameTooLong { .. } => io::ErrorKind::InvalidData,
+            Error::Unencodable { .. } => io::ErrorKind::InvalidInput,
+            Error::QueueFull { .. } => io::ErrorKind::Other,
+            Error::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
+            Error::ConnectTimedOut => io::ErrorKind::TimedOut,
+            Error::WriteZero => io::ErrorKind::WriteZero,
+            Error::Io(e) => e.kind(),
+        }
+    }
+}
+
+/// For callers that speak `io::Result`: [`Error::Io`] unwraps to the original error, the
+/// others become an `io::Error` of [`Error::kind`] carrying this error as its source.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(e) => e,
+            other => io::Error::new(other.kind(), other),
+        }
+    }
+}
+
 /// A failed [`send`](crate::Connection::send): the message is handed back with the reason,
 /// so the caller decides whether to drop it, close the connection or retry after a flush
 /// (the crossbeam `TrySendError::Full(T)` idea).
@@ -153,5 +181,43 @@ impl<M> std::error::Error for SendError<M> {
 impl<M> From<SendError<M>> for Error {
     fn from(e: SendError<M>) -> Self {
         e.error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_without_a_trailing_period() {
+        let errors = [
+            Error::FrameTooLong {
+                len: 70_000,
+                max: 65_536,
+            },
+            Error::Unencodable {
+                reason: "payload contains a newline",
+            },
+            Error::QueueFull { queued: 10, cap: 8 },
+            Error::TruncatedFrame { len: 3 },
+            Error::ConnectTimedOut,
+            Error::WriteZero,
+            Error::Io(io::Error::other("boom")),
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(msg.starts_with(|c: char| c.is_lowercase()), "{msg}");
+            assert!(!msg.ends_with('.'), "{msg}");
+        }
+    }
+
+    #[test]
+    fn converts_to_io_error_keeping_the_kind_and_the_original() {
+        let e: io::Error = Error::FrameTooLong { len: 9, max: 8 }.into();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.get_ref().unwrap().is::<Error>());
+        let inner = io::Error::from(io::ErrorKind::ConnectionReset);
+        let e: io::Error = Error::Io(inner).into();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 }

@@ -23,7 +23,7 @@
 //!   an unfinished frame, then it is an error for that connection.
 //! - Write queue: [`DEFAULT_WRITE_CAP`] (1 MiB) of encoded bytes plus [`FRAME_OVERHEAD`] bytes
 //!   per frame; past it `send` fails and hands the message back. The data buffer's allocation
-//!   never passes the cap. Priority lane: [`DEFAULT_PRIORITY_CAP`] (4 KiB).
+//!   never passes the cap (the per-frame bookkeeping adds at most 8 bytes a frame). Priority lane: [`DEFAULT_PRIORITY_CAP`] (4 KiB).
 //! - Reads: about `budget` bytes per [`Connection::read_frames`] call, then
 //!   [`ReadStatus::BudgetExhausted`]; scratch buffer: one per loop, `max_buffered_len + 64 KiB`.
 //! - Accepts: `accept_budget` (256) per call, `max_connections` (100,000) live.

@@ -156,6 +156,9 @@ pub struct Acceptor {
     registered: bool,
     backed_off_until: Option<Instant>,
     backoffs: u64,
+    /// True from a back-off until the next successful accept: only the first back-off of a
+    /// streak is logged as a warning, so a long exhaustion does not flood the log.
+    exhausted: bool,
 }
 
 impl Acceptor {
@@ -170,6 +173,7 @@ impl Acceptor {
             registered: false,
             backed_off_until: None,
             backoffs: 0,
+            exhausted: false,
         }
     }
 
@@ -271,6 +275,7 @@ impl Acceptor {
                         continue;
                     }
                     live += 1;
+                    self.exhausted = false;
                     on_accept(stream, peer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -278,10 +283,15 @@ impl Acceptor {
                 }
                 Err(e) if is_fd_exhaustion(&e) => {
                     let until = now + self.config.emfile_backoff;
-                    log::warn!(
-                        "accept: {e}; pausing the listener for {:?}",
-                        self.config.emfile_backoff
-                    );
+                    if std::mem::replace(&mut self.exhausted, true) {
+                        log::debug!("accept: {e}; still backing off");
+                    } else {
+                        log::warn!(
+                            "accept: {e}; pausing the listener for {:?} at a time until \
+                             descriptors free up",
+                            self.config.emfile_backoff
+                        );
+                    }
                     self.deregister(registry)?;
                     self.backed_off_until = Some(until);
                     self.backoffs += 1;

@@ -287,6 +287,15 @@ mod tests {
         assert_eq!(t.get(k), None);
     }
 
+    /// Guards the README's figure: a table slot costs the entry plus at most 8 bytes.
+    #[test]
+    fn slot_adds_at_most_eight_bytes_to_a_connection() {
+        let conn = std::mem::size_of::<crate::Connection>();
+        let slot = std::mem::size_of::<Slot<crate::Connection>>();
+        eprintln!("Connection {conn} bytes, its table slot {slot}");
+        assert!(slot <= conn + 8);
+    }
+
     #[test]
     fn key_round_trips_through_token() {
         let k = ConnKey {

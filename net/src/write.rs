@@ -7,7 +7,9 @@
 //! - The cap counts encoded bytes plus [`FRAME_OVERHEAD`] bytes of bookkeeping per frame, so
 //!   even a flood of empty frames cannot grow memory past it. The data buffer's allocation
 //!   never passes the cap: written bytes are moved out before the `Vec` would grow, and
-//!   growth is clamped to the cap. The frame-length ring may hold up to twice its share.
+//!   growth is clamped to the cap. The frame-length ring adds 4 bytes per queued frame (8
+//!   with a `VecDeque`'s growth slack), so a queue of 1-byte frames can reach 2.6 × the cap;
+//!   64-byte frames about 1.1 ×.
 //! - Drained lanes free their memory: an idle connection holds no heap.
 //!
 //! # Wire order (the state table)
@@ -305,5 +307,100 @@ mod tests {
         w.budget = usize::MAX;
         q.flush(&mut w).unwrap();
         assert_eq!(w.out, b"pppp\nq\nAA\n");
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Data(usize),
+            Prio,
+            Flush { budget: usize, chunk: usize },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0usize..40).prop_map(Op::Data),
+                1 => Just(Op::Prio),
+                2 => (0usize..60, 1usize..12).prop_map(|(budget, chunk)| Op::Flush { budget, chunk }),
+            ]
+        }
+
+        /// (complete data frames in `out`, whether `out` ends inside a data frame)
+        fn position(out: &[u8]) -> (usize, bool) {
+            let mut data = 0;
+            let mut line_start = 0;
+            for (i, &b) in out.iter().enumerate() {
+                if b == b'\n' {
+                    if out[line_start] == b'd' {
+                        data += 1;
+                    }
+                    line_start = i + 1;
+                }
+            }
+            let mid = line_start < out.len() && out[line_start] == b'd';
+            (data, mid)
+        }
+
+        proptest! {
+            /// Any interleaving of sends, priority sends and partial flushes puts every frame on
+            /// the wire whole and in order, and each priority frame right at the first data
+            /// frame boundary after it was queued (behind earlier priority frames only).
+            #[test]
+            fn priority_frames_land_on_the_next_boundary(ops in proptest::collection::vec(op(), 0..60)) {
+                let mut q = WriteQueue::default();
+                let mut w = Trickle { out: Vec::new(), chunk: 1, budget: 0 };
+                let (mut n_data, mut n_prio) = (0usize, 0usize);
+                let mut data_lens = Vec::new();
+                let mut prio_expected_before = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Data(len) => {
+                            let mut f = format!("d{n_data}:").into_bytes();
+                            f.resize(f.len() + len, b'x');
+                            f.push(b'\n');
+                            data_lens.push(f.len());
+                            push(&mut q, &f);
+                            n_data += 1;
+                        }
+                        Op::Prio => {
+                            let (done, mid) = position(&w.out);
+                            // Frames already complete, plus the one in progress.
+                            prio_expected_before.push(done + usize::from(mid));
+                            push_prio(&mut q, format!("p{n_prio}\n").as_bytes());
+                            n_prio += 1;
+                        }
+                        Op::Flush { budget, chunk } => {
+                            w.budget = budget;
+                            w.chunk = chunk;
+                            q.flush(&mut w).unwrap();
+                        }
+                    }
+                    prop_assert!(q.queued() <= data_lens.iter().sum::<usize>() + FRAME_OVERHEAD * n_data);
+                }
+                w.budget = usize::MAX;
+                w.chunk = 7;
+                prop_assert_eq!(q.flush(&mut w).unwrap(), FlushStatus::Empty);
+                prop_assert_eq!(q.heap_bytes(), 0);
+
+                let (mut seen_data, mut seen_prio) = (0usize, 0usize);
+                for line in w.out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    if line[0] == b'd' {
+                        let head = format!("d{seen_data}:");
+                        prop_assert!(line.starts_with(head.as_bytes()), "data out of order");
+                        prop_assert_eq!(line.len() + 1, data_lens[seen_data]);
+                        seen_data += 1;
+                    } else {
+                        prop_assert_eq!(line, format!("p{seen_prio}").as_bytes());
+                        prop_assert_eq!(seen_data, prio_expected_before[seen_prio],
+                            "priority frame {} not at the next boundary", seen_prio);
+                        seen_prio += 1;
+                    }
+                }
+                prop_assert_eq!((seen_data, seen_prio), (n_data, n_prio));
+            }
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Real sockets: a hung peer (socket open, nothing read or written) is
 //! declared dead within the bound, and nobody else is.
 //!
-//! The bound is the monitor's: `interval × (1 + jitter) + max_missed × timeout
-//! + one tick` after the peer's last frame; the freeze instant is later than
+//! The bound is the monitor's:
+//! `interval × (1 + jitter) + max_missed × timeout + one tick` after the peer's last frame; the freeze instant is later than
 //! that last frame, so measuring from it is conservative. The test adds a
 //! scheduling allowance for the real loop (threads on a loaded CI machine wake
 //! a little late), stated below.
@@ -67,7 +67,10 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
 
     // Let a few heartbeat cycles run, then freeze a quarter of the clients.
     let stats = server.handle();
-    assert!(wait_until(&server_rx, Duration::from_secs(5), || stats.stats().pongs_received >= 2 * n as u64));
+    assert!(wait_until(&server_rx, Duration::from_secs(5), || stats
+        .stats()
+        .pongs_received
+        >= 2 * n as u64));
     let frozen_ports: Vec<u16> = client_by_port.keys().copied().take(n / 4).collect();
     let frozen_server_side: HashSet<_> = frozen_ports.iter().map(|p| server_by_port[p]).collect();
     let frozen_at = Instant::now();
@@ -81,7 +84,10 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
     while detected.len() < frozen_server_side.len() {
         match server_rx.recv_deadline(deadline) {
             Ok(Seen::Dead(id, _, silent_for, at)) => {
-                assert!(frozen_server_side.contains(&id), "healthy peer {id} declared dead");
+                assert!(
+                    frozen_server_side.contains(&id),
+                    "healthy peer {id} declared dead"
+                );
                 detected.insert(id, (at - frozen_at, silent_for));
             }
             Ok(Seen::Close(id, reason)) => {
@@ -103,7 +109,10 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
             *latency <= bound + SCHEDULING_ALLOWANCE,
             "{id} detected after {latency:?}, bound {bound:?}"
         );
-        assert!(*silent_for <= bound + SCHEDULING_ALLOWANCE, "{id} silent for {silent_for:?}");
+        assert!(
+            *silent_for <= bound + SCHEDULING_ALLOWANCE,
+            "{id} silent for {silent_for:?}"
+        );
     }
 
     // Two more bound-lengths of heartbeats: still no false positive anywhere.

@@ -36,14 +36,25 @@ fn shutdown_leaves_no_threads_or_descriptors_behind() {
         .start(ch)
         .unwrap();
     let (sh, ph) = (server.handle(), pool.handle());
-    let some_conn = common::wait_for(&crx, std::time::Instant::now() + Duration::from_secs(10), |e| match e {
-        Seen::Connect(id, _) => Some(*id),
-        _ => None,
-    })
+    let some_conn = common::wait_for(
+        &crx,
+        std::time::Instant::now() + Duration::from_secs(10),
+        |e| match e {
+            Seen::Connect(id, _) => Some(*id),
+            _ => None,
+        },
+    )
     .expect("a client connected");
-    assert!(wait_until(&crx, Duration::from_secs(10), || ph.stats().connections == n as u64
+    assert!(wait_until(&crx, Duration::from_secs(10), || ph
+        .stats()
+        .connections
+        == n as u64
         && sh.stats().connections == n as u64));
-    assert_eq!(count("/proc/self/task"), threads_before + 3, "two server loops, one pool loop");
+    assert_eq!(
+        count("/proc/self/task"),
+        threads_before + 3,
+        "two server loops, one pool loop"
+    );
     assert!(count("/proc/self/fd") >= fds_before + 2 * n);
     // A handle kept by another thread must not keep anything open either.
     let kept = server.handle();
@@ -53,8 +64,16 @@ fn shutdown_leaves_no_threads_or_descriptors_behind() {
     assert!(kept.is_shut_down());
     assert!(kept.send(some_conn, "{}").is_err());
 
-    assert_eq!(count("/proc/self/task"), threads_before, "loop threads joined");
-    assert_eq!(count("/proc/self/fd"), fds_before, "every descriptor closed");
+    assert_eq!(
+        count("/proc/self/task"),
+        threads_before,
+        "loop threads joined"
+    );
+    assert_eq!(
+        count("/proc/self/fd"),
+        fds_before,
+        "every descriptor closed"
+    );
     let shutdown_closes = crx
         .try_iter()
         .filter(|e| matches!(e, Seen::Close(_, CloseReason::Shutdown)))
@@ -62,4 +81,3 @@ fn shutdown_leaves_no_threads_or_descriptors_behind() {
     assert_eq!(shutdown_closes, n);
     drop(rx);
 }
-

@@ -22,7 +22,8 @@ fn goodbye(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut c = client(addr);
     c.get_mut().write_all(bytes).unwrap();
     let mut all = String::new();
-    c.read_to_string(&mut all).expect("the server closes after its goodbye");
+    c.read_to_string(&mut all)
+        .expect("the server closes after its goodbye");
     all
 }
 
@@ -58,17 +59,28 @@ fn bad_frames_close_only_their_own_connection() {
 
     assert_eq!(goodbye(addr, b"{nope}\n"), "{\"error\":\"invalid json\"}\n");
     ping_pong(&mut healthy, 2);
-    assert_eq!(goodbye(addr, b"[1,2,3]\n"), "{\"error\":\"not a json object\"}\n");
+    assert_eq!(
+        goodbye(addr, b"[1,2,3]\n"),
+        "{\"error\":\"not a json object\"}\n"
+    );
     ping_pong(&mut healthy, 3);
     // 4 KiB without a newline, over the 1 KiB cap.
-    assert_eq!(goodbye(addr, &[b'a'; 4096]), "{\"error\":\"frame too long\"}\n");
+    assert_eq!(
+        goodbye(addr, &[b'a'; 4096]),
+        "{\"error\":\"frame too long\"}\n"
+    );
     ping_pong(&mut healthy, 4);
     // Invalid UTF-8 inside a string is invalid JSON too.
-    assert_eq!(goodbye(addr, b"{\"a\":\"\xff\"}\n"), "{\"error\":\"invalid json\"}\n");
+    assert_eq!(
+        goodbye(addr, b"{\"a\":\"\xff\"}\n"),
+        "{\"error\":\"invalid json\"}\n"
+    );
 
     // Frames before the bad one were served; application data is echoed.
     let mut c = client(addr);
-    c.get_mut().write_all(b"{\"hello\":1}\n{\"ping\":9}\n").unwrap();
+    c.get_mut()
+        .write_all(b"{\"hello\":1}\n{\"ping\":9}\n")
+        .unwrap();
     let mut lines = [String::new(), String::new()];
     for l in &mut lines {
         c.read_line(l).unwrap();
@@ -79,10 +91,16 @@ fn bad_frames_close_only_their_own_connection() {
 
     ping_pong(&mut healthy, 5);
     let handle = server.handle();
-    assert!(wait_until(&rx, Duration::from_secs(5), || handle.stats().protocol_errors == 4));
+    assert!(wait_until(&rx, Duration::from_secs(5), || handle
+        .stats()
+        .protocol_errors
+        == 4));
     let s = handle.stats();
     assert_eq!(s.closed.protocol_error, 4);
-    assert_eq!(s.connections, 2, "the healthy client and the echo client remain");
+    assert_eq!(
+        s.connections, 2,
+        "the healthy client and the echo client remain"
+    );
     let reasons: Vec<_> = rx
         .try_iter()
         .filter_map(|e| match e {
@@ -92,7 +110,12 @@ fn bad_frames_close_only_their_own_connection() {
         .collect();
     assert_eq!(
         reasons,
-        ["invalid json", "not a json object", "frame too long", "invalid json"]
+        [
+            "invalid json",
+            "not a json object",
+            "frame too long",
+            "invalid json"
+        ]
     );
     server.shutdown();
 }

@@ -49,10 +49,16 @@ impl TickClock {
     }
 
     /// The last tick that has fully started at `now` (rounds down). Instants before the origin
-    /// map to tick 0.
+    /// map to tick 0; instants at or after [`FAR_FUTURE`](Self::FAR_FUTURE) map to the last
+    /// tick, `u64::MAX`, mirroring [`tick_to_instant`](Self::tick_to_instant)'s saturation: a
+    /// virtual-time loop that jumps to the saturated instant reaches every deadline there
+    /// instead of spinning short of it.
     pub fn now_to_tick(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos / u128::from(self.tick_nanos)).unwrap_or(u64::MAX)
+        let since = now.saturating_duration_since(self.origin);
+        if since >= Self::FAR_FUTURE {
+            return u64::MAX;
+        }
+        u64::try_from(since.as_nanos() / u128::from(self.tick_nanos)).unwrap_or(u64::MAX)
     }
 
     /// The first tick at or after `deadline` (rounds up), so that a timer filed at this tick
@@ -68,12 +74,22 @@ impl TickClock {
     }
 
     /// The instant at which `tick` starts.
+    ///
+    /// Ticks too far ahead for [`Instant`] (a "never" deadline such as `u64::MAX`) saturate
+    /// at [`FAR_FUTURE`](Self::FAR_FUTURE) after the origin instead of panicking, so an event
+    /// loop may sleep until `tick_to_instant(next_deadline)` whatever the deadline.
     pub fn tick_to_instant(&self, tick: u64) -> Instant {
         let nanos = u128::from(tick) * u128::from(self.tick_nanos);
         let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
         let sub = (nanos % 1_000_000_000) as u32;
-        self.origin + Duration::new(secs, sub)
+        let far = Duration::new(secs, sub).min(Self::FAR_FUTURE);
+        self.origin
+            .checked_add(far)
+            .unwrap_or_else(|| self.origin + Duration::from_secs(1 << 30))
     }
+
+    /// Where [`tick_to_instant`](Self::tick_to_instant) saturates: about 34,000 years.
+    pub const FAR_FUTURE: Duration = Duration::from_secs(1 << 40);
 }
 
 #[cfg(test)]
@@ -107,7 +123,11 @@ mod tests {
             assert!(clock.tick_to_instant(deadline) - at < clock.tick());
             // `now` never runs ahead of the real time.
             assert!(clock.tick_to_instant(now) <= at);
-            assert_eq!(deadline - now, 1, "off a boundary the two differ by one tick");
+            assert_eq!(
+                deadline - now,
+                1,
+                "off a boundary the two differ by one tick"
+            );
         }
     }
 
@@ -126,6 +146,24 @@ mod tests {
         assert_eq!(clock.duration_to_ticks(Duration::from_nanos(1)), 1);
         assert_eq!(clock.duration_to_ticks(Duration::from_millis(30)), 30);
         assert_eq!(clock.duration_to_ticks(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn a_never_deadline_maps_to_a_far_instant_without_panicking() {
+        let (origin, clock) = clock();
+        assert_eq!(
+            clock.tick_to_instant(u64::MAX),
+            origin + TickClock::FAR_FUTURE
+        );
+        let coarse = TickClock::new(origin, Duration::from_secs(3600));
+        assert_eq!(
+            coarse.tick_to_instant(u64::MAX),
+            origin + TickClock::FAR_FUTURE
+        );
+        // And back: jumping to that instant reaches the never deadline, rather than stopping
+        // short of it for ever.
+        assert_eq!(clock.now_to_tick(clock.tick_to_instant(u64::MAX)), u64::MAX);
+        assert_eq!(coarse.now_to_tick(origin + TickClock::FAR_FUTURE), u64::MAX);
     }
 
     #[test]

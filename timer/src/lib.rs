@@ -84,7 +84,7 @@
 //! for a `u64`; plus **4 bytes** in its slot's list. Vacant and occupied entries share one
 //! enum whose tag lives in a niche, so there is no tag byte or padding for it. With growth
 //! slack, 10 million `()` timers measured 30 bytes each ([`Wheel::memory_bytes`]), plus a
-//! fixed ~17 KiB for the list table. Entries are addressed by `u32` index, so a wheel holds up
+//! fixed 22 KiB for the list table. Entries are addressed by `u32` index, so a wheel holds up
 //! to about 4 billion timers.
 //!
 //! ## Keys

@@ -412,3 +412,22 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn thousands_due_at_once_all_run_exactly_once() {
+    // More than one batch of the timer thread's pass over the wheel.
+    let v = Virtual::new(0);
+    let runs = Runs::new(&v);
+    let entries: Vec<_> = (0..5_000u64)
+        .map(|i| {
+            v.timer
+                .add_times(Duration::from_millis(10 + i % 3), 2, runs.job())
+        })
+        .collect();
+    v.at(100);
+    assert_eq!(runs.count(), 5_000, "one run each, the rest missed");
+    v.at(200);
+    assert_eq!(runs.count(), 10_000);
+    assert!(entries.iter().all(|e| e.status() == Status::Closed));
+    assert_eq!(v.timer.stats().entries, 0);
+}

@@ -114,6 +114,17 @@ struct Model {
     pending: BTreeMap<u32, (u64, u32)>,
 }
 
+/// The documented order of one advance that started at `before`: timers already due at
+/// `before` (filed in the past, or left over by a bounded advance) first, then the rest in
+/// deadline order. Equivalently, `max(deadline, before)` never decreases.
+fn assert_in_order(before: u64, deadlines: impl Iterator<Item = u64>) {
+    let clamped: Vec<u64> = deadlines.map(|d| d.max(before)).collect();
+    assert!(
+        clamped.windows(2).all(|w| w[0] <= w[1]),
+        "expiries out of deadline order: {clamped:?}"
+    );
+}
+
 struct Harness {
     wheel: Wheel<u32>,
     model: Model,
@@ -238,6 +249,7 @@ impl Harness {
             Op::Bounded(step, budget) => {
                 let target = now.saturating_add(*step);
                 let fired: Vec<_> = self.wheel.advance_bounded(target, *budget).collect();
+                assert_in_order(now, fired.iter().map(|e| e.deadline));
                 assert!(fired.len() <= *budget, "bounded advance did too much");
                 for e in fired {
                     self.expired(target.max(now), e.key, e.deadline, e.value);
@@ -253,12 +265,13 @@ impl Harness {
         self.model.pending.insert(serial, (deadline, serial));
     }
 
-    /// A full advance: exactly the model's due set expires, in deadline order apart from
-    /// timers filed at or before `now` (which come first).
+    /// A full advance: exactly the model's due set expires, in the documented order.
     fn advance(&mut self, target: u64) {
         let effective = target.max(self.wheel.now());
         let expected = self.due(effective);
+        let before = self.wheel.now();
         let fired: Vec<_> = self.wheel.advance(target).collect();
+        assert_in_order(before, fired.iter().map(|e| e.deadline));
         let mut got: Vec<u32> = fired.iter().map(|e| e.value).collect();
         got.sort_unstable();
         assert_eq!(got, expected, "advance to {target} expired a different set");

@@ -39,6 +39,9 @@ struct Args {
     /// Run only the workloads whose name contains this: `mixed`, `rearm`, `per-op`, `bytes`.
     #[arg(long)]
     workload: Option<String>,
+    /// Write SVG bar charts of the main figures into this directory (e.g. `docs`).
+    #[arg(long)]
+    svg_dir: Option<std::path::PathBuf>,
     /// Seed of the generated deadlines.
     #[arg(long, default_value_t = 0x77_6865_656c)]
     seed: u64,
@@ -268,6 +271,45 @@ fn main() {
         "- bytes per pending timer: {wb_bytes:.1} with a u64 payload, {unit:.1} without (target <= 32 excluding T): {}",
         verdict(unit <= 32.0)
     );
+    if let Some(dir) = &args.svg_dir {
+        let bars = |s: &Samples| -> Vec<(&str, f64)> {
+            NAMES
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n, s.median(i)))
+                .collect()
+        };
+        let charts = [
+            (
+                "timer-mixed-1m.svg",
+                format!("mixed workload, N = {big}: total time (lower is better)"),
+                "ms",
+                bars(&mixed_large[0]),
+            ),
+            (
+                "timer-rearm.svg",
+                format!("re-arm heavy, {rearm_n} x {rearm_rounds}: time per later-reset"),
+                "ns",
+                bars(&rearm_s[0]),
+            ),
+            (
+                "timer-bytes.svg",
+                format!("heap bytes per pending timer (u64 payload), N = {big}"),
+                "B",
+                bars(&mem[0]),
+            ),
+        ];
+        for (file, title, unit, data) in charts {
+            let path = dir.join(file);
+            match std::fs::write(
+                &path,
+                wheelbeat_benches::svg::bar_chart(&title, unit, &data),
+            ) {
+                Ok(()) => println!("wrote {}", path.display()),
+                Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+            }
+        }
+    }
     println!("\n(finished in {:.1} s)", started.elapsed().as_secs_f64());
 }
 

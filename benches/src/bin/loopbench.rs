@@ -45,6 +45,9 @@ struct Args {
     /// Print each mode's diagnostic counters.
     #[arg(long)]
     verbose: bool,
+    /// Write SVG bar charts of the figures into this directory (e.g. `docs`).
+    #[arg(long)]
+    svg_dir: Option<std::path::PathBuf>,
     /// Run only the modes whose name contains this.
     #[arg(long)]
     only: Option<String>,
@@ -123,7 +126,7 @@ fn main() {
             }
         }
     }
-    summary(&reports);
+    summary(&reports, plan, args.svg_dir.as_deref());
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -139,7 +142,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn summary(reports: &[Vec<Report>]) {
+fn summary(reports: &[Vec<Report>], plan: Plan, svg_dir: Option<&std::path::Path>) {
     let col = |i: usize, f: fn(&Report) -> f64| median(reports[i].iter().map(f).collect());
     let (floor, wb, tokio) = (0, 1, 2);
     println!(
@@ -177,6 +180,44 @@ fn summary(reports: &[Vec<Report>]) {
         "- wheelbeat RSS per connection = {m:.2}x tokio (target <= 0.5): {}",
         verdict(m <= 0.5)
     );
+    if let Some(dir) = svg_dir {
+        let ms = plan.interval.as_secs_f64() * 1e3;
+        type Column = fn(&Report) -> f64;
+        let charts: [(String, &str, &str, Column); 3] = [
+            (
+                format!("loop-rate-{ms}ms.svg"),
+                "heartbeat round trips per second (higher is better)",
+                "rt/s",
+                Report::rate,
+            ),
+            (
+                format!("loop-cpu-{ms}ms.svg"),
+                "CPU ns per heartbeat round trip (lower is better)",
+                "ns",
+                Report::cpu_per_rt,
+            ),
+            (
+                format!("loop-rss-{ms}ms.svg"),
+                "resident bytes per connection pair (lower is better)",
+                "B",
+                Report::rss_per_conn,
+            ),
+        ];
+        for (file, title, unit, f) in charts {
+            let title = format!("{title}, {} pairs, interval {ms} ms", plan.conns);
+            let data: Vec<(&str, f64)> = MODES
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (*m, col(i, f)))
+                .collect();
+            let path = dir.join(file);
+            let svg = wheelbeat_benches::svg::bar_chart(&title, unit, &data);
+            match std::fs::write(&path, svg) {
+                Ok(()) => println!("wrote {}", path.display()),
+                Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+            }
+        }
+    }
 }
 
 fn spawn_child(mode: &str, plan: Plan) -> Result<Report, String> {

@@ -70,12 +70,7 @@ impl Config {
         if u64::try_from(self.tick.as_nanos()).is_err() {
             return Err(ConfigError::TooLong);
         }
-        self.settings_check(
-            self.interval,
-            self.timeout,
-            self.max_missed,
-            self.jitter,
-        )
+        self.settings_check(self.interval, self.timeout, self.max_missed, self.jitter)
     }
 
     fn settings_check(

@@ -7,7 +7,7 @@
 //! | phase    | the wheel entry is due at                           | when it fires                                                                 |
 //! |----------|------------------------------------------------------|-------------------------------------------------------------------------------|
 //! | `Idle`   | `ceil(last_seen + interval ± jitter)` as of filing  | heard since (deadline moved later)? re-file at the new due tick (lazy re-arm); else ping: → `Pinged` |
-//! | `Pinged` | `ping_tick + timeout` (earlier if `interval` is shorter than `timeout`) | heard since the ping? → `Idle` (re-file or ping at once); else count a miss: dead at `max_missed`, otherwise ping again |
+//! | `Pinged` | `ceil(ping_sent + timeout)` (earlier if `interval` is shorter than `timeout`) | heard since the ping? → `Idle` (re-file or ping at once); else count a miss: dead at `max_missed`, otherwise ping again |
 //!
 //! Receiving a frame that counts ([`Peer::on_alive`]) only writes `last_seen`, `missed = 0`
 //! and the `heard` flag: no wheel operation per packet. The timer notices when it fires.
@@ -116,10 +116,12 @@ impl<C> Peer<C> {
         self.seq
     }
 
-    /// The tick of the answer deadline of the outstanding ping: `timeout` after the tick the
-    /// ping was emitted in.
+    /// The tick of the answer deadline of the outstanding ping: the first tick boundary at
+    /// least `timeout` after the instant the ping was emitted, so the window is never shorter
+    /// than `timeout`, even when the loop ran a little after the tick boundary.
     pub fn verdict_tick(&self, tick_ns: u64) -> u64 {
-        self.ping_sent / tick_ns + self.settings.timeout_ticks
+        let timeout_ns = self.settings.timeout_ticks.saturating_mul(tick_ns);
+        self.ping_sent.saturating_add(timeout_ns).div_ceil(tick_ns)
     }
 
     /// The tick at which the peer has been silent for `interval_ns` (one jittered draw):

@@ -6,7 +6,10 @@
 //! 1. Poll with timeout = the earliest of the monitor's `poll_timeout()`, the
 //!    pool's timers and the acceptor's back-off (zero when connections have
 //!    bytes left over from the previous turn).
-//! 2. Read the clock, once.
+//! 2. Read the clock, once: every decision of the turn uses that `now`. (The
+//!    only other read, just before `poll`, turns the next deadline into a
+//!    sleep length; using a stale `now` there would oversleep by the length
+//!    of the turn.)
 //! 3. Handle I/O events: accept; finish connects; read readable connections
 //!    (one read budget each), feeding every frame to `protocol::parse` and then
 //!    to `Monitor::handle_message` (data also to the handler); a frame error
@@ -39,10 +42,11 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use wheelbeat_net::{
     AcceptStatus, Acceptor, ConnKey, ConnTable, ConnectStatus, Connecting, Connection,
-    Error as NetError, FlushStatus, LineCodec, ReadBuf, ReadStatus,
+    Error as NetError, FlushStatus, ReadBuf, ReadStatus,
 };
 
 use super::backoff::Backoff;
+use super::framing::AnyCodec;
 use super::handle::{Command, CommandRx, Shared};
 use super::handler::{ConnInfo, Context, Handler, Op};
 use super::stats::Snapshot;
@@ -54,6 +58,9 @@ use crate::protocol::{self, Message};
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// The listener's token.
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+
+/// Most batches of I/O events taken in one turn before the timers run.
+const MAX_IO_ROUNDS: usize = 16;
 
 /// Most connects a pool has in flight at once: a burst of thousands of SYNs
 /// would overflow the server's accept backlog and cost seconds of SYN retries.
@@ -99,7 +106,7 @@ enum Timer {
 }
 
 struct Open {
-    conn: Connection<LineCodec>,
+    conn: Connection<AnyCodec>,
     peer: PeerId,
     target: Option<usize>,
     frozen: bool,
@@ -110,7 +117,10 @@ struct Open {
 }
 
 enum Slot {
-    Connecting { connecting: Connecting, target: usize },
+    Connecting {
+        connecting: Connecting,
+        target: usize,
+    },
     Open(Box<Open>),
 }
 
@@ -215,18 +225,36 @@ impl<H: Handler> EventLoop<H> {
                 }
                 self.read(key, now);
             }
-            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-            for ev in events.iter() {
-                match ev.token() {
-                    WAKER => {}
-                    LISTENER => self.accept_again = true,
-                    token => {
-                        let key = ConnKey::from_token(token);
-                        self.conn_event(key, ev.is_readable() || ev.is_read_closed(), now);
+            // A full batch means more sockets may be ready: take them too (up
+            // to MAX_IO_ROUNDS batches) before the timers run, so a pong that
+            // has arrived is never judged missing just because its event did
+            // not fit in the first batch.
+            for round in 0..MAX_IO_ROUNDS {
+                if round > 0
+                    && let Err(e) = self.poll.poll(&mut self.events, Some(Duration::ZERO))
+                    && e.kind() != io::ErrorKind::Interrupted
+                {
+                    log::error!("event loop {}: poll failed: {e}", self.index);
+                }
+                let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+                let mut n = 0;
+                for ev in events.iter() {
+                    n += 1;
+                    match ev.token() {
+                        WAKER => {}
+                        LISTENER => self.accept_again = true,
+                        token => {
+                            let key = ConnKey::from_token(token);
+                            self.conn_event(key, ev.is_readable() || ev.is_read_closed(), now);
+                        }
                     }
                 }
+                let full = n >= events.capacity();
+                self.events = events;
+                if !full {
+                    break;
+                }
             }
-            self.events = events;
             if self.accept_again
                 || self
                     .acceptor
@@ -344,7 +372,11 @@ impl<H: Handler> EventLoop<H> {
 
     fn connect_failed(&mut self, t: usize, e: &io::Error, now: Instant) {
         self.stats.connect_failures += 1;
-        log::debug!("loop {}: connect to {} failed: {e}", self.index, self.targets[t].addr);
+        log::debug!(
+            "loop {}: connect to {} failed: {e}",
+            self.index,
+            self.targets[t].addr
+        );
         let addr = self.targets[t].addr;
         self.handler
             .on_connect_error(&mut Self::cx(&mut self.ops, now, self.index), addr, e);
@@ -358,7 +390,8 @@ impl<H: Handler> EventLoop<H> {
         }
         let delay = target.backoff.next_delay(&mut self.rng);
         target.state = TargetState::BackingOff;
-        self.timers.push(Reverse((now + delay, Timer::Reconnect(t))));
+        self.timers
+            .push(Reverse((now + delay, Timer::Reconnect(t))));
     }
 
     fn pool_timers(&mut self, now: Instant) {
@@ -415,20 +448,31 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Starts serving an established connection.
-    fn open(&mut self, stream: TcpStream, peer_addr: SocketAddr, target: Option<usize>, now: Instant) {
+    fn open(
+        &mut self,
+        stream: TcpStream,
+        peer_addr: SocketAddr,
+        target: Option<usize>,
+        now: Instant,
+    ) {
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(e) => {
                 // The peer reset before we got here: nothing to serve.
-                log::debug!("loop {}: new connection from {peer_addr} lost: {e}", self.index);
+                log::debug!(
+                    "loop {}: new connection from {peer_addr} lost: {e}",
+                    self.index
+                );
                 if let Some(t) = target {
                     self.schedule_reconnect(t, now);
                 }
                 return;
             }
         };
-        let mut conn =
-            Connection::with_codec(stream, LineCodec::with_max_frame_len(self.opts.max_frame_len));
+        let mut conn = Connection::with_codec(
+            stream,
+            AnyCodec::new(self.opts.framing, self.opts.max_frame_len),
+        );
         conn.set_write_cap(self.opts.write_cap);
         let registry = self.poll.registry();
         let monitor = &mut self.monitor;
@@ -518,26 +562,29 @@ impl<H: Handler> EventLoop<H> {
         let peer = o.peer;
         let id = ConnId::new(*index, key);
         let mut bad: Option<&'static str> = None;
-        let result = o.conn.read_frames(scratch, opts.read_budget, |frame, _out| {
-            match protocol::parse(frame) {
-                Ok(msg) => {
-                    monitor.handle_message(peer, now, &msg);
-                    match msg {
-                        Message::Ping(_) => stats.pings_received += 1,
-                        Message::Pong(_) => {}
-                        Message::Data(data) => {
-                            stats.messages_received += 1;
-                            handler.on_message(&mut Self::cx(ops, now, *index), id, data);
+        let result =
+            o.conn.read_frames(
+                scratch,
+                opts.read_budget,
+                |frame, _out| match protocol::parse(frame) {
+                    Ok(msg) => {
+                        monitor.handle_message(peer, now, &msg);
+                        match msg {
+                            Message::Ping(_) => stats.pings_received += 1,
+                            Message::Pong(_) => {}
+                            Message::Data(data) => {
+                                stats.messages_received += 1;
+                                handler.on_message(&mut Self::cx(ops, now, *index), id, data);
+                            }
                         }
+                        ControlFlow::Continue(())
                     }
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    bad = Some(e.reason());
-                    ControlFlow::Break(())
-                }
-            }
-        });
+                    Err(e) => {
+                        bad = Some(e.reason());
+                        ControlFlow::Break(())
+                    }
+                },
+            );
         match result {
             Ok(ReadStatus::Drained) => {}
             Ok(ReadStatus::BudgetExhausted) => {
@@ -692,7 +739,10 @@ impl<H: Handler> EventLoop<H> {
                     ..
                 } => {
                     let id = ConnId::new(self.index, conn);
-                    log::info!("loop {}: {id} dead ({reason}, silent for {silent_for:?})", self.index);
+                    log::info!(
+                        "loop {}: {id} dead ({reason}, silent for {silent_for:?})",
+                        self.index
+                    );
                     self.handler.on_dead(cx, id, reason, silent_for);
                 }
                 Event::Rtt { conn, rtt, .. } => {
@@ -702,7 +752,8 @@ impl<H: Handler> EventLoop<H> {
                 }
                 Event::Missed { conn, missed, .. } => {
                     self.stats.misses += 1;
-                    self.handler.on_missed(cx, ConnId::new(self.index, conn), missed);
+                    self.handler
+                        .on_missed(cx, ConnId::new(self.index, conn), missed);
                 }
                 Event::LocalPause { stalled_for } => {
                     log::warn!(

@@ -175,7 +175,8 @@ impl Handle {
     /// Closes `conn` (reason [`CloseReason::Local`](crate::CloseReason::Local)).
     /// A pool does not reconnect a connection closed this way.
     pub fn close(&self, conn: ConnId) -> Result<(), SendError<ConnId>> {
-        self.command(conn, Command::Close(conn)).map_err(|e| e.map(|_| conn))
+        self.command(conn, Command::Close(conn))
+            .map_err(|e| e.map(|_| conn))
     }
 
     /// **Fault injection** for tests and the demo: the loop stops reading,
@@ -183,13 +184,14 @@ impl Handle {
     /// sees a hung process rather than a closed connection. The connection
     /// is closed (reason `Local`) at shutdown.
     pub fn freeze(&self, conn: ConnId) -> Result<(), SendError<ConnId>> {
-        self.command(conn, Command::Freeze(conn)).map_err(|e| e.map(|_| conn))
+        self.command(conn, Command::Freeze(conn))
+            .map_err(|e| e.map(|_| conn))
     }
 
     /// A snapshot of the statistics of all loops, merged.
     ///
     /// Blocks until every loop answered (each answers at its next turn, at
-    /// most [`STATS_WAIT`] = 5 s). Loops that have shut down are skipped.
+    /// most 5 s). Loops that have shut down are skipped.
     /// Called from a handler, the loop running it is skipped (it cannot
     /// answer while it runs the handler).
     pub fn stats(&self) -> Snapshot {
@@ -237,8 +239,8 @@ impl Handle {
     }
 
     /// Shuts every loop down gracefully: each closes all its connections
-    /// (handlers see `on_close` with [`CloseReason::Shutdown`]
-    /// (crate::CloseReason::Shutdown)) and its listener, then its thread
+    /// (handlers see `on_close` with
+    /// [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)) and its listener, then its thread
     /// exits. Waits for the threads, except when called from a loop thread
     /// (a handler), which cannot wait for itself; the other handles' later
     /// calls join it. Idempotent.

@@ -113,7 +113,14 @@ pub trait Handler: Send + 'static {
 
     /// The heartbeat monitor declared the peer dead after `silent_for` without
     /// any frame from it. `on_close` follows.
-    fn on_dead(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: DeadReason, silent_for: Duration) {}
+    fn on_dead(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: ConnId,
+        reason: DeadReason,
+        silent_for: Duration,
+    ) {
+    }
 
     /// The connection is closed (for whatever reason); `conn` is stale from now.
     fn on_close(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {}

@@ -23,6 +23,7 @@
 
 mod backoff;
 mod event_loop;
+mod framing;
 pub mod handle;
 pub mod handler;
 mod pool;
@@ -36,6 +37,7 @@ use wheelbeat_net::{ConnKey, DEFAULT_MAX_FRAME_LEN, SocketOptions};
 
 use crate::monitor::{self, DeadReason};
 
+pub use framing::Framing;
 pub use handle::{Handle, SendError};
 pub use handler::{ConnInfo, Context, Handler};
 pub use pool::{Pool, PoolBuilder};
@@ -131,6 +133,8 @@ impl fmt::Display for CloseReason {
 pub struct Options {
     /// Heartbeat settings, see [`monitor::Config`].
     pub heartbeat: monitor::Config,
+    /// How frames are delimited on the wire (default: one per line).
+    pub framing: Framing,
     /// Largest frame accepted or sent, in bytes (default 64 KiB). A longer one
     /// is a protocol error (`"frame too long"`).
     pub max_frame_len: usize,
@@ -154,6 +158,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             heartbeat: monitor::Config::default(),
+            framing: Framing::Line,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,

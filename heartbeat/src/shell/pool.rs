@@ -17,7 +17,8 @@ use std::time::Duration;
 use super::event_loop::Target;
 use super::handle::{Handle, SendError};
 use super::{
-    ConnId, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Handler, Options, Snapshot, spawn_loops,
+    ConnId, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Framing, Handler, Options, Snapshot,
+    spawn_loops,
 };
 use crate::monitor;
 
@@ -54,6 +55,12 @@ impl PoolBuilder {
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
+        self
+    }
+
+    /// How frames are delimited (default [`Framing::Line`]); must match the server.
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.opts.framing = framing;
         self
     }
 

@@ -15,7 +15,7 @@ use wheelbeat_net::{Acceptor, ListenConfig};
 
 use super::event_loop::{EventLoop, LISTENER, Target, WAKER, net_to_io};
 use super::handle::{Handle, LoopLink, SendError, Shared};
-use super::{ConnId, Handler, Options, Snapshot};
+use super::{ConnId, Framing, Handler, Options, Snapshot};
 use crate::monitor;
 
 /// Builds a [`Server`]. See [`Server::builder`].
@@ -63,6 +63,12 @@ impl ServerBuilder {
     /// Largest frame accepted or sent (default 64 KiB).
     pub fn max_frame_len(mut self, n: usize) -> Self {
         self.opts.max_frame_len = n;
+        self
+    }
+
+    /// How frames are delimited (default [`Framing::Line`]).
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.opts.framing = framing;
         self
     }
 
@@ -213,4 +219,3 @@ impl Server {
         self.handle.shutdown();
     }
 }
-

@@ -2,7 +2,7 @@
 //! [`Snapshot`] snapshot a [`Handle`](crate::Handle) hands out.
 //!
 //! # Ground rules
-//! - Each loop owns its [`LoopStats`] and is the only one to touch it, so the
+//! - Each loop owns its own [`Snapshot`] and is the only one to touch it, so the
 //!   hot path is plain integer increments: no atomics, no locks.
 //! - A snapshot is taken on request (a command over the loop's channel) and
 //!   the per-loop snapshots are merged by the caller; a loop never waits for
@@ -249,8 +249,8 @@ mod tests {
         assert_eq!(a.closed.total(), 2);
         let rtt = a.rtt();
         assert_eq!(rtt.count, 101);
-        // Three significant digits: 50 ms is reported within 0.1 %.
-        assert!(rtt.p50.abs_diff(Duration::from_millis(50)) <= Duration::from_micros(100));
+        // 101 samples: the median is the 51st, 51 ms, reported within 0.1 %.
+        assert!(rtt.p50.abs_diff(Duration::from_millis(51)) <= Duration::from_micros(100));
         assert!(rtt.max.abs_diff(Duration::from_secs(2)) <= Duration::from_millis(2));
     }
 

@@ -46,8 +46,16 @@ impl Handler for Reporter {
         }
         let _ = self.tx.send(Seen::Message(conn, frame.to_vec()));
     }
-    fn on_dead(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: DeadReason, silent_for: Duration) {
-        let _ = self.tx.send(Seen::Dead(conn, reason, silent_for, Instant::now()));
+    fn on_dead(
+        &mut self,
+        _cx: &mut Context<'_>,
+        conn: ConnId,
+        reason: DeadReason,
+        silent_for: Duration,
+    ) {
+        let _ = self
+            .tx
+            .send(Seen::Dead(conn, reason, silent_for, Instant::now()));
     }
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         let _ = self.tx.send(Seen::Close(conn, reason.clone()));
@@ -58,7 +66,11 @@ impl Handler for Reporter {
 }
 
 /// Receives from `rx` until `pick` returns `Some` or `deadline` passes.
-pub fn wait_for<T>(rx: &Receiver<Seen>, deadline: Instant, mut pick: impl FnMut(&Seen) -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(
+    rx: &Receiver<Seen>,
+    deadline: Instant,
+    mut pick: impl FnMut(&Seen) -> Option<T>,
+) -> Option<T> {
     loop {
         let ev = rx.recv_deadline(deadline).ok()?;
         if let Some(t) = pick(&ev) {
@@ -95,10 +107,15 @@ pub fn need_fds(need: u64) {
 }
 
 /// Heartbeat settings for tests.
-pub fn heartbeat(interval_ms: u64, timeout_ms: u64, max_missed: u32) -> wheelbeat_heartbeat::Config {
-    let mut c = wheelbeat_heartbeat::Config::default();
-    c.interval = Duration::from_millis(interval_ms);
-    c.timeout = Duration::from_millis(timeout_ms);
-    c.max_missed = max_missed;
-    c
+pub fn heartbeat(
+    interval_ms: u64,
+    timeout_ms: u64,
+    max_missed: u32,
+) -> wheelbeat_heartbeat::Config {
+    wheelbeat_heartbeat::Config {
+        interval: Duration::from_millis(interval_ms),
+        timeout: Duration::from_millis(timeout_ms),
+        max_missed,
+        ..Default::default()
+    }
 }

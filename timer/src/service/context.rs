@@ -106,7 +106,7 @@ pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("(non-string panic payload)");
         log::error!(
-            "wheelbeat-timer: job of entry {} panicked (the entry keeps its schedule): {message}",
+            "job of entry {} panicked (caught; the entry keeps its schedule): {message}",
             inner.id
         );
     }

@@ -110,6 +110,9 @@ impl TimerThread {
             return None;
         }
         let tick = self.wheel.next_deadline()?;
+        // Everything due by `wheel.now()` was just polled out, so the next wake-up is at least
+        // one tick ahead; clamping makes a wheel that answered `now` unable to spin us.
+        let tick = tick.max(self.wheel.now().saturating_add(1));
         Some(self.core.ticks.tick_to_instant(tick))
     }
 
@@ -203,20 +206,23 @@ impl TimerThread {
         let now = self.core.clock.now();
         let tick = self.core.ticks.now_to_tick(now);
         loop {
+            // `poll` returns `None` only once nothing due by `tick` is left, so a short batch
+            // means the pass is complete.
             let mut due = mem::take(&mut self.due);
-            due.extend(
-                self.wheel
-                    .advance_bounded(tick, BATCH)
-                    .map(|expired| expired.value),
-            );
-            if due.is_empty() {
-                self.due = due;
-                return true;
+            while due.len() < BATCH {
+                match self.wheel.poll(tick) {
+                    Some(expired) => due.push(expired.value),
+                    None => break,
+                }
             }
+            let complete = due.len() < BATCH;
             for inner in due.drain(..) {
                 self.fire(&inner, now);
             }
             self.due = due;
+            if complete {
+                return true;
+            }
             // Commands that arrived meanwhile (a close, say) apply before the next batch.
             while let Ok(cmd) = self.rx.try_recv() {
                 if !self.handle(cmd) {

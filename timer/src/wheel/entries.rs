@@ -8,16 +8,15 @@
 //! - A slot whose generation would wrap back to 0 is retired (never reused) instead: a stale
 //!   handle can therefore never alias a later timer, even after 2^32 reuses of one index. The
 //!   cost is one leaked slot per 2^32 timers filed in it.
-//! - Every occupied entry is on exactly one list and records which, and at what position, so
-//!   it leaves the list in O(1) by `swap_remove` (the entry moved into its place gets its
-//!   position updated). No `unsafe`, no pointers.
+//! - Every occupied entry is on exactly one list (a `Vec` of indices, see `list.rs`) and
+//!   records which, and at what position, so it leaves the list in O(1). No `unsafe`, no
+//!   pointers.
 //! - Why arrays and not intrusive linked lists: draining a slot walks its entries, and a
 //!   linked list makes each step wait for the previous cache miss (the next index lives in
-//!   the entry just fetched). An array of indices lets the CPU fetch many entries at once, and
-//!   a cancel touches two entries instead of three. On the 1M-timer bench workload this
-//!   halved the time spent advancing.
-//! - A list that empties and holds a large buffer gives it back, so lists keep at most about
-//!   twice their peak of live entries and a burst does not pin memory for ever.
+//!   the entry just fetched). An array of indices lets the CPU fetch many entries at once,
+//!   and a cancel touches its own entry and not its two neighbours (holes it leaves are
+//!   filled later in batches, see `list.rs`). On the 1M-timer bench workload (1M timers,
+//!   cancel half, 1-tick steps) this halved the time spent advancing.
 //! - Vacant and occupied entries share the `Slot` enum; the `ListId` niche encodes the
 //!   variant, so an entry costs 18 bytes plus the value, rounded up to 8 (24 for values up
 //!   to 6 bytes), with no tag byte.
@@ -112,7 +111,7 @@ impl<T> Entries<T> {
     fn entry_mut(&mut self, index: u32) -> &mut Entry<T> {
         match &mut self.slots[index as usize] {
             Slot::Occupied(e) => e,
-            Slot::Vacant { .. } => unreachable!("list links point at occupied entries only"),
+            Slot::Vacant { .. } => unreachable!("list members are occupied entries"),
         }
     }
 
@@ -130,36 +129,42 @@ impl<T> Entries<T> {
     /// # Panics
     /// If `u32::MAX` entries are already stored (indices are `u32`, `NIL` excluded).
     pub(super) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> (u32, u32) {
+        let pos = self.lists[list.index()].len() as u32;
         let (index, generation) = if self.free != NIL {
             let index = self.free;
+            let slot = &mut self.slots[index as usize];
             let Slot::Vacant {
                 generation,
                 next_free,
-            } = self.slots[index as usize]
+            } = *slot
             else {
                 unreachable!("the free list holds vacant slots only")
             };
             self.free = next_free;
+            *slot = Slot::Occupied(Entry {
+                deadline,
+                pos,
+                generation,
+                list,
+                value,
+            });
             (index, generation)
         } else {
             let index = u32::try_from(self.slots.len())
                 .ok()
                 .filter(|&i| i != NIL)
                 .expect("a Wheel holds at most u32::MAX - 1 timers");
-            self.slots.push(Slot::Vacant {
+            self.slots.push(Slot::Occupied(Entry {
+                deadline,
+                pos,
                 generation: 0,
-                next_free: NIL,
-            });
+                list,
+                value,
+            }));
             (index, 0)
         };
-        let pos = self.lists[list.index()].push(index);
-        self.slots[index as usize] = Slot::Occupied(Entry {
-            deadline,
-            pos,
-            generation,
-            list,
-            value,
-        });
+        let filed = self.lists[list.index()].push(index);
+        debug_assert_eq!(filed, pos);
         self.len += 1;
         (index, generation)
     }

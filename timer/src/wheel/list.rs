@@ -236,6 +236,12 @@ mod tests {
     }
 
     #[test]
+    fn a_list_header_is_32_bytes() {
+        // 705 of them make the wheel's fixed table: 22 KiB, as documented.
+        assert_eq!(std::mem::size_of::<List>(), 32);
+    }
+
+    #[test]
     fn an_emptied_list_gives_back_a_large_buffer() {
         let mut list = List::default();
         for i in 0..5_000 {

@@ -1,0 +1,73 @@
+//! A crowd of simulated peers around one monitor, in virtual time: every silent peer is caught
+//! inside the bound and no live one is convicted, for several settings. (The million-connection
+//! version is `examples/simulate.rs`.)
+
+use std::time::Duration;
+
+use wheelbeat_heartbeat::monitor::Config;
+use wheelbeat_heartbeat::sim::{Crowd, CrowdSettings};
+
+fn run(config: Config, conns: u32, duration: Duration, rtt: Duration) {
+    let mut crowd = Crowd::new(CrowdSettings {
+        conns,
+        duration,
+        rtt,
+        silent: 0.05,
+        seed: config.seed ^ 77,
+    });
+    crowd.populate(config.clone());
+    let r = crowd.run();
+    assert!(r.ok(), "{config:?}: {r:?}");
+    assert!(
+        r.silent > conns as u64 / 40,
+        "silent peers exercised: {r:?}"
+    );
+    assert_eq!(r.caught, r.silent, "every silent peer caught: {r:?}");
+    assert!(r.pongs > conns as u64, "live peers exercised: {r:?}");
+}
+
+#[test]
+fn default_settings_with_5000_peers() {
+    run(
+        Config::default(),
+        5_000,
+        Duration::from_secs(300),
+        Duration::from_millis(20),
+    );
+}
+
+#[test]
+fn demo_settings_with_rtt_close_to_timeout() {
+    let config = Config {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        seed: 3,
+        ..Config::default()
+    };
+    // RTTs up to 1.5 × 320 ms = 480 ms, just under the 500 ms timeout.
+    run(
+        config,
+        2_000,
+        Duration::from_secs(30),
+        Duration::from_millis(320),
+    );
+}
+
+#[test]
+fn coarse_tick_and_no_jitter() {
+    let config = Config {
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_millis(2_550),
+        max_missed: 1,
+        jitter: 0.0,
+        tick: Duration::from_millis(100),
+        seed: 9,
+        ..Config::default()
+    };
+    run(
+        config,
+        2_000,
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+    );
+}

@@ -1,0 +1,112 @@
+//! Real sockets: listener and per-socket options are really applied (read back from the
+//! kernel), and `SO_REUSEPORT` lets two loops share a port.
+//!
+//! Run with: `cargo test -p wheelbeat-net --test listen_options`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::WAIT;
+use mio::{Events, Poll, Token};
+use socket2::SockRef;
+use wheelbeat_net::{AcceptStatus, Acceptor, Keepalive, ListenConfig, SocketOptions, bind};
+
+#[test]
+fn reuse_port_lets_two_listeners_share_a_port() {
+    let config = ListenConfig::default().reuse_port(true);
+    let a = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+    let addr = a.local_addr().unwrap();
+    let b = bind(addr, &config).unwrap();
+    assert_eq!(b.local_addr().unwrap(), addr);
+    // Without it, the second bind is refused.
+    let plain = ListenConfig::default();
+    let c = bind("127.0.0.1:0".parse().unwrap(), &plain).unwrap();
+    assert!(bind(c.local_addr().unwrap(), &plain).is_err());
+}
+
+#[test]
+fn accepted_sockets_carry_the_configured_options() {
+    let keepalive = Keepalive {
+        idle: Duration::from_secs(30),
+        interval: Duration::from_secs(5),
+        count: 4,
+    };
+    let socket = SocketOptions::default()
+        .nodelay(true)
+        .keepalive(Some(keepalive))
+        .user_timeout(Some(Duration::from_secs(20)));
+    let config = ListenConfig::default().socket(socket);
+    let listener = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut acceptor = Acceptor::new(listener, Token(usize::MAX), config);
+    acceptor.register(poll.registry()).unwrap();
+    let _client = common::client(addr);
+
+    let mut accepted = Vec::new();
+    let mut events = Events::with_capacity(8);
+    let deadline = Instant::now() + WAIT;
+    while accepted.is_empty() {
+        assert!(Instant::now() < deadline, "accept timed out");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        let status = acceptor
+            .accept(poll.registry(), Instant::now(), 0, |s, _| accepted.push(s))
+            .unwrap();
+        assert!(matches!(status, AcceptStatus::Drained), "{status:?}");
+    }
+    let s = SockRef::from(&accepted[0]);
+    assert!(s.tcp_nodelay().unwrap());
+    assert!(s.keepalive().unwrap());
+    assert_eq!(s.tcp_keepalive_time().unwrap(), keepalive.idle);
+    assert_eq!(s.tcp_keepalive_interval().unwrap(), keepalive.interval);
+    assert_eq!(s.tcp_keepalive_retries().unwrap(), keepalive.count);
+    assert_eq!(s.tcp_user_timeout().unwrap(), Some(Duration::from_secs(20)));
+}
+
+#[test]
+fn max_connections_stops_accepting_until_the_caller_has_room() {
+    let config = ListenConfig::default().max_connections(2);
+    let listener = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut acceptor = Acceptor::new(listener, Token(usize::MAX), config);
+    acceptor.register(poll.registry()).unwrap();
+    let _clients: Vec<_> = (0..3).map(|_| common::client(addr)).collect();
+
+    let mut accepted = Vec::new();
+    let mut events = Events::with_capacity(8);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "accept timed out");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        let live = accepted.len();
+        let status = acceptor
+            .accept(poll.registry(), Instant::now(), live, |s, _| {
+                accepted.push(s)
+            })
+            .unwrap();
+        if status == AcceptStatus::Full {
+            break;
+        }
+    }
+    assert_eq!(accepted.len(), 2, "the cap holds");
+    // One closes: the caller calls accept again and the third gets in.
+    accepted.pop();
+    let deadline = Instant::now() + WAIT;
+    while accepted.len() < 2 {
+        assert!(Instant::now() < deadline, "third connection never accepted");
+        let live = accepted.len();
+        acceptor
+            .accept(poll.registry(), Instant::now(), live, |s, _| {
+                accepted.push(s)
+            })
+            .unwrap();
+        if accepted.len() < 2 {
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+    }
+}

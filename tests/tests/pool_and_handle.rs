@@ -1,0 +1,224 @@
+//! Real sockets: the pool reconnects with backoff when its server comes back;
+//! application frames travel through a `Handle` from another thread; a peer
+//! that never reads is cut off at the write cap, alone.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Seen, heartbeat, reporter, wait_for, wait_until};
+use wheelbeat_heartbeat::{CloseReason, Framing, Pool, Server};
+
+#[test]
+fn pool_reconnects_with_backoff_once_the_server_is_back() {
+    // Find a free port, then free it again: nothing listens there now.
+    let probe = Server::builder("127.0.0.1:0".parse().unwrap())
+        .start(|_| ())
+        .unwrap();
+    let addr = probe.local_addr();
+    probe.shutdown();
+
+    let n = 20;
+    let (ch, crx) = reporter(false);
+    let pool = Pool::builder()
+        .connect(addr, n)
+        .heartbeat(heartbeat(200, 500, 3))
+        .backoff(Duration::from_millis(10), Duration::from_millis(200))
+        .start(ch)
+        .unwrap();
+    let ph = pool.handle();
+    // Refused connects are retried (several rounds for every slot).
+    assert!(wait_until(&crx, Duration::from_secs(5), || {
+        ph.stats().connect_failures >= 3 * n as u64
+    }));
+    assert_eq!(ph.stats().connections, 0);
+
+    let server = Server::builder(addr)
+        .heartbeat(heartbeat(200, 500, 3))
+        .start(|_| ())
+        .unwrap();
+    // Backoff ceiling 200 ms: everyone is back well within a second or two.
+    assert!(
+        wait_until(&crx, Duration::from_secs(5), || ph.stats().connections
+            == n as u64),
+        "{:?}",
+        ph.stats()
+    );
+    assert_eq!(ph.stats().connected, n as u64);
+
+    // The server goes away: every connection is lost (peer closed), then
+    // comes back once a new server listens.
+    server.shutdown();
+    assert!(wait_until(&crx, Duration::from_secs(5), || ph
+        .stats()
+        .closed
+        .peer_closed
+        == n as u64));
+    let server = Server::builder(addr).start(|_| ()).unwrap();
+    assert!(wait_until(&crx, Duration::from_secs(5), || ph
+        .stats()
+        .connected
+        == 2 * n as u64));
+    pool.shutdown();
+    server.shutdown();
+}
+
+#[test]
+fn application_frames_travel_through_handles_both_ways() {
+    let (sh, srx) = reporter(true); // the server echoes
+    let mut sh = Some(sh);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .start(|_| sh.take().unwrap())
+        .unwrap();
+    let (ch, crx) = reporter(false);
+    let pool = Pool::builder()
+        .connect(server.local_addr(), 1)
+        .start(ch)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let client_conn = wait_for(&crx, deadline, |e| match e {
+        Seen::Connect(id, _) => Some(*id),
+        _ => None,
+    })
+    .expect("connected");
+
+    // From this (non-loop) thread, through the pool's handle.
+    let handle = pool.handle();
+    std::thread::spawn(move || handle.send(client_conn, r#"{"hello":"world"}"#).unwrap())
+        .join()
+        .unwrap();
+    let echoed = wait_for(&crx, deadline, |e| match e {
+        Seen::Message(id, m) if *id == client_conn => Some(m.clone()),
+        _ => None,
+    });
+    assert_eq!(echoed.as_deref(), Some(&br#"{"hello":"world"}"#[..]));
+    let at_server = wait_for(&srx, deadline, |e| match e {
+        Seen::Message(_, m) => Some(m.clone()),
+        _ => None,
+    });
+    assert_eq!(at_server.as_deref(), Some(&br#"{"hello":"world"}"#[..]));
+
+    // A frame the codec cannot carry is dropped, not sent half-framed.
+    pool.handle().send(client_conn, "{\"a\":\n1}").unwrap();
+    // Closing through the handle: no reconnect for a deliberate close.
+    pool.handle().close(client_conn).unwrap();
+    let reason = wait_for(&crx, deadline, |e| match e {
+        Seen::Close(id, r) if *id == client_conn => Some(r.clone()),
+        _ => None,
+    });
+    assert_eq!(reason, Some(CloseReason::Local));
+    let ph = pool.handle();
+    assert!(wait_until(&srx, Duration::from_secs(5), || server
+        .stats()
+        .closed
+        .peer_closed
+        == 1));
+    assert_eq!(
+        ph.stats().connected,
+        1,
+        "a deliberate close is not reconnected"
+    );
+    pool.shutdown();
+    server.shutdown();
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_at_the_write_cap_alone() {
+    let (sh, srx) = reporter(false);
+    let mut sh = Some(sh);
+    let cap = 256 * 1024;
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .write_cap(cap)
+        .start(|_| sh.take().unwrap())
+        .unwrap();
+    let addr = server.local_addr();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // The sluggard connects and never reads.
+    let _sluggard = TcpStream::connect(addr).unwrap();
+    let slow = wait_for(&srx, deadline, |e| match e {
+        Seen::Connect(id, _) => Some(*id),
+        _ => None,
+    })
+    .unwrap();
+    let healthy = TcpStream::connect(addr).unwrap();
+    healthy
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let fast = wait_for(&srx, deadline, |e| match e {
+        Seen::Connect(id, _) => Some(*id),
+        _ => None,
+    })
+    .unwrap();
+
+    // 60 KiB frames until the kernel buffers and the queue cap are full.
+    let frame = format!("{{\"blob\":\"{}\"}}", "x".repeat(60 * 1024));
+    let h = server.handle();
+    let mut sent = 0;
+    let reason = loop {
+        let _ = h.send(slow, frame.as_bytes());
+        sent += 1;
+        // Each frame is acknowledged by the loop before the next one, so the
+        // queue is really full when the close comes.
+        if let Some(r) = wait_for(
+            &srx,
+            Instant::now() + Duration::from_millis(50),
+            |e| match e {
+                Seen::Close(id, r) if *id == slow => Some(r.clone()),
+                _ => None,
+            },
+        ) {
+            break r;
+        }
+        assert!(sent < 1000, "never cut off after {sent} frames");
+    };
+    assert_eq!(reason, CloseReason::WriteOverflow);
+    // Memory stayed bounded: the cap plus kernel buffers, not everything sent.
+    assert!(sent * frame.len() < 64 * 1024 * 1024);
+
+    // The other connection is untouched.
+    h.send(fast, r#"{"still":"here"}"#).unwrap();
+    let mut line = String::new();
+    BufReader::new(&healthy).read_line(&mut line).unwrap();
+    assert_eq!(line, "{\"still\":\"here\"}\n");
+    (&healthy).write_all(b"{\"ping\":1}\n").unwrap();
+    assert_eq!(server.stats().closed.write_overflow, 1);
+    assert_eq!(server.stats().connections, 1);
+    server.shutdown();
+}
+
+#[test]
+fn length_prefixed_framing_heartbeats_too() {
+    let (sh, srx) = reporter(false);
+    let mut sh = Some(sh);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .framing(Framing::Length)
+        .heartbeat(heartbeat(50, 500, 3))
+        .start(|_| sh.take().unwrap())
+        .unwrap();
+    let pool = Pool::builder()
+        .connect(server.local_addr(), 5)
+        .framing(Framing::Length)
+        .heartbeat(heartbeat(50, 500, 3))
+        .start(())
+        .unwrap();
+    let (s, p) = (server.handle(), pool.handle());
+    assert!(wait_until(&srx, Duration::from_secs(5), || {
+        s.stats().pongs_received + p.stats().pongs_received >= 20
+    }));
+    assert_eq!(s.stats().closed.total() + p.stats().closed.total(), 0);
+    // A raw length-prefixed ping is answered in kind.
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ping = br#"{"ping":42}"#;
+    raw.write_all(&(ping.len() as u32).to_be_bytes()).unwrap();
+    raw.write_all(ping).unwrap();
+    let mut len = [0u8; 4];
+    std::io::Read::read_exact(&mut raw, &mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    std::io::Read::read_exact(&mut raw, &mut body).unwrap();
+    assert_eq!(body, br#"{"pong":42}"#);
+    pool.shutdown();
+    server.shutdown();
+}
