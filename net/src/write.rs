@@ -393,7 +393,8 @@ mod tests {
                         prop_assert_eq!(line.len() + 1, data_lens[seen_data]);
                         seen_data += 1;
                     } else {
-                        prop_assert_eq!(line, format!("p{seen_prio}").as_bytes());
+                        let want = format!("p{seen_prio}");
+                        prop_assert_eq!(line, want.as_bytes());
                         prop_assert_eq!(seen_data, prio_expected_before[seen_prio],
                             "priority frame {} not at the next boundary", seen_prio);
                         seen_prio += 1;

@@ -10,7 +10,8 @@
 //!
 //! 1. Read the sockets, and feed **every** frame received with [`Monitor::handle_message`]
 //!    (`now` = the time of this turn).
-//! 2. If `now >= poll_timeout()`, call [`Monitor::handle_timeout`]`(now)`.
+//! 2. If `now >= poll_timeout()`, call [`Monitor::handle_timeout`]`(now)` (or
+//!    [`Monitor::handle_timeout_bounded`] to cap the work of one turn).
 //! 3. Drain [`Monitor::poll_action`] (write pings and pongs, close dead connections) and
 //!    [`Monitor::poll_event`].
 //! 4. Sleep until [`Monitor::poll_timeout`] or I/O readiness, whichever comes first.
@@ -316,6 +317,10 @@ impl<C: Copy> Monitor<C> {
     /// sign of life (data only when `data_counts_as_liveness`), a [`Message::Ping`] queues an
     /// [`Action::SendPong`], a [`Message::Pong`] matching the outstanding ping queues an
     /// [`Event::Rtt`]. A stale `peer` is ignored.
+    ///
+    /// `now` is the time of the loop turn that read the frame. Each ping queues one pong, so
+    /// the action queue grows with what was read in this turn (which the shell's read cap
+    /// bounds) and empties when drained.
     pub fn handle_message(&mut self, peer: PeerId, now: Instant, msg: &Message<'_>) {
         let now_ns = self.nanos(now);
         let Some(p) = peer_mut(&mut self.slots, peer) else {
@@ -481,6 +486,8 @@ impl<C: Copy> Monitor<C> {
                 p.timer = self.wheel.insert(verdict.min(recheck), id);
                 return;
             }
+            // Lateness of the answer deadline itself (this expiry may be an earlier re-check).
+            let late = late.min(now_tick - verdict);
             if late > p.settings.timeout_ticks {
                 // The local-pause guard: this answer deadline passed more than a timeout ago
                 // without the loop running, so the silence may be ours. No miss; a fresh ping

@@ -169,7 +169,8 @@ impl<T> Wheel<T> {
 
     /// The heap memory the wheel holds, in bytes: its slab at capacity (values included), the
     /// buffers of its slot lists (4 bytes per filed timer, plus growth slack) and its fixed
-    /// table of 705 lists (22 KiB). Memory the values own elsewhere is not counted.
+    /// table of 705 lists (22 KiB), plus a 4 KiB scratch buffer once timers have expired.
+    /// Memory the values own elsewhere is not counted.
     /// O(number of lists): meant for reporting, not for a hot path.
     ///
     /// ```
@@ -183,7 +184,7 @@ impl<T> Wheel<T> {
     /// assert!(wheel.memory_bytes() / wheel.len() <= 32);
     /// ```
     pub fn memory_bytes(&self) -> usize {
-        self.entries.memory_bytes()
+        self.entries.memory_bytes() + self.sift_deadlines.capacity() * std::mem::size_of::<u64>()
     }
 
     /// Drops every pending timer; keys handed out before stay stale. `now` is unchanged.
@@ -202,8 +203,12 @@ impl<T> Wheel<T> {
         }
         let level = level_for(self.now, deadline);
         let slot = slot_for(deadline, level);
+        let list = ListId::slot(level, slot);
+        // The draining slot contains `now`, and a future deadline never maps to it (see
+        // `level.rs`): filing there would hide the timer behind a cleared occupancy bit.
+        debug_assert!(self.draining != Some(list), "filed into the draining slot");
         self.occupied.set(level, slot);
-        ListId::slot(level, slot)
+        list
     }
 
     /// Keeps the occupancy bitmap in step after an entry left `list`.
