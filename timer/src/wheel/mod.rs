@@ -29,7 +29,7 @@ use list::HOLE;
 
 /// A handle to a timer in a [`Wheel`]. Generation-checked: once the timer fired or was
 /// cancelled, the key is stale and every operation with it is rejected, even if its slot has
-/// been reused by a new timer.
+/// been reused by a new timer. A key means something only to the wheel that issued it.
 ///
 /// ```
 /// use wheelbeat_timer::Wheel;
@@ -169,7 +169,7 @@ impl<T> Wheel<T> {
 
     /// The heap memory the wheel holds, in bytes: its slab at capacity (values included), the
     /// buffers of its slot lists (4 bytes per filed timer, plus growth slack) and its fixed
-    /// table of 705 lists (22 KiB), plus a 4 KiB scratch buffer once timers have expired.
+    /// table of 705 lists (22 KiB), plus a scratch buffer of up to 4 KiB used when draining.
     /// Memory the values own elsewhere is not counted.
     /// O(number of lists): meant for reporting, not for a hot path.
     ///
