@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Seen, heartbeat, reporter, wait_for, wait_until};
-use wheelbeat_heartbeat::{CloseReason, Framing, Pool, Server};
+use wheelbeat_heartbeat::{CloseReason, Framing, Options, Pool, Server};
 
 #[test]
 fn pool_reconnects_with_backoff_once_the_server_is_back() {
@@ -221,4 +221,41 @@ fn length_prefixed_framing_heartbeats_too() {
     assert_eq!(body, br#"{"pong":42}"#);
     pool.shutdown();
     server.shutdown();
+}
+
+/// Regression: the shutdown flag used to be checked only after the first poll
+/// of a turn, so a wake-up consumed by one of the turn's extra zero-timeout
+/// polls was lost and the loop slept forever in `poll`.
+#[test]
+fn shutdown_is_not_lost_while_the_loops_are_busy() {
+    for round in 0..10 {
+        // Small event batches: full batches are what trigger the extra polls.
+        let mut opts = Options::default();
+        opts.events_capacity = 16;
+        opts.heartbeat = heartbeat(10, 500, 3);
+        let server = Server::builder("127.0.0.1:0".parse().unwrap())
+            .options(opts.clone())
+            .start(|_| ())
+            .unwrap();
+        let pool = Pool::builder()
+            .connect(server.local_addr(), 200)
+            .options(opts)
+            .start(())
+            .unwrap();
+        let ph = pool.handle();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ph.stats().connections < 200 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        // Shut down from another thread, so a hang fails the test instead of
+        // blocking it forever.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            pool.shutdown();
+            server.shutdown();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("shutdown hung in round {round}"));
+    }
 }

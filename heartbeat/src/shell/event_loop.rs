@@ -205,6 +205,12 @@ impl<H: Handler> EventLoop<H> {
         log::debug!("event loop {} started", self.index);
         let mut backlog = Vec::new();
         loop {
+            // Checked before every poll: the wake-up that follows the flag may
+            // have been consumed by any poll of the previous turn (including
+            // the extra zero-timeout ones), and would not come again.
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break;
+            }
             let timeout = self.poll_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut self.events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
@@ -268,7 +274,12 @@ impl<H: Handler> EventLoop<H> {
             if !self.targets.is_empty() {
                 self.pool_timers(now);
             }
-            if self.monitor.poll_timeout().is_some_and(|t| now >= t) {
+            if let Some(due) = self.monitor.poll_timeout()
+                && now >= due
+            {
+                // How late the loop runs the monitor's timers: verdicts are
+                // late by exactly this on top of the monitor's own bound.
+                self.stats.record_timer_lateness(now - due);
                 self.monitor.handle_timeout(now);
             }
             self.drain_monitor(now);
@@ -895,7 +906,11 @@ impl<H: Handler> EventLoop<H> {
     // ----- shutdown ------------------------------------------------------------
 
     fn shutdown(&mut self, now: Instant) {
-        log::debug!("event loop {} shutting down", self.index);
+        log::debug!(
+            "event loop {} shutting down; monitor {:?}",
+            self.index,
+            self.monitor.stats()
+        );
         if let Some(mut a) = self.acceptor.take() {
             let _ = a.deregister(self.poll.registry());
         }

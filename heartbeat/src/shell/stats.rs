@@ -114,6 +114,12 @@ pub struct Snapshot {
     pub closed: DeadCounts,
     /// Protocol errors seen (each also closed its connection).
     pub protocol_errors: u64,
+    /// The latest the loop ran the monitor's timers after they were due
+    /// (`poll` wake-up granularity plus scheduling). Heartbeat verdicts can be
+    /// late by this much on top of the monitor's bound.
+    pub timer_lateness_max: Duration,
+    /// Timer runs later than 10 ms after they were due.
+    pub timer_late_runs: u64,
     rtt: Histogram<u64>,
 }
 
@@ -131,6 +137,8 @@ impl Snapshot {
             misses: 0,
             closed: DeadCounts::default(),
             protocol_errors: 0,
+            timer_lateness_max: Duration::ZERO,
+            timer_late_runs: 0,
             rtt: new_histogram(),
         }
     }
@@ -139,6 +147,14 @@ impl Snapshot {
     pub(crate) fn record_rtt(&mut self, rtt: Duration) {
         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         self.rtt.saturating_record(us.max(RTT_LOW_US));
+    }
+
+    /// Records how late the monitor's timers ran.
+    pub(crate) fn record_timer_lateness(&mut self, late: Duration) {
+        self.timer_lateness_max = self.timer_lateness_max.max(late);
+        if late > Duration::from_millis(10) {
+            self.timer_late_runs += 1;
+        }
     }
 
     /// Adds another snapshot into this one (used to sum several loops).
@@ -154,6 +170,8 @@ impl Snapshot {
         self.misses += other.misses;
         self.closed.merge(&other.closed);
         self.protocol_errors += other.protocol_errors;
+        self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
+        self.timer_late_runs += other.timer_late_runs;
         // Both histograms share the same constant bounds, so adding cannot
         // run out of range; saturate instead of failing if it ever did.
         if self.rtt.add(&other.rtt).is_err() {
@@ -217,6 +235,8 @@ impl fmt::Debug for Snapshot {
             .field("misses", &self.misses)
             .field("closed", &self.closed)
             .field("protocol_errors", &self.protocol_errors)
+            .field("timer_lateness_max", &self.timer_lateness_max)
+            .field("timer_late_runs", &self.timer_late_runs)
             .field("rtt", &self.rtt())
             .finish()
     }
