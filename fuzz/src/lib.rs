@@ -66,3 +66,23 @@ pub fn check<C: Codec>(make: impl Fn(usize) -> C, data: &[u8]) {
         }
     }
 }
+
+/// What serde_json makes of a frame, for the `protocol_parse` target.
+#[derive(Debug)]
+pub enum Shape {
+    /// One JSON object.
+    Object(serde_json::Map<String, serde_json::Value>),
+    /// One JSON value that is not an object.
+    Other,
+    /// Not one JSON value.
+    Invalid,
+}
+
+/// Reads `frame` with serde_json as one [`serde_json::Value`].
+pub fn serde_json_shape(frame: &[u8]) -> Shape {
+    match serde_json::from_slice::<serde_json::Value>(frame) {
+        Ok(serde_json::Value::Object(map)) => Shape::Object(map),
+        Ok(_) => Shape::Other,
+        Err(_) => Shape::Invalid,
+    }
+}

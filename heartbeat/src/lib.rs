@@ -42,7 +42,7 @@
 //! | `max_missed`              | 3       | unanswered pings in a row before the peer is dead     |
 //! | `jitter`                  | 0.1     | each silence window is `interval` ± 10%, drawn per peer per cycle |
 //! | `data_counts_as_liveness` | true    | a busy connection is never pinged                     |
-//! | `seed`                    | 0       | seed of the jitter RNG (runs replay exactly)          |
+//! | `seed`                    | 0       | seed of the jitter draws (runs replay exactly)        |
 //! | `tick`                    | 10 ms   | wheel resolution: the `+ one tick` of the bound       |
 //!
 //! Any of `interval`, `timeout`, `max_missed`, `jitter`, `data_counts_as_liveness` can be
@@ -50,27 +50,39 @@
 //!
 //! ## THE BOUND
 //!
-//! A peer silent since `t` is declared dead **no later than**
+//! With `handle_timeout` called at `poll_timeout()` (an on-time driver, as in virtual time), a
+//! peer silent since `t` is declared dead **no later than**
 //!
 //! ```text
 //! t + interval × (1 + jitter) + max_missed × timeout + one tick
 //! ```
 //!
-//! and a peer that answers every ping within `timeout` is **never** declared dead.
+//! and a peer that answers every ping within `timeout` of its real send is **never** declared
+//! dead, however late the loop runs.
 //!
-//! Why: the silence window is drawn in `interval × (1 ± jitter)` and its end is rounded up to the
-//! next tick (never early, less than one tick late). From then on each ping is emitted when its
-//! predecessor's window closes, and each answer window runs from the instant its ping was
-//! emitted to the first tick boundary at least `timeout` later: exactly `timeout` in a prompt
-//! loop, so no further rounding accumulates. A window is never shortened, which is why an answer
-//! within `timeout` always arrives in time. Both statements are in the monitor's time, i.e. the
-//! bound assumes `handle_timeout` is called at `poll_timeout()`; a loop that runs late by `L`
-//! delays that step by `L` (plus at most a tick of rounding), and a loop stalled for more than
-//! `timeout` triggers the
-//! **local-pause guard**: the verdicts that fell in the stall are forgiven (fresh ping, fresh
-//! window), so a stalled server does not wake up and convict everyone. Timeline tests in
-//! `tests/timeline_*.rs` check the bound at its exact edges and as a property over random
-//! settings.
+//! A real loop wakes up a little late. If it runs each due timer at most `L` late
+//! (`L < timeout`), the verdict comes no later than
+//!
+//! ```text
+//! bound + L_verdict + ceil_tick(L_last_ping)  ≤  bound + L + ceil_tick(L)
+//! ```
+//!
+//! i.e. `bound + L + one tick` for a loop late by less than a tick: the lateness of the
+//! verdict's own wake-up, plus that of the wake-up that sent the last ping rounded up to a tick
+//! (the last ping's full answer window is measured from its real send). Once, whatever
+//! `max_missed` is: lateness and rounding do not accumulate per ping.
+//!
+//! Why: the silence window is drawn in `interval × (1 ± jitter)` and its end is rounded up to
+//! the next tick `G` (never early, less than one tick late). The pings of the cycle are then
+//! due on a fixed grid, `G + k × timeout`, and the verdict at `G + max_missed × timeout` —
+//! positions that depend on `t` and the draw only, never on when the loop actually ran — except
+//! that the verdict also waits until the last ping has been out for a full `timeout` since it
+//! really left, which is what makes an answer within `timeout` always arrive in time. A loop
+//! stalled for more than `timeout` triggers the **local-pause guard**: the verdicts that fell
+//! in the stall are forgiven (fresh ping, fresh full window, the rest of the cycle chained), so
+//! a stalled server does not wake up and convict everyone. Timeline tests in
+//! `tests/timeline_*.rs` check the bound at its exact edges, with a late loop, and as a
+//! property over random settings and random lateness.
 //!
 //! ## Using the core
 //!

@@ -78,19 +78,24 @@ fn pong_waiting_in_the_socket_during_a_stall_is_counted_before_the_verdict() {
 }
 
 #[test]
-fn hiccup_shorter_than_timeout_changes_nothing() {
+fn hiccup_shorter_than_timeout_does_not_push_later_steps_back() {
     let mut h = Timeline::new(config());
     h.add(0, 1);
     h.run_to(30_000);
-    // Late by 8 s for the 40 s verdict: not a pause; the peer had 18 s and was silent.
+    // Late by 8 s for the 40 s step: not a pause; the peer had 18 s and was silent.
     h.stall_until(48_000);
     assert_eq!(h.misses(1), vec![(48_000, 1)]);
     assert!(pauses(&h).is_empty());
-    // The next window is a full timeout from the late ping.
-    h.run_to(57_990);
+    // The next step stays on the grid (50 s), not a full timeout after the late ping (58 s):
+    // the hiccup is not carried into the verdict.
+    h.run_to(49_990);
     assert_eq!(h.misses(1).len(), 1);
-    h.run_to(58_000);
-    assert_eq!(h.misses(1).len(), 2);
+    h.run_to(50_000);
+    assert_eq!(h.misses(1), vec![(48_000, 1), (50_000, 2)]);
+    h.run_to(59_990);
+    assert_eq!(h.dead(1), None);
+    h.run_to(60_000);
+    assert_eq!(h.dead(1).map(|d| d.0), Some(60_000), "the on-time verdict");
 }
 
 #[test]
@@ -181,7 +186,9 @@ fn bounded_calls_work_off_a_stall_backlog_with_the_same_forgiveness() {
         calls += 1;
         assert!(h.m.poll_timeout().is_some_and(|t| t <= now));
     }
-    assert!((9..=11).contains(&calls), "{calls} calls");
+    // 100 units of timer work per call: the 1,000 expiries, plus the wheel moving each timer
+    // down from the level it was filed on (at most two moves each at these distances).
+    assert!((10..=30).contains(&calls), "{calls} calls");
     assert_eq!(
         h.m.stats().forgiven,
         1_000,

@@ -1,9 +1,14 @@
 //! The two halves of the bound as properties over random settings, in virtual time:
 //!
-//! - a peer that answers every ping within `timeout` is never declared dead;
+//! - a peer that answers every ping within `timeout` of its real send is never declared dead,
+//!   even by a loop that wakes up late (by less than `timeout`) at random;
 //! - a peer silent since `t` is declared dead in
 //!   `[t + interval × (1 − jitter) + max_missed × timeout, t + interval × (1 + jitter) +
-//!   max_missed × timeout + one tick]`, with `timeout` rounded up to whole ticks as documented.
+//!   max_missed × timeout + one tick]` by a prompt loop (`timeout` rounded up to whole ticks as
+//!   documented), and by a loop that wakes up to `L` late no later than that bound
+//!   `+ L + ceil_tick(L)`: the lateness of the verdict's wake-up plus that of the last ping's
+//!   send (which the last ping's full answer window must wait for), once each, not once per
+//!   ping.
 
 use std::time::{Duration, Instant};
 
@@ -112,13 +117,13 @@ proptest! {
     fn answering_within_timeout_is_never_convicted(
         s in settings(),
         seed in any::<u64>(),
-        late_ticks in 0..3u64,
+        late_permille in 0..1_000u64,
     ) {
         let rng = std::cell::RefCell::new(fastrand::Rng::with_seed(seed));
         let timeout_ns = s.timeout_ms * 1_000_000;
-        let max_late = late_ticks * s.tick_ms * 1_000_000;
+        let max_late = (timeout_ns - 1) * late_permille / 1_000;
         // Answers anywhere in [0, timeout] after the ping left, both ends included, to a loop
-        // that wakes up to `late_ticks` ticks late (below the pause guard's threshold).
+        // that wakes up to `max_late` late, below `timeout` (the pause guard's threshold).
         let (dead, _) = drive(
             &s,
             Duration::from_millis(s.interval_ms * 40),
@@ -134,6 +139,56 @@ proptest! {
             || Duration::from_nanos(rng.borrow_mut().u64(0..=max_late)),
         );
         prop_assert_eq!(dead, None);
+    }
+
+    #[test]
+    fn late_loop_overshoots_the_bound_by_its_lateness_once_not_per_ping(
+        s in settings(),
+        silent_after_cycles in 0..5u64,
+        rtt_ms in 0..50u64,
+        seed in any::<u64>(),
+        late_permille in 0..1_000u64,
+        small in any::<bool>(),
+    ) {
+        let rng = std::cell::RefCell::new(fastrand::Rng::with_seed(seed));
+        let tick = s.tick_ms * 1_000_000;
+        let timeout_ns = s.timeout_ms * 1_000_000;
+        // Half the cases wake up less than a tick late (a real epoll loop), the others up to
+        // just under `timeout` late (an overloaded loop, still below the pause guard).
+        let max_late = if small {
+            (tick - 1) * late_permille / 1_000
+        } else {
+            (timeout_ns - 1) * late_permille / 1_000
+        };
+        let rtt = Duration::from_millis(rtt_ms.min(s.timeout_ms / 2));
+        let silent_from = Duration::from_millis(s.interval_ms * silent_after_cycles);
+        let horizon = Duration::from_millis(
+            s.interval_ms * (silent_after_cycles + 3)
+                + s.timeout_ms * u64::from(s.max_missed + 3),
+        );
+        let (dead, last_heard) = drive(
+            &s,
+            horizon,
+            Some(silent_from),
+            || rtt,
+            || Duration::from_nanos(rng.borrow_mut().u64(0..=max_late)),
+        );
+        let dead = dead.expect("a silent peer is convicted");
+        let timeout_rounded = timeout_ns.div_ceil(tick) * tick;
+        let interval = s.interval_ms * 1_000_000;
+        let jitter = (interval as f64 * s.jitter) as u64;
+        let window = u64::from(s.max_missed) * timeout_rounded;
+        let bound = interval + jitter + window + tick;
+        let allowed = bound + max_late + max_late.div_ceil(tick) * tick;
+        let silent_for = dead.duration_since(last_heard).as_nanos() as u64;
+        prop_assert!(
+            silent_for <= allowed,
+            "late: silent {silent_for} ns, bound {bound} + lateness {max_late} once = {allowed}"
+        );
+        prop_assert!(
+            silent_for >= interval - jitter + window,
+            "early: silent {silent_for} ns, floor {}", interval - jitter + window
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! One server loop and one pool loop (a thread each, like the other modes), the pure
 //! heartbeat handler `()`, a 1 ms tick, no jitter, and the run's interval (default 1 ms:
 //! every connection pings after 1 ms of silence, which with thousands of connections is more
-//! than the loops can serve, so they would run flat out). Both sides may ping; a round trip
-//! is a pong received by either.
+//! than the loops can serve, so they would run flat out) on the pool; the server's interval
+//! is 10 s, so it only watches (as the tokio peer's server does). A round trip is a pong
+//! received by either side.
 
 use super::Running;
 use std::io;
@@ -76,11 +77,15 @@ pub fn config(interval: Duration) -> Config {
     }
 }
 
+/// The server's interval: long, so only the clients ping and the server just watches for
+/// silence, as the tokio peer's server does with its read timeout (equal work per round trip).
+const SERVER_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Starts the server, then a pool with `conns` connections to it.
 pub fn start(conns: usize, interval: Duration) -> io::Result<Wheelbeat> {
     let server = Server::builder("127.0.0.1:0".parse().expect("an address"))
         .loops(1)
-        .heartbeat(config(interval))
+        .heartbeat(config(SERVER_INTERVAL.max(interval)))
         .start(|_| ())?;
     let pool = Pool::builder()
         .connect(server.local_addr(), conns)

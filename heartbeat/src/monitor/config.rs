@@ -26,8 +26,9 @@ use std::time::Duration;
 pub struct Config {
     /// Ping a peer that has been silent for this long (± `jitter`). Default 30 s.
     pub interval: Duration,
-    /// How long a ping waits for its answer before it counts as missed (and the next ping goes
-    /// out). Default 10 s. Also the threshold of the local-pause guard.
+    /// The spacing of a silent peer's pings (on a fixed grid), and the least time the last ping
+    /// of a cycle waits for its answer after it really left. Default 10 s. Also the threshold
+    /// of the local-pause guard.
     pub timeout: Duration,
     /// Unanswered pings in a row after which the peer is dead. Default 3.
     pub max_missed: u32,
@@ -38,11 +39,12 @@ pub struct Config {
     /// Whether application data (frames that are not ping/pong) counts as a sign of life.
     /// With it (the default) a busy connection is never pinged. Pings and pongs always count.
     pub data_counts_as_liveness: bool,
-    /// Seed of the jitter RNG, so a run can be replayed exactly. Default 0.
+    /// Seed of the jitter draws (a hash of the seed, the peer and its last sign of life), so a
+    /// run can be replayed exactly. Default 0.
     pub seed: u64,
-    /// Resolution of the timer wheel. Every verdict happens within one tick after its exact
-    /// time (the `+ one tick` of the bound); a smaller tick costs more wake-ups when timers are
-    /// spread out. Default 10 ms.
+    /// Resolution of the timer wheel. With an on-time driver every verdict happens within one
+    /// tick after its exact time (the `+ one tick` of the bound); a smaller tick costs more
+    /// wake-ups when timers are spread out. Default 10 ms.
     pub tick: Duration,
 }
 

@@ -37,47 +37,71 @@
 //!
 //! # The liveness rules
 //!
-//! A peer silent for `interval` (± `jitter`, drawn uniformly per peer per cycle from the seeded
-//! RNG) is sent a ping with a fresh sequence number. The ping has `timeout` to be answered (any
-//! sign of life answers it, the matching pong also gives an RTT). When it is not, a miss is
-//! counted ([`Event::Missed`]) and the next ping goes out at once; after `max_missed` misses in
-//! a row the peer is dead.
+//! A peer silent for `interval` (± `jitter`, drawn uniformly per peer per cycle by a seeded
+//! hash) is sent a ping with a fresh sequence number. Any sign of life answers it (the matching
+//! pong also gives an RTT). The pings and the verdict of one silence cycle sit on a fixed grid
+//! of ticks (see `peer.rs`): with `S` the last sign of life, `I` the drawn interval, `T` the
+//! timeout in ticks and `M` = `max_missed`,
+//!
+//! ```text
+//! G = ceil((S + I) / tick);   ping k due at G + k·T (k < M);   verdict due at
+//! max(G + M·T, ceil(last ping's real send + timeout))
+//! ```
+//!
+//! Each grid step reached in silence counts a miss ([`Event::Missed`]) and sends the next ping;
+//! the `M`-th miss is the verdict: dead. So a peer is convicted only when (a) it has been
+//! silent for its whole drawn interval plus `M × timeout`, measured on the grid, (b) its last
+//! ping has been outstanding for at least `timeout` since it really left, and (c) `M` pings in
+//! a row went out without any sign of life in between.
+//!
+//! The grid is what keeps a late loop's lateness from accumulating: the steps are due where
+//! the grid says, not `timeout` after the (late) real send of the previous ping. Only the last
+//! ping's window is stretched to its full `timeout` from its real send, because that is the
+//! window that convicts. An intermediate ping sent late by `L` is followed by the next one
+//! after `timeout − L`; its answer, if it comes later, is still a sign of life (it just gives no
+//! RTT), so the shorter slot convicts nobody.
 //!
 //! # The bound
 //!
-//! With `handle_timeout` called at `poll_timeout()` (as in virtual time or a prompt loop), and
-//! `timeout` a multiple of `tick` (it is rounded up to one otherwise):
+//! With `timeout` a multiple of `tick` (it is rounded up to one otherwise):
 //!
-//! - a peer silent since `t` is declared dead **no later than**
+//! - **On-time driver** (`handle_timeout` called at `poll_timeout()`, as in virtual time): a
+//!   peer silent since `t` is declared dead **no later than**
 //!   `t + interval × (1 + jitter) + max_missed × timeout + one tick`, and no earlier than
-//!   `t + interval × (1 − jitter) + max_missed × timeout`;
-//! - a peer that answers every ping within `timeout` (its answer handled at or before the
-//!   answer deadline, i.e. read in the same turn as the verdict or earlier) is **never**
-//!   declared dead.
+//!   `t + interval × (1 − jitter) + max_missed × timeout`. The one tick is the rounding of `G`;
+//!   every ping then leaves on a tick boundary, so the verdict is exactly `G + M·T`.
+//! - **Late driver** (a real loop that runs each due timer up to `L` late, `L < timeout`): the
+//!   verdict comes no later than that bound **+ `L_v` + `ceil_tick(L_p)`**, where `L_v` is the
+//!   lateness of the verdict's own wake-up and `L_p` that of the wake-up that sent the last
+//!   ping (whose full window the verdict waits for, rounded up to a tick). That is at most
+//!   `bound + L + ceil_tick(L)`, i.e. `bound + L + one tick` for a loop late by less than a
+//!   tick: once, whatever `max_missed` is. It is never earlier than the on-time floor.
+//! - A peer that answers every ping within `timeout` of its real send (its answer handled at
+//!   or before the verdict, i.e. read in the same turn or earlier) is **never** declared dead,
+//!   however late the loop runs: the verdict is never due before the last ping's full window.
 //!
-//! Why it holds: the first ping is filed at `ceil(t + interval')` with
-//! `interval' ≤ interval × (1 + jitter)`, which is less than one tick after the exact instant;
-//! each following ping is emitted when its predecessor's window closes, and each window runs
-//! from the instant its ping was emitted to the first tick boundary at least `timeout` later.
-//! A prompt loop emits pings on tick boundaries, so each window is exactly `timeout` and only
-//! the first rounding adds time. Windows are never shortened: a loop that runs `handle_timeout`
-//! late by `L` (even by less than a tick) emits that ping late by `L` and its verdict up to one
-//! tick later still; it delays conviction, never a healthy peer's answer window.
+//! `tests/timeline_late_loop.rs` and `tests/timeline_props.rs` check these in virtual time,
+//! the latter with a driver that wakes up late at random.
 //!
 //! # The local-pause guard
 //!
-//! Every timer knows the tick it was due at. If `handle_timeout` runs an answer deadline more
-//! than the peer's `timeout` after it was due — the gap between that deadline (or the previous
-//! call, if later) and `now` is longer than `timeout` — the loop itself was not running across
-//! it (process stopped, machine overloaded), and the peer's silence may be ours: our ping may
-//! have left late, its pong may still be in flight. That verdict is *forgiven*: no miss is
+//! Every timer knows the tick it was due at. If `handle_timeout` runs a step more than the
+//! peer's `timeout` after it was due — the gap between that step (or the previous call, if
+//! later) and `now` is longer than `timeout` — the loop itself was not running across it
+//! (process stopped, machine overloaded), and the peer's silence may be ours: our ping may
+//! have left late, its pong may still be in flight. That step is *forgiven*: no miss is
 //! counted, the peer gets a fresh ping and a fresh full `timeout` to answer it. Pings that
 //! merely became due during the gap just go out (a ping convicts nobody). A call that runs any
 //! timer more than the [`Config`]'s `timeout` late also reports [`Event::LocalPause`].
 //!
+//! A step that runs so late that the next grid slot has passed (a stall of `timeout` or more)
+//! breaks the grid: the rest of that cycle is chained, each step `timeout` after the real send
+//! of its ping, so a resumed loop sends no burst of pings and each keeps a full window. A
+//! stalled, really dead peer is then convicted `(max_missed − missed) × timeout` (plus a tick)
+//! after the loop resumes, `missed` being its count of misses before the stall.
+//!
 //! Together with the call order (sockets are read before `handle_timeout`, so every pong that
-//! reached us during the stall is counted first), nobody is convicted for a stall of the loop;
-//! a peer that is really dead is convicted at most one `timeout` after the loop resumes.
+//! reached us during the stall is counted first), nobody is convicted for a stall of the loop.
 //! Lateness is measured against each timer's true deadline, not against `poll_timeout()`
 //! (which may be earlier than any deadline), so a prompt loop never trips the guard.
 //!
@@ -129,7 +153,7 @@ pub use config::{Config, ConfigError, PeerConfig};
 pub use output::{Action, DeadReason, Event, Stats};
 
 use crate::protocol::Message;
-use peer::{Peer, Settings, flag};
+use peer::{Peer, Settings, draw_interval, flag};
 
 /// A generation-checked handle to a peer of a [`Monitor`]. Once the peer is removed or dead, the
 /// handle is stale and ignored, even if its slot is reused by a new peer.
@@ -143,6 +167,11 @@ impl PeerId {
     /// The slot index (dense, reused after removal): handy as a table index for the caller.
     pub fn index(&self) -> u32 {
         self.index
+    }
+
+    /// Index and generation in one word: the per-peer key of the jitter hash.
+    fn key(&self) -> u64 {
+        (u64::from(self.index) << 32) | u64::from(self.generation)
     }
 }
 
@@ -167,7 +196,6 @@ pub struct Monitor<C: Copy = ()> {
     wheel: Wheel<PeerId>,
     slots: Vec<Slot<C>>,
     free: Vec<u32>,
-    rng: fastrand::Rng,
     actions: VecDeque<Action<C>>,
     events: VecDeque<Event<C>>,
     stats: Stats,
@@ -197,7 +225,6 @@ impl<C: Copy> Monitor<C> {
         let defaults = resolve(&config, &PeerConfig::default(), &clock);
         let pause_ticks = defaults.timeout_ticks;
         Monitor {
-            rng: fastrand::Rng::with_seed(config.seed),
             config,
             defaults,
             clock,
@@ -259,7 +286,7 @@ impl<C: Copy> Monitor<C> {
             index,
             generation: self.slots[index as usize].generation,
         };
-        let interval = self.draw_interval(&settings);
+        let interval = draw_interval(self.config.seed, id.key(), &settings, now_ns);
         let due = now_ns.saturating_add(interval).div_ceil(self.tick_ns);
         let timer = self.wheel.insert(due, id);
         self.slots[index as usize].peer = Some(Peer::new(conn, now_ns, settings, timer));
@@ -365,12 +392,13 @@ impl<C: Copy> Monitor<C> {
         self.handle_timeout_bounded(now, usize::MAX);
     }
 
-    /// Like [`handle_timeout`](Self::handle_timeout), but runs at most `max_timers` timer
-    /// expiries, so that one turn of the loop stays short even when very many timers are due
-    /// at once (after a stall, or peers added together without jitter). Returns `true` when
-    /// everything due at `now` was handled; otherwise `poll_timeout()` stays at or before `now`
-    /// and the rest runs in the next calls, with the same local-pause verdicts as if it had
-    /// run in this one.
+    /// Like [`handle_timeout`](Self::handle_timeout), but does at most `max_timers` units of
+    /// timer work — a timer expiry, or the wheel moving one timer down a level (a lazily
+    /// re-armed timer, or one filed far ahead) — so that one turn of the loop stays short even
+    /// when very many timers are due or cascade at once (after a stall, or peers added together
+    /// without jitter). Returns `true` when everything due at `now` was handled; otherwise
+    /// `poll_timeout()` stays at or before `now` and the rest runs in the next calls, with the
+    /// same local-pause verdicts as if it had run in this one.
     pub fn handle_timeout_bounded(&mut self, now: Instant, max_timers: usize) -> bool {
         let now_tick = self.clock.now_to_tick(now);
         let now_ns = self.nanos(now);
@@ -385,10 +413,23 @@ impl<C: Copy> Monitor<C> {
                     .is_none_or(|next| next > now_tick);
                 break;
             }
-            let Some(expired) = self.wheel.poll(now_tick) else {
+            budget -= 1;
+            let expired = if max_timers == usize::MAX {
+                self.wheel.poll(now_tick)
+            } else {
+                // One unit of wheel work per step, so that the budget bounds the level moves
+                // too, not just the expiries (`poll` would cascade without limit).
+                self.wheel.advance_bounded(now_tick, 1).next()
+            };
+            let Some(expired) = expired else {
+                if max_timers != usize::MAX
+                    && self.wheel.next_deadline().is_some_and(|next| next <= now_tick)
+                {
+                    // The unit went into moving a timer down a level: more may be due.
+                    continue;
+                }
                 break;
             };
-            budget -= 1;
             // How late this call is for this timer: it was due at `expired.deadline`, and the
             // last call that ran everything due (`last_call`, earlier than the deadline or it
             // would have fired then) did not run it.
@@ -471,82 +512,93 @@ impl<C: Copy> Monitor<C> {
         let id = expired.value;
         self.stats.timer_fires += 1;
         let tick_ns = self.tick_ns;
+        let seed = self.config.seed;
         let Some(p) = peer_mut(&mut self.slots, id) else {
             // Cannot happen (a removed peer's timer is cancelled); ignore rather than panic.
             return;
         };
-        if p.has(flag::PINGED) && !p.has(flag::HEARD) {
-            let verdict = p.verdict_tick(tick_ns);
-            if now_tick < verdict {
-                // Filed early because interval < timeout, and nothing heard yet. Look again
-                // after at most the shortest silence window: a frame arriving before the
-                // answer deadline then starts its new cycle on time, instead of waiting for
-                // the deadline (which would stretch the bound by timeout - interval).
-                let recheck = now_tick + p.settings.min_interval_ticks(tick_ns);
-                p.timer = self.wheel.insert(verdict.min(recheck), id);
-                return;
-            }
-            // Lateness of the answer deadline itself (this expiry may be an earlier re-check).
-            let late = late.min(now_tick - verdict);
-            if late > p.settings.timeout_ticks {
-                // The local-pause guard: this answer deadline passed more than a timeout ago
-                // without the loop running, so the silence may be ours. No miss; a fresh ping
-                // and a fresh window instead.
-                self.stats.forgiven += 1;
-                self.send_ping(id, now_tick, now_ns);
-                return;
-            }
-            p.missed += 1;
-            let missed = p.missed;
-            let conn = p.conn;
-            self.stats.missed += 1;
-            self.events.push_back(Event::Missed {
-                peer: id,
-                conn,
-                missed,
-            });
-            if missed >= p.settings.max_missed {
-                self.kill(id, now_ns, DeadReason::MissedPings { missed });
+        if p.has(flag::HEARD) {
+            // Heard from since (idle or pinged): a new cycle, whose grid starts from `last_seen`
+            // with a fresh jitter draw (a new `last_seen` hashes to a new draw).
+            let interval = draw_interval(seed, id.key(), &p.settings, p.last_seen);
+            let due = p.ping_due_tick(interval, tick_ns);
+            p.flags = 0;
+            if due > now_tick {
+                p.timer = self.wheel.insert(due, id);
+                self.stats.rearms += 1;
             } else {
                 self.send_ping(id, now_tick, now_ns);
             }
             return;
         }
-        if !p.has(flag::HEARD) {
-            // Idle and nothing heard since the timer was filed from `last_seen`: the silence
-            // window this timer stood for has fully elapsed.
+        if !p.has(flag::PINGED) {
+            // Idle and nothing heard since the timer was filed at the cycle's `G`: the silence
+            // window has fully elapsed. Ping 0 of the cycle.
             self.send_ping(id, now_tick, now_ns);
             return;
         }
-        // Heard from since (idle or pinged): a new cycle, whose silence window runs from
-        // `last_seen` with a fresh jitter draw. Re-drawing only here keeps each cycle's window
-        // uniform; re-drawing on every expiry would skew pings late (max of several draws).
-        let settings = p.settings;
-        let interval = self.draw_interval(&settings);
-        let Some(p) = peer_mut(&mut self.slots, id) else {
+        let grid_start = p.ping_due_tick(
+            draw_interval(seed, id.key(), &p.settings, p.last_seen),
+            tick_ns,
+        );
+        let due = p.step_tick(grid_start, tick_ns);
+        if now_tick < due {
+            // Filed early because interval < timeout, and nothing heard yet. Look again after
+            // at most the shortest silence window: a frame arriving before the step then starts
+            // its new cycle on time, instead of waiting for the step (which would stretch the
+            // bound by timeout - interval).
+            let recheck = now_tick + p.settings.min_interval_ticks(tick_ns);
+            p.timer = self.wheel.insert(due.min(recheck), id);
             return;
-        };
-        let due = p.ping_due_tick(interval, tick_ns);
-        if due > now_tick {
-            p.flags = 0;
-            p.timer = self.wheel.insert(due, id);
-            self.stats.rearms += 1;
+        }
+        // Lateness of the step itself (this expiry may be an earlier re-check).
+        let late = late.min(now_tick - due);
+        if late > p.settings.timeout_ticks {
+            // The local-pause guard: this step passed more than a timeout ago without the loop
+            // running, so the silence may be ours. No miss; a fresh ping and a fresh full window
+            // instead (the grid is broken, so `send_ping` chains the rest of the cycle).
+            self.stats.forgiven += 1;
+            self.send_ping(id, now_tick, now_ns);
+            return;
+        }
+        p.missed += 1;
+        let missed = p.missed;
+        let conn = p.conn;
+        self.stats.missed += 1;
+        self.events.push_back(Event::Missed {
+            peer: id,
+            conn,
+            missed,
+        });
+        if missed >= p.settings.max_missed {
+            self.kill(id, now_ns, DeadReason::MissedPings { missed });
         } else {
             self.send_ping(id, now_tick, now_ns);
         }
     }
 
-    /// Emits a ping to a live peer and files its answer deadline.
+    /// Emits ping number `missed` of the peer's cycle and files its next step.
     fn send_ping(&mut self, id: PeerId, now_tick: u64, now_ns: u64) {
         let tick_ns = self.tick_ns;
+        let seed = self.config.seed;
         let Some(p) = peer_mut(&mut self.slots, id) else {
             return;
         };
         let seq = p.start_ping(now_ns);
-        // The answer deadline, or an earlier re-check when interval < timeout (see `fire`).
-        let verdict = p.verdict_tick(tick_ns);
+        let grid_start = p.ping_due_tick(
+            draw_interval(seed, id.key(), &p.settings, p.last_seen),
+            tick_ns,
+        );
+        if p.step_tick(grid_start, tick_ns) <= now_tick {
+            // This ping went out so late that its successor's grid slot has passed already
+            // (a stall of at least a timeout): following the grid would fire the next steps
+            // at once. Chain the rest of the cycle instead, each ping with its full window.
+            p.flags |= flag::CHAINED;
+        }
+        // The next step, or an earlier re-check when interval < timeout (see `fire`).
+        let due = p.step_tick(grid_start, tick_ns);
         let recheck = now_tick + p.settings.min_interval_ticks(tick_ns);
-        p.timer = self.wheel.insert(verdict.min(recheck), id);
+        p.timer = self.wheel.insert(due.min(recheck), id);
         self.actions.push_back(Action::SendPing {
             peer: id,
             conn: p.conn,
@@ -591,15 +643,6 @@ impl<C: Copy> Monitor<C> {
             return None;
         }
         slot.peer.as_ref()
-    }
-
-    /// One jittered silence window, in nanoseconds: uniform in
-    /// `interval - jitter_ns ..= interval + jitter_ns`.
-    fn draw_interval(&mut self, s: &Settings) -> u64 {
-        if s.jitter_ns == 0 {
-            return s.interval_ns;
-        }
-        s.interval_ns - s.jitter_ns + self.rng.u64(0..=2 * s.jitter_ns)
     }
 
     /// Nanoseconds since the origin (saturating: instants before it count as 0).
@@ -668,6 +711,41 @@ mod tests {
     }
 
     #[test]
+    fn bounded_timeout_counts_level_moves_against_its_budget() {
+        // 2,000 peers due together at tick 3,000: the wheel files them on level 1 and must move
+        // each down to level 0 before it expires, 4,000 units of work in all. A budget of 7
+        // units per call must therefore take at least 4,000 / 7 calls (counting expiries
+        // alone would finish in 286) and run at most 7 expiries per call.
+        let t0 = Instant::now();
+        let config = Config {
+            jitter: 0.0,
+            ..Config::default()
+        };
+        let mut bounded: Monitor<usize> = Monitor::new(config.clone(), t0);
+        let mut whole: Monitor<usize> = Monitor::new(config, t0);
+        for i in 0..2_000 {
+            bounded.add(t0, i);
+            whole.add(t0, i);
+        }
+        let now = t0 + Duration::from_secs(30);
+        whole.handle_timeout(now);
+        let mut calls = 0;
+        loop {
+            let before = bounded.stats().timer_fires;
+            let done = bounded.handle_timeout_bounded(now, 7);
+            assert!(bounded.stats().timer_fires - before <= 7);
+            calls += 1;
+            if done {
+                break;
+            }
+            assert!(bounded.poll_timeout().is_some_and(|t| t <= now));
+        }
+        assert!(calls * 7 >= 4_000, "{calls} calls");
+        assert_eq!(bounded.stats(), whole.stats());
+        assert_eq!(bounded.stats().pings_sent, 2_000);
+    }
+
+    #[test]
     fn jitter_window_never_exceeds_the_bound() {
         let config = Config {
             jitter: 0.1,
@@ -677,10 +755,20 @@ mod tests {
         let s = resolve(&config, &PeerConfig::default(), &clock);
         assert_eq!(s.interval_ns, 30_000_000_000);
         assert_eq!(s.jitter_ns, 3_000_000_000);
-        let mut m: Monitor = Monitor::new(config, clock.origin());
-        for _ in 0..10_000 {
-            let i = m.draw_interval(&s);
+        let (mut low, mut high, mut sum) = (0, 0, 0u128);
+        let n = 100_000u64;
+        for last_seen in 0..n {
+            let i = draw_interval(7, 3 << 32, &s, last_seen * 1_000_003);
             assert!((27_000_000_000..=33_000_000_000).contains(&i));
+            low += u64::from(i < 27_600_000_000);
+            high += u64::from(i > 32_400_000_000);
+            sum += u128::from(i);
         }
+        // Roughly uniform: each outer tenth of the span holds about a tenth of the draws, and
+        // the mean is the configured interval.
+        assert!((8_000..12_000).contains(&low), "{low}");
+        assert!((8_000..12_000).contains(&high), "{high}");
+        let mean = (sum / u128::from(n)) as i128;
+        assert!((mean - 30_000_000_000).abs() < 50_000_000, "{mean}");
     }
 }

@@ -67,7 +67,9 @@ pub enum Event<C> {
         /// ping to [`Monitor::handle_message`](super::Monitor::handle_message) receiving its pong.
         rtt: Duration,
     },
-    /// A ping went unanswered for its whole timeout.
+    /// A ping went unanswered until the next step of its cycle's grid: `timeout` after its
+    /// grid slot (less the loop's lateness in sending it), and for the last ping of a cycle
+    /// at least `timeout` after it really left. See the [module docs](super).
     Missed {
         /// The peer.
         peer: PeerId,
@@ -129,7 +131,7 @@ pub struct Stats {
     pub pongs_unmatched: u64,
     /// Application data frames received.
     pub data_received: u64,
-    /// Pings that went unanswered for their whole timeout.
+    /// Pings that went unanswered until the next step of their grid ([`Event::Missed`]).
     pub missed: u64,
     /// Peers declared dead.
     pub dead: u64,

@@ -1,13 +1,38 @@
 //! Per-peer state and the liveness rules, in ticks and nanoseconds since the monitor's origin.
 //!
+//! # The grid
+//!
+//! A silence cycle starts at `last_seen` (`S`) with one jittered draw `I` of the interval. Its
+//! pings and its verdict are scheduled on a fixed grid of ticks, `T` = `timeout` in ticks,
+//! `M` = `max_missed`:
+//!
+//! ```text
+//! G = ceil((S + I) / tick)      ping k (k = 0 .. M-1) due at G + k·T      verdict at G + M·T
+//! ```
+//!
+//! The grid depends on `S` and `I` only, never on when the loop actually ran, so a loop that
+//! wakes a little late does not push the later steps back: its lateness is not accumulated
+//! once per ping. Two rules keep the real send times honest:
+//!
+//! - **the verdict waits for the last ping's full window**: it is due at
+//!   `max(G + M·T, ceil(sent + T))`, `sent` being the last ping's real emission time, so a
+//!   peer answering within `timeout` of each real send is never convicted;
+//! - **a broken grid chains**: when a step runs so late that the next grid slot has already
+//!   passed (a loop stall of `timeout` or more), the cycle falls back to chained windows,
+//!   every later step due `timeout` after the real send of its ping (flag `CHAINED`): no
+//!   burst of pings after a stall, and each ping keeps a full window.
+//!
+//! `I` is not stored: it is a seeded hash of the peer's id and `S`
+//! ([`draw_interval`]), recomputed when needed, so the grid costs no memory.
+//!
 //! # State table
 //!
 //! A peer is in one of two phases; its single wheel entry means something different in each.
 //!
-//! | phase    | the wheel entry is due at                           | when it fires                                                                 |
-//! |----------|------------------------------------------------------|-------------------------------------------------------------------------------|
-//! | `Idle`   | `ceil(last_seen + interval ± jitter)` as of filing  | heard since (deadline moved later)? re-file at the new due tick (lazy re-arm); else ping: → `Pinged` |
-//! | `Pinged` | `ceil(ping_sent + timeout)` (earlier if `interval` is shorter than `timeout`) | heard since the ping? → `Idle` (re-file or ping at once); else count a miss: dead at `max_missed`, otherwise ping again |
+//! | phase    | the wheel entry is due at | when it fires |
+//! |----------|---------------------------|---------------|
+//! | `Idle`   | `G` of the cycle as of filing | heard since (deadline moved later)? re-file at the new `G` (lazy re-arm); else ping 0: → `Pinged` |
+//! | `Pinged` | the next step: `G + (missed+1)·T` (the verdict step also `≥ ceil(sent + T)`; chained: `ceil(sent + T)`), or earlier for a re-check when `interval` is shorter than `timeout` | heard since the ping? → `Idle` (re-file or ping at once); else count a miss: dead at `max_missed`, otherwise ping again |
 //!
 //! Receiving a frame that counts ([`Peer::on_alive`]) only writes `last_seen`, `missed = 0`
 //! and the `heard` flag: no wheel operation per packet. The timer notices when it fires.
@@ -47,6 +72,35 @@ pub(super) mod flag {
     pub const ANSWERED: u8 = 2;
     /// A frame that counts as a sign of life arrived since the last ping was sent.
     pub const HEARD: u8 = 4;
+    /// The grid of this silence cycle was broken by a late step: every following step is due
+    /// `timeout` after the real send of its ping. Cleared when a new cycle starts.
+    pub const CHAINED: u8 = 8;
+}
+
+/// One jittered silence window, in nanoseconds, for the cycle of peer `peer_key` that started
+/// at `last_seen`: uniform in `interval - jitter_ns ..= interval + jitter_ns`.
+///
+/// It is a seeded hash rather than a draw from a stored RNG stream, so the monitor can recompute
+/// the cycle's grid at any time without keeping the draw per peer (memory per connection), and
+/// a run still replays exactly for a given seed. A new sign of life moves `last_seen` and so
+/// gives a fresh, independent draw for the next cycle.
+pub(super) fn draw_interval(seed: u64, peer_key: u64, s: &Settings, last_seen: u64) -> u64 {
+    if s.jitter_ns == 0 {
+        return s.interval_ns;
+    }
+    let h = mix(mix(seed ^ peer_key) ^ last_seen);
+    // Lemire's multiply-shift maps the hash onto the span without a modulo's bias.
+    let span = u128::from(2 * s.jitter_ns + 1);
+    let offset = ((u128::from(h) * span) >> 64) as u64;
+    s.interval_ns - s.jitter_ns + offset
+}
+
+/// The splitmix64 finaliser: a cheap bijective mix whose output bits all depend on all input bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One monitored peer. Kept small: it is multiplied by the number of connections.
@@ -109,19 +163,33 @@ impl<C> Peer<C> {
     }
 
     /// Records a ping emitted at `now_ns` and returns its sequence number.
+    /// Keeps `CHAINED` (a property of the cycle, not of one ping).
     pub fn start_ping(&mut self, now_ns: u64) -> u64 {
         self.seq = self.seq.wrapping_add(1);
         self.ping_sent = now_ns;
-        self.flags = flag::PINGED;
+        self.flags = flag::PINGED | (self.flags & flag::CHAINED);
         self.seq
     }
 
-    /// The tick of the answer deadline of the outstanding ping: the first tick boundary at
+    /// The tick of the answer deadline of the outstanding ping (`ceil(sent + T)`): the first tick boundary at
     /// least `timeout` after the instant the ping was emitted, so the window is never shorter
     /// than `timeout`, even when the loop ran a little after the tick boundary.
     pub fn verdict_tick(&self, tick_ns: u64) -> u64 {
         let timeout_ns = self.settings.timeout_ticks.saturating_mul(tick_ns);
         self.ping_sent.saturating_add(timeout_ns).div_ceil(tick_ns)
+    }
+
+    /// The tick of the next step of a pinged peer (see the module docs): the next grid slot
+    /// `grid_start + (missed + 1)·T` for an intermediate step; for the verdict step (or any
+    /// step of a chained cycle) also no earlier than the outstanding ping's answer deadline.
+    pub fn step_tick(&self, grid_start: u64, tick_ns: u64) -> u64 {
+        let t = self.settings.timeout_ticks;
+        let slot = grid_start.saturating_add((u64::from(self.missed) + 1).saturating_mul(t));
+        if self.missed + 1 >= self.settings.max_missed || self.has(flag::CHAINED) {
+            slot.max(self.verdict_tick(tick_ns))
+        } else {
+            slot
+        }
     }
 
     /// The tick at which the peer has been silent for `interval_ns` (one jittered draw):

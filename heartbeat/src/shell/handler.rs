@@ -8,6 +8,10 @@
 //!   they ask for (send, close) is queued and carried out by the loop right
 //!   after the callback returns, which keeps the loop's borrow story simple
 //!   and makes re-entrancy impossible.
+//! - A panic in a callback ends its loop: the thread unwinds, its sockets are
+//!   dropped (closed), and later commands to it report
+//!   [`SendError::Closed`](crate::SendError::Closed). Catch what you expect to
+//!   fail.
 //! - All methods have empty defaults, so `()` is a valid handler (pure
 //!   heartbeat server) and an application overrides only what it needs.
 //! - For one connection the order is: `on_connect`, then any number of
