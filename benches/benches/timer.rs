@@ -9,7 +9,9 @@
 //! `compare` binary instead.
 
 use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main,
+};
 use std::time::Duration;
 use wheelbeat_benches::contenders::*;
 use wheelbeat_benches::workloads::{self, Mixed, PerOp, ReArm, SPAN_MS};
@@ -93,10 +95,12 @@ fn expire<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, w: &PerOp) {
     });
 }
 
-/// Settings for groups whose iterations take a second or so: few samples, short windows,
-/// so the whole file finishes in minutes.
+/// Settings for groups whose iterations take up to seconds: few samples, short windows, and
+/// flat sampling (one iteration per sample instead of criterion's linear 1..=10, which made
+/// each of these benchmarks run 55 iterations), so the whole file finishes in minutes.
 fn one_million(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
+        .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));

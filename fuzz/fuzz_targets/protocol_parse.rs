@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     match (serde_json_shape(data), &parsed) {
         (Shape::Object(map), Ok(msg)) => match *msg {
             Message::Ping(n) | Message::Pong(n) => {
-                let key = if matches!(msg, Message::Ping(_)) { "ping" } else { "pong" };
+                let key = if matches!(msg, Message::Ping(_)) {
+                    "ping"
+                } else {
+                    "pong"
+                };
                 assert_eq!(map.len(), 1, "heartbeat with other keys: {data:?}");
                 assert_eq!(map.get(key).and_then(|v| v.as_u64()), Some(n));
             }

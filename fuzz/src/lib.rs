@@ -1,5 +1,6 @@
 //! The shared fuzz harness: feeds arbitrary bytes to a decoder the way a connection does and
-//! checks the decoder contract from `net/src/codec.rs`.
+//! checks the decoder contract from `net/src/codec.rs` ([`check`]); and serde_json's reading of
+//! a frame, the reference of the `protocol_parse` target ([`serde_json_shape`]).
 //!
 //! Input layout: byte 0 picks the maximum frame length (1..=256, small so limits are hit
 //! often), byte 1 seeds the chunk sizes, the rest is the byte stream from the "peer".

@@ -27,8 +27,11 @@
 //!   send as its own data, and closing a connection over them would be harsher than the format
 //!   requires; they still count as a sign of life (see the monitor's docs).
 //! - The heartbeat path does not allocate: the frame is walked with a serde visitor that
-//!   compares keys in place and skips other values with [`serde::de::IgnoredAny`]. (serde_json
-//!   only allocates its scratch buffer for keys containing escape sequences.)
+//!   compares keys in place and checks, without storing, every other value (`Skip`). (serde_json
+//!   only allocates its scratch buffer for strings containing escape sequences.)
+//! - [`Message::Data`] is exactly what `serde_json::from_slice::<serde_json::Value>` accepts as
+//!   an object: numbers out of the `f64` range and undecodable escapes are invalid json, as
+//!   they are for serde_json (the `protocol_parse` fuzz target checks the agreement).
 //!
 //! ```
 //! use wheelbeat_heartbeat::protocol::{self, Message};
@@ -47,7 +50,7 @@ use std::fmt;
 use std::io::Write as _;
 
 use serde::Deserializer as _;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, MapAccess, Visitor};
 
 /// A parsed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +194,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
         // Walk the array so syntax errors inside it are still reported as invalid json.
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(Shape::NotObject)
     }
 
@@ -205,7 +208,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
                     heartbeat = Some((key.0, n));
                 }
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
             }
         }
         Ok(match (count, heartbeat) {
@@ -213,6 +216,54 @@ impl<'de> Visitor<'de> for ShapeVisitor {
             (1, Some((Key::Pong, n))) => Shape::Pong(n),
             _ => Shape::Data,
         })
+    }
+}
+
+/// Any JSON value, checked as strictly as serde_json checks its own `Value` (numbers in the
+/// range of an `f64`, string escapes that decode, e.g. no lone surrogate) and then dropped.
+///
+/// `serde::de::IgnoredAny` would be faster, but serde_json skips it without checking numbers
+/// or escapes, so `{"x":1e400}` would pass as [`Message::Data`] and then fail in the
+/// application's own `serde_json::from_slice` (found by the `protocol_parse` fuzz target).
+/// Unescaped strings are borrowed, so this allocates no more than the keys already do.
+struct Skip;
+
+impl<'de> de::Deserialize<'de> for Skip {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SkipVisitor;
+        impl<'de> Visitor<'de> for SkipVisitor {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(SkipVisitor)
     }
 }
 
@@ -273,11 +324,11 @@ impl<'de> de::Deserialize<'de> for Value {
                 Ok(Value::Other)
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Skip>()?.is_some() {}
                 Ok(Value::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
                 Ok(Value::Other)
             }
         }
@@ -291,6 +342,25 @@ mod tests {
 
     fn data(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
         Ok(Message::Data(frame))
+    }
+
+    #[test]
+    fn values_serde_json_rejects_are_invalid_json_not_data() {
+        // Found by the `protocol_parse` fuzz target: a number out of the f64 range, or a bad
+        // escape, inside a data object. The application must be able to read every
+        // `Message::Data` with serde_json, so these are protocol errors.
+        for frame in [
+            &br#"{"ponQ":18e674105}"#[..],
+            br#"{"x":[1,-1e400]}"#,
+            br#"{"x":{"y":"\ud800"}}"#,
+            br#"{"ping":1e400}"#,
+            br#"{"ping":1,"x":1e999}"#,
+            br#"[1e400]"#,
+        ] {
+            assert!(serde_json::from_slice::<serde_json::Value>(frame).is_err());
+            assert_eq!(parse(frame), Err(ProtocolError::InvalidJson), "{frame:?}");
+        }
+        assert_eq!(parse(br#"{"x":1e300}"#), data(br#"{"x":1e300}"#));
     }
 
     #[test]

@@ -8,12 +8,17 @@ use wheelbeat_heartbeat::monitor::Config;
 use wheelbeat_heartbeat::sim::{Crowd, CrowdSettings};
 
 fn run(config: Config, conns: u32, duration: Duration, rtt: Duration) {
+    run_late(config, conns, duration, rtt, Duration::ZERO);
+}
+
+fn run_late(config: Config, conns: u32, duration: Duration, rtt: Duration, late: Duration) {
     let mut crowd = Crowd::new(CrowdSettings {
         conns,
         duration,
         rtt,
         silent: 0.05,
         seed: config.seed ^ 77,
+        late,
     });
     crowd.populate(config.clone());
     let r = crowd.run();
@@ -69,5 +74,43 @@ fn coarse_tick_and_no_jitter() {
         2_000,
         Duration::from_secs(120),
         Duration::from_millis(50),
+    );
+}
+
+#[test]
+fn demo_settings_with_a_loop_late_by_up_to_4ms_overshoot_once() {
+    // The `demo` example's settings and a loop waking up to 4 ms late: with 3 pings per
+    // verdict, a per-ping overshoot would reach 3 × (4 ms + one tick); the allowed overshoot
+    // is 4 ms + one tick, once.
+    let config = Config {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        seed: 5,
+        ..Config::default()
+    };
+    run_late(
+        config,
+        2_000,
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        Duration::from_millis(4),
+    );
+}
+
+#[test]
+fn a_loop_late_by_nearly_a_timeout_still_convicts_no_live_peer() {
+    let config = Config {
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_millis(300),
+        max_missed: 4,
+        seed: 6,
+        ..Config::default()
+    };
+    run_late(
+        config,
+        2_000,
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        Duration::from_millis(250),
     );
 }

@@ -423,7 +423,10 @@ impl<C: Copy> Monitor<C> {
             };
             let Some(expired) = expired else {
                 if max_timers != usize::MAX
-                    && self.wheel.next_deadline().is_some_and(|next| next <= now_tick)
+                    && self
+                        .wheel
+                        .next_deadline()
+                        .is_some_and(|next| next <= now_tick)
                 {
                     // The unit went into moving a timer down a level: more may be due.
                     continue;

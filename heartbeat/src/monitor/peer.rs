@@ -248,6 +248,50 @@ mod tests {
     }
 
     #[test]
+    fn intermediate_steps_stay_on_the_grid_and_the_verdict_waits_for_a_full_window() {
+        // timeout 5 ticks of 10 ns, max_missed 3, grid starting at tick 100.
+        let mut p = Peer::new((), 0, settings(), key());
+        p.start_ping(1_003); // ping 0, sent 3 ns after its slot (tick 100)
+        assert_eq!(
+            p.step_tick(100, 10),
+            105,
+            "next slot, not ceil(1003 + 50) = 106"
+        );
+        p.missed = 1;
+        p.start_ping(1_059); // ping 1, 9 ns late
+        assert_eq!(p.step_tick(100, 10), 110);
+        p.missed = 2;
+        p.start_ping(1_100); // the last ping, on time: the verdict is the grid slot
+        assert_eq!(p.step_tick(100, 10), 115);
+        p.start_ping(1_104); // the last ping, late: its full window decides
+        assert_eq!(p.step_tick(100, 10), 116);
+    }
+
+    #[test]
+    fn a_chained_cycle_gives_every_ping_its_full_window() {
+        let mut p = Peer::new((), 0, settings(), key());
+        p.flags = flag::CHAINED;
+        p.start_ping(2_001);
+        assert!(p.has(flag::CHAINED), "kept across pings of the cycle");
+        assert_eq!(p.step_tick(100, 10), 206, "ceil(2001 + 50)");
+    }
+
+    #[test]
+    fn jitter_draw_is_a_pure_function_of_seed_peer_and_last_seen() {
+        let s = settings();
+        let a = draw_interval(1, 7, &s, 5_000);
+        assert_eq!(a, draw_interval(1, 7, &s, 5_000), "replays exactly");
+        let others = [
+            draw_interval(2, 7, &s, 5_000),
+            draw_interval(1, 8, &s, 5_000),
+            draw_interval(1, 7, &s, 5_001),
+        ];
+        assert!(others.iter().any(|&o| o != a), "each input moves the draw");
+        let no_jitter = Settings { jitter_ns: 0, ..s };
+        assert_eq!(draw_interval(1, 7, &no_jitter, 5_000), 1_000);
+    }
+
+    #[test]
     fn min_interval_is_at_least_one_tick() {
         assert_eq!(settings().min_interval_ticks(10), 90);
         assert_eq!(settings().min_interval_ticks(10_000), 1);

@@ -6,6 +6,11 @@
 //! peer: each silent one is convicted neither before `interval × (1 − jitter) + max_missed ×
 //! timeout` nor after `interval × (1 + jitter) + max_missed × timeout + one tick` of silence
 //! (counted from its last frame that reached the monitor), and no live one is convicted.
+//!
+//! The loop can be made to wake up late, as a real one does ([`CrowdSettings::late`]): each
+//! timer wake-up then comes up to `late` after the timer is due (uniform at random; a frame
+//! arriving in between wakes it earlier), and the allowed silence grows by the documented
+//! `late + ceil_tick(late)`, once, whatever `max_missed` is.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -27,6 +32,9 @@ pub struct CrowdSettings {
     pub silent: f64,
     /// Seed of the crowd's random choices (the monitor has its own in its config).
     pub seed: u64,
+    /// How late the simulated loop may wake up for a timer (uniform in `0..=late`); zero for a
+    /// prompt loop. Keep it under `timeout`, or the local-pause guard fires.
+    pub late: Duration,
 }
 
 /// The outcome of a [`Crowd`] run.
@@ -38,10 +46,12 @@ pub struct CrowdReport {
     pub pongs: u64,
     /// Peers that went silent.
     pub silent: u64,
-    /// Silent peers convicted inside the bound.
+    /// Silent peers convicted inside the allowed silence.
     pub caught: u64,
-    /// Silent peers convicted after the bound.
+    /// Silent peers convicted after the allowed silence.
     pub late: u64,
+    /// Silent peers convicted after the on-time bound (allowed when the loop wakes up late).
+    pub beyond_bound: u64,
     /// Silent peers convicted before the minimum silence (too early: a bug).
     pub early: u64,
     /// Silent peers whose verdict was due before the end of the run but never came.
@@ -50,8 +60,11 @@ pub struct CrowdReport {
     pub false_positives: u64,
     /// The longest silence at a conviction.
     pub worst_detection: Duration,
-    /// The bound on the silence at a conviction.
+    /// The bound on the silence at a conviction, for an on-time loop.
     pub bound: Duration,
+    /// The longest silence allowed at a conviction: `bound`, plus `late + ceil_tick(late)`
+    /// when the loop wakes up late.
+    pub allowed: Duration,
     /// The monitor's counters at the end.
     pub stats: Stats,
     /// Bytes the monitor held at the end ([`Monitor::memory_bytes`]).
@@ -99,6 +112,7 @@ struct SimPeer {
 ///     rtt: Duration::from_millis(20),
 ///     silent: 0.05,
 ///     seed: 1,
+///     late: Duration::from_millis(4),
 /// };
 /// let mut crowd = Crowd::new(settings);
 /// crowd.populate(Config::default());
@@ -116,6 +130,7 @@ pub struct Crowd {
     t0: Instant,
     min_silence: u64,
     bound: u64,
+    allowed: u64,
 }
 
 impl Crowd {
@@ -131,6 +146,7 @@ impl Crowd {
             t0: Instant::now(),
             min_silence: 0,
             bound: 0,
+            allowed: 0,
         }
     }
 
@@ -148,6 +164,10 @@ impl Crowd {
         self.min_silence = interval - jitter + window;
         // `jitter` is computed exactly as the monitor does, so this is the bound to the ns.
         self.bound = interval + jitter + window + tick;
+        // A late loop adds the lateness of the verdict's wake-up, and that of the last ping's
+        // send rounded up to a tick (its full window is measured from the real send).
+        let late = ns(self.settings.late);
+        self.allowed = self.bound + late + late.div_ceil(tick) * tick;
         let end = ns(self.settings.duration);
         let mut monitor = Monitor::with_capacity(config, self.t0, self.settings.conns as usize);
         for conn in 0..self.settings.conns {
@@ -179,13 +199,16 @@ impl Crowd {
         let at = |t: u64| t0 + Duration::from_nanos(t);
         let end = self.settings.duration.as_nanos() as u64;
         let rtt = self.settings.rtt.as_nanos() as u64;
+        let late = self.settings.late.as_nanos() as u64;
         let (mut pings, mut pongs, mut false_positives) = (0, 0, 0);
         let mut monitor_wall = Duration::ZERO;
         let mut now = 0u64;
         loop {
             let timer = monitor.poll_timeout().map(ns);
             let pong = self.in_flight.peek().map(|Reverse((t, ..))| *t);
-            let Some(next) = [timer, pong].into_iter().flatten().min() else {
+            // A late loop wakes up to `late` after its timer, unless a frame wakes it first.
+            let wake = timer.map(|t| t + if late > 0 { self.rng.u64(0..=late) } else { 0 });
+            let Some(next) = [wake, pong].into_iter().flatten().min() else {
                 break;
             };
             if next > end {
@@ -240,11 +263,13 @@ impl Crowd {
             silent: 0,
             caught: 0,
             late: 0,
+            beyond_bound: 0,
             early: 0,
             missed: 0,
             false_positives,
             worst_detection: Duration::ZERO,
             bound: Duration::from_nanos(self.bound),
+            allowed: Duration::from_nanos(self.allowed),
             stats: monitor.stats(),
             memory_bytes: monitor.memory_bytes(),
             monitor_wall,
@@ -256,7 +281,8 @@ impl Crowd {
                     let silence = d.saturating_sub(p.last_delivered);
                     report.worst_detection =
                         report.worst_detection.max(Duration::from_nanos(silence));
-                    if silence > self.bound {
+                    report.beyond_bound += u64::from(silence > self.bound);
+                    if silence > self.allowed {
                         report.late += 1;
                     } else if silence < self.min_silence {
                         report.early += 1;
@@ -264,7 +290,7 @@ impl Crowd {
                         report.caught += 1;
                     }
                 }
-                None if p.last_delivered + self.bound <= end => report.missed += 1,
+                None if p.last_delivered + self.allowed <= end => report.missed += 1,
                 None => {}
             }
         }
