@@ -193,6 +193,9 @@ RAMP_MS=$(( RAMP_T1 - RAMP_T0 ))
 # ---- steady window -----------------------------------------------------------
 CPU_W0=$(cpu_ticks "$SERVER_PID")
 W0=$(now_ms)
+dead_lines() { grep -c ': dead (' "$OUT/server.err" || true; }
+stall_lines() { grep -hc 'stalled for' "$@" || true; }
+DEAD_W0=$(dead_lines)
 echo "scale: all $CONNS connected in $(( RAMP_MS / 1000 )).$(( RAMP_MS % 1000 / 100 )) s;" \
     "measuring for ${DUR_S} s"
 # A slow poll, only to notice a dead server early; it synchronises nothing.
@@ -210,6 +213,7 @@ W1=$(now_ms)
 RSS_AFTER=$(vm_kb "$SERVER_PID" VmRSS)
 HWM=$(vm_kb "$SERVER_PID" VmHWM)
 HELD_END=$(( $(open_fds "$SERVER_PID") - FDS_BEFORE ))
+DEAD_W1=$(dead_lines)
 LOAD_AT_END=$(loadavg)
 LOADER_CPU=()
 for pid in "${LOAD_PIDS[@]}"; do
@@ -267,6 +271,11 @@ SERVER_EXIT_LINE=$(grep -o 'served .*' "$OUT/server.err" | tail -1 || true)
 SERVER_EXIT_DEAD=$(sed -n 's/.* \([0-9]*\) dead.*/\1/p' <<<"$SERVER_EXIT_LINE")
 SERVER_PROTO=$(sed -n 's/.* \([0-9]*\) protocol errors.*/\1/p' <<<"$SERVER_EXIT_LINE")
 FALSE_POS=$(( LOAD_DEAD + SERVER_DEAD_LINES ))
+# Longest "stalled for X" in the given logs, in ms.
+longest() {
+    sed -n 's/.*stalled for \([0-9.]*\)\(ms\|s\);.*/\1 \2/p' "$@" \
+        | awk '{ v = ($2 == "s") ? $1 * 1000 : $1; if (v > m) m = v } END { printf "%d ms", m }'
+}
 
 cat <<EOF
 
@@ -284,7 +293,9 @@ machine: $(nproc) cores ($(uname -srm)); load average at start $LOAD_AT_START, a
 | server RSS before clients / end of window / peak | $(( RSS_BEFORE / 1024 )) MiB / $(( RSS_AFTER / 1024 )) MiB / $(( HWM / 1024 )) MiB |
 | server RSS per connection | $RSS_PER bytes (delta $RSS_DELTA kB / $CONNS) |
 | RTT p99 (client-measured, per loader) | ${P99S:-n/a} |
-| false positives (dead verdicts: loaders + server) | $FALSE_POS ($LOAD_DEAD + $SERVER_DEAD_LINES) |
+| false positives (dead verdicts: loaders + server) | $FALSE_POS ($LOAD_DEAD + $SERVER_DEAD_LINES), of which in the window: server $(( DEAD_W1 - DEAD_W0 )) |
+| loop stalls > timeout (server / loaders, whole run) | $(stall_lines "$OUT/server.err") / $(cat "$OUT"/load*.err | grep -c 'stalled for' || true) |
+| longest stall (server / loaders) | $(longest "$OUT/server.err") / $(longest "$OUT"/load*.err) |
 | ping timeouts (loaders / server) | $LOAD_MISSES / $SERVER_MISS_LINES |
 | server exit | clean: $SERVER_CLEAN; ${SERVER_EXIT_LINE:-no exit line} |
 

@@ -12,6 +12,32 @@
 //!   cannot starve the others ([`ReadStatus::BudgetExhausted`] says "call again, without
 //!   waiting for an event").
 //!
+//! - Tell the connection what each event said with [`Connection::on_event`] (or
+//!   [`Connection::note_event`]) before reading. That lets it skip the read that would only
+//!   return `WouldBlock`; see "Short reads" below. A caller that never calls it gets the
+//!   plain read-until-`WouldBlock` behaviour.
+//!
+//! # Short reads (Linux)
+//! A heartbeat round trip moves one small frame each way, so reading until `WouldBlock`
+//! costs two `recv` calls per event where one would do, and syscalls are most of the
+//! loop's CPU. When a read returns fewer bytes than there was room for (`0 < n < room`),
+//! the kernel's receive queue was empty at that instant. With edge-triggered epoll, any byte
+//! that arrives after that instant raises a new edge, so the connection can stop there and
+//! report [`ReadStatus::Drained`] without the extra read. This is what tokio's
+//! `PollEvented::poll_read` does.
+//!
+//! The catch is the peer's FIN. Data and a FIN that arrive together raise ONE edge, and the
+//! short read returns the data but not the EOF: stop there and the close is never seen. So
+//! once an event says "read closed" (or "error"), the connection remembers it (the flag is
+//! sticky: like tokio, we never clear the read-closed bit) and from then on always reads
+//! until EOF or `WouldBlock`.
+//!
+//! The optimisation relies on edge-triggered epoll semantics, so it is compiled only for
+//! Linux and Android; elsewhere `read_frames` reads until `WouldBlock` as before. It is
+//! also off until the caller has called [`Connection::on_event`] or
+//! [`Connection::note_event`] at least once, because a caller that never reports events
+//! could otherwise miss a FIN that arrived with the last data.
+//!
 //! # Backpressure
 //! To stop reading a peer (say its replies are piling up against the write cap), stop calling
 //! `read_frames` for it: the kernel's receive buffer fills and TCP flow control slows the peer
@@ -90,7 +116,9 @@ impl ReadBuf {
 /// How a call to [`Connection::read_frames`] ended (errors aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadStatus {
-    /// The socket would block: everything available was read. Wait for the next event.
+    /// Everything available was read: the socket would block, or (on Linux, once events
+    /// are reported with [`Connection::on_event`]) a read left room in the buffer. Wait for
+    /// the next event.
     Drained,
     /// The byte budget was spent with the socket possibly still readable. Call again
     /// without waiting for an event (edge-triggered readiness will not fire again).
@@ -224,7 +252,19 @@ pub struct Connection<C: Codec = LineCodec> {
     priority_cap: u32,
     /// The interest last registered: 0 none, 1 readable, 2 readable + writable.
     registered: u8,
+    /// [`EVENTS_SEEN`] | [`READ_CLOSED`]: what the caller's events have said (see the
+    /// module docs, "Short reads").
+    flags: u8,
 }
+
+/// The caller reports events ([`Connection::on_event`]), so the short-read stop is safe.
+const EVENTS_SEEN: u8 = 1;
+/// An event said read-closed or error: read to EOF / `WouldBlock` from now on. Sticky.
+const READ_CLOSED: u8 = 2;
+
+/// Whether a short read may end a `read_frames` call on this target: only where mio uses
+/// edge-triggered epoll, whose next edge is guaranteed for data arriving after the read.
+const SHORT_READS: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 const REG_NONE: u8 = 0;
 const REG_READ: u8 = 1;
@@ -249,6 +289,7 @@ impl<C: Codec> Connection<C> {
             write_cap: DEFAULT_WRITE_CAP as u32,
             priority_cap: DEFAULT_PRIORITY_CAP as u32,
             registered: REG_NONE,
+            flags: 0,
         }
     }
 
@@ -294,8 +335,37 @@ impl<C: Codec> Connection<C> {
         self.stream
     }
 
+    /// Records what a readiness event for this connection said: call it for each event
+    /// before [`read_frames`](Self::read_frames) or [`flush`](Self::flush).
+    ///
+    /// It enables the short-read stop on Linux (a read that does not fill the buffer ends
+    /// the call, saving a `read` that would return `WouldBlock`), and remembers for good
+    /// an event that was [`is_read_closed`](mio::event::Event::is_read_closed) or
+    /// [`is_error`](mio::event::Event::is_error), after which reads go on to EOF. See the
+    /// [module docs](self), "Short reads".
+    pub fn on_event(&mut self, event: &mio::event::Event) {
+        self.note_event(event.is_read_closed() || event.is_error());
+    }
+
+    /// [`on_event`](Self::on_event) for a caller that has already unpacked the event:
+    /// `read_closed` is `event.is_read_closed() || event.is_error()`.
+    pub fn note_event(&mut self, read_closed: bool) {
+        self.flags |= EVENTS_SEEN;
+        if read_closed {
+            self.flags |= READ_CLOSED;
+        }
+    }
+
+    /// True once an event reported read-closed or error (see [`on_event`](Self::on_event)).
+    pub fn is_read_closed(&self) -> bool {
+        self.flags & READ_CLOSED != 0
+    }
+
     /// Reads and decodes frames until the socket would block, the peer closes, `on_frame`
     /// breaks, or about `budget` bytes have been read (at least one read is always made).
+    /// On Linux, once the caller reports events with [`on_event`](Self::on_event), a read
+    /// that does not fill the buffer also ends the call with [`ReadStatus::Drained`]
+    /// (unless an event said read-closed): the next byte raises a new edge.
     ///
     /// `on_frame` gets each frame (a slice of `scratch`) and an [`Outbox`] to queue replies.
     /// Frames already complete in a previous call's leftovers are delivered before reading.
@@ -319,8 +389,12 @@ impl<C: Codec> Connection<C> {
             out,
             write_cap,
             priority_cap,
+            flags,
             ..
         } = self;
+        // See the module docs, "Short reads": stop after a read that left room, unless the
+        // caller does not report events or an event said the peer's FIN may be pending.
+        let short_read_stops = SHORT_READS && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
         let max_buffered = codec.max_buffered_len();
         scratch.ensure(max_buffered + READ_ROOM);
         let buf = &mut scratch.buf[..];
@@ -332,6 +406,7 @@ impl<C: Codec> Connection<C> {
         let mut start = 0;
         let mut read_total = 0;
         let mut first = true;
+        let mut drained = false;
 
         let status = loop {
             // Deliver every complete frame in buf[start..filled].
@@ -360,10 +435,14 @@ impl<C: Codec> Connection<C> {
                 filled -= start;
                 start = 0;
             }
+            if drained {
+                break ReadStatus::Drained;
+            }
             if !first && read_total >= budget {
                 break ReadStatus::BudgetExhausted;
             }
             first = false;
+            let room = buf.len() - filled;
             match stream.read(&mut buf[filled..]) {
                 Ok(0) => {
                     if filled > 0 {
@@ -374,6 +453,9 @@ impl<C: Codec> Connection<C> {
                 Ok(n) => {
                     filled += n;
                     read_total += n;
+                    // The receive queue was empty when the read returned: deliver these
+                    // frames, then stop (the kernel raises a new edge for anything later).
+                    drained = short_read_stops && n < room;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadStatus::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -386,8 +468,8 @@ impl<C: Codec> Connection<C> {
 
     /// Handles one readiness event (or a budget leftover) the usual way: [`read_frames`],
     /// then [`flush`], then [`sync_interest`]. Returns the read status; any error means the
-    /// connection is finished. A writable-only event costs one extra `read` that returns
-    /// `WouldBlock`, which keeps the caller's loop simple.
+    /// connection is finished. It always reads, so a writable-only event costs one `read`
+    /// that returns `WouldBlock`; [`drive_event`](Self::drive_event) skips it.
     ///
     /// [`read_frames`]: Self::read_frames
     /// [`flush`]: Self::flush
@@ -404,6 +486,34 @@ impl<C: Codec> Connection<C> {
         F: FnMut(&[u8], &mut Outbox<'_, C>) -> ControlFlow<()>,
     {
         let status = self.read_frames(scratch, budget, on_frame)?;
+        self.flush()?;
+        self.sync_interest(registry, token)?;
+        Ok(status)
+    }
+
+    /// Handles one readiness event: records it ([`on_event`](Self::on_event)), reads only if
+    /// the event was readable, read-closed or an error, then flushes and syncs interest.
+    /// A writable-only event makes no `read` and returns [`ReadStatus::Drained`] (nothing new
+    /// to read: wait for the next event). For a budget leftover ([`ReadStatus::BudgetExhausted`]),
+    /// where there is no event, call [`drive`](Self::drive).
+    pub fn drive_event<F>(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        event: &mio::event::Event,
+        scratch: &mut ReadBuf,
+        budget: usize,
+        on_frame: F,
+    ) -> Result<ReadStatus, Error>
+    where
+        F: FnMut(&[u8], &mut Outbox<'_, C>) -> ControlFlow<()>,
+    {
+        self.on_event(event);
+        let status = if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read_frames(scratch, budget, on_frame)?
+        } else {
+            ReadStatus::Drained
+        };
         self.flush()?;
         self.sync_interest(registry, token)?;
         Ok(status)

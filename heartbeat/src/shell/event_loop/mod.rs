@@ -216,7 +216,8 @@ impl<H: Handler> EventLoop<H> {
                         LISTENER => self.accept_again = true,
                         token => {
                             let key = ConnKey::from_token(token);
-                            self.conn_event(key, ev.is_readable() || ev.is_read_closed(), now);
+                            let closed = ev.is_read_closed() || ev.is_error();
+                            self.conn_event(key, ev.is_readable() || closed, closed, now);
                         }
                     }
                 }
@@ -375,11 +376,15 @@ impl<H: Handler> EventLoop<H> {
 
     // ----- reading -------------------------------------------------------------
 
-    fn conn_event(&mut self, key: ConnKey, readable: bool, now: Instant) {
+    /// `read_closed`: the event said read-closed or error (see `Connection::note_event`).
+    fn conn_event(&mut self, key: ConnKey, readable: bool, read_closed: bool, now: Instant) {
         match self.conns.get_mut(key) {
             None => {} // "Sporadic events happen": a stale token.
             Some(Slot::Connecting { .. }) => self.finish_connect(key, now),
             Some(Slot::Open(o)) => {
+                // Lets reads stop after a short read, saving the `read` that would return
+                // WouldBlock, until an event says the peer's FIN may be pending.
+                o.conn.note_event(read_closed);
                 if o.frozen {
                     return;
                 }
