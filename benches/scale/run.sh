@@ -24,6 +24,9 @@
 #   OUT=DIR           where logs go (default: a fresh /tmp/wheelbeat-scale.*)
 #   CARGO_TARGET_DIR  honoured, as cargo does
 #   NO_BUILD=1        skip the cargo build (binaries must exist)
+#   HB_FLAGS="--timeout 2s"  extra heartbeat flags for server and loaders
+#   STAGGER=1         start each loader once the previous one is fully connected
+#   RUST_LOG=info     the server's log filter (info logs every connect / close)
 #
 # Every wait is bounded; the trap stops whatever the script started, by PID.
 # Exit status: 0 if every connection came up and nothing was declared dead,
@@ -36,6 +39,8 @@ LOADERS=${LOADERS:-2}
 INTERVAL=${INTERVAL:-1s}
 LOOPS=${LOOPS:-1}
 RAMP_BUDGET=${RAMP_BUDGET:-30s}
+# Extra heartbeat flags for both sides (e.g. "--timeout 2s"); empty = defaults.
+HB_FLAGS=${HB_FLAGS:-}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -136,7 +141,7 @@ STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # ---- server -------------------------------------------------------------------
 RUST_LOG=${RUST_LOG:-info} "$SERVER_BIN" --listen 127.0.0.1:0 --interval "$INTERVAL" \
-    --loops "$LOOPS" >"$OUT/server.out" 2>"$OUT/server.err" &
+    --loops "$LOOPS" $HB_FLAGS >"$OUT/server.out" 2>"$OUT/server.err" &
 SERVER_PID=$!
 
 ADDR=""
@@ -159,18 +164,26 @@ FDS_BEFORE=$(open_fds "$SERVER_PID")
 LOAD_DUR=$(( RAMP_S + DUR_S + 5 ))
 per=$(( CONNS / LOADERS ))
 extra=$(( CONNS % LOADERS ))
-for (( i = 0; i < LOADERS; i++ )); do
-    n=$(( per + (i < extra ? 1 : 0) ))
-    "$LOAD_BIN" --connect "$ADDR" --conns "$n" --interval "$INTERVAL" \
-        --duration "${LOAD_DUR}s" >"$OUT/load$i.out" 2>"$OUT/load$i.err" &
-    LOAD_PIDS+=($!)
-done
 RAMP_T0=$(now_ms)
 CPU_T0=$(cpu_ticks "$SERVER_PID")
+deadline=$(( SECONDS + RAMP_S ))
+want=0
+for (( i = 0; i < LOADERS; i++ )); do
+    n=$(( per + (i < extra ? 1 : 0) ))
+    "$LOAD_BIN" --connect "$ADDR" --conns "$n" --interval "$INTERVAL" $HB_FLAGS \
+        --duration "${LOAD_DUR}s" >"$OUT/load$i.out" 2>"$OUT/load$i.err" &
+    LOAD_PIDS+=($!)
+    want=$(( want + n ))
+    # STAGGER=1: the next loader starts once this one's connections are all
+    # up, so the accept burst and the first synchronised pings are smaller.
+    while [[ -n ${STAGGER:-} ]] && (( $(open_fds "$SERVER_PID") - FDS_BEFORE < want )) \
+        && (( SECONDS < deadline )); do
+        sleep 0.1
+    done
+done
 echo "scale: ${LOADERS} loader(s) started (pids ${LOAD_PIDS[*]}), $CONNS connections in all"
 
 # ---- ramp: wait until the server holds every connection ----------------------
-deadline=$(( SECONDS + RAMP_S ))
 held=0
 while :; do
     held=$(( $(open_fds "$SERVER_PID") - FDS_BEFORE ))
@@ -280,8 +293,8 @@ longest() {
 cat <<EOF
 
 wheelbeat scale run, $STARTED_AT
-$CONNS connections, $LOADERS loader(s), interval $INTERVAL (default timeout / max-missed), \
-server loops $LOOPS
+$CONNS connections, $LOADERS loader(s), interval $INTERVAL, extra flags '${HB_FLAGS}', \
+server loops $LOOPS, stagger ${STAGGER:-no}, server RUST_LOG ${RUST_LOG:-info}
 machine: $(nproc) cores ($(uname -srm)); load average at start $LOAD_AT_START, at end $LOAD_AT_END
 
 | figure | value |

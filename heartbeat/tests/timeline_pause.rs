@@ -49,7 +49,7 @@ fn stall_longer_than_timeout_forgives_the_verdicts_in_the_gap() {
 }
 
 #[test]
-fn after_a_stall_a_really_dead_peer_is_convicted_one_timeout_later() {
+fn after_a_stall_a_really_dead_peer_is_convicted_two_timeouts_later() {
     let mut h = Timeline::new(config());
     h.add(0, 1);
     h.run_to(40_000);

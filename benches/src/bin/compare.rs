@@ -252,12 +252,12 @@ fn main() {
     let heap = mixed_large[0].median(1);
     let dq = mixed_large[0].median(2);
     println!(
-        "- mixed {big}: wheelbeat / BinaryHeap = {:.2} (target <= 0.5): {}",
+        "- mixed {big}: wheelbeat / BinaryHeap = {:.3} (target <= 0.5): {}",
         w / heap,
         verdict(w / heap <= 0.5)
     );
     println!(
-        "- mixed {big}: wheelbeat / DelayQueue = {:.2} (target <= 0.2): {}",
+        "- mixed {big}: wheelbeat / DelayQueue = {:.3} (target <= 0.2): {}",
         w / dq,
         verdict(w / dq <= 0.2)
     );

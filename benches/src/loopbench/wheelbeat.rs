@@ -25,9 +25,7 @@ impl Wheelbeat {
         let server = self.server.stats().connections;
         pool.min(server) as usize
     }
-}
 
-impl Wheelbeat {
     fn describe(&self) -> String {
         let (s, p) = (self.server.stats(), self.pool.stats());
         format!(

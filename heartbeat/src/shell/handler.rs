@@ -112,7 +112,8 @@ pub trait Handler: Send + 'static {
     /// A pong answered one of our pings after `rtt`.
     fn on_rtt(&mut self, cx: &mut Context<'_>, conn: ConnId, rtt: Duration) {}
 
-    /// A ping went unanswered for `timeout`; `missed` counts them in a row.
+    /// A ping went unanswered until the next retry on the monitor's grid (`timeout` after
+    /// the previous one when the loop is on time); `missed` counts them in a row.
     fn on_missed(&mut self, cx: &mut Context<'_>, conn: ConnId, missed: u32) {}
 
     /// The heartbeat monitor declared the peer dead after `silent_for` without
