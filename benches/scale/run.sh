@@ -290,7 +290,7 @@ longest() {
         | awk '{ v = ($2 == "s") ? $1 * 1000 : $1; if (v > m) m = v } END { printf "%d ms", m }'
 }
 
-cat <<EOF
+tee "$OUT/report.md" <<EOF
 
 wheelbeat scale run, $STARTED_AT
 $CONNS connections, $LOADERS loader(s), interval $INTERVAL, extra flags '${HB_FLAGS}', \
@@ -315,7 +315,7 @@ machine: $(nproc) cores ($(uname -srm)); load average at start $LOAD_AT_START, a
 | loader | done line |
 |---|---|
 ${LOAD_ROWS}
-logs: $OUT
+logs: $OUT (this report: $OUT/report.md)
 EOF
 
 if [[ $LOAD_OK != yes || $FALSE_POS -ne 0 || $held -lt $CONNS || $min_held -lt $CONNS \

@@ -74,7 +74,7 @@ impl List {
         if self.clear_if_hollow() {
             return true;
         }
-        if self.holes * 4 > self.members.len() {
+        if self.holes * 2 > self.members.len() {
             self.compact(moved);
         }
         false
