@@ -140,6 +140,9 @@ LOAD_AT_START=$(loadavg)
 STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # ---- server -------------------------------------------------------------------
+# Created here, not by the background job's redirection, so the poll below
+# never races the child to the file.
+: >"$OUT/server.out"
 RUST_LOG=${RUST_LOG:-info} "$SERVER_BIN" --listen 127.0.0.1:0 --interval "$INTERVAL" \
     --loops "$LOOPS" $HB_FLAGS >"$OUT/server.out" 2>"$OUT/server.err" &
 SERVER_PID=$!
@@ -147,7 +150,7 @@ SERVER_PID=$!
 ADDR=""
 deadline=$(( SECONDS + 30 ))
 while [[ -z $ADDR ]]; do
-    ADDR=$(sed -n 's/^listening on \(.*\)$/\1/p' "$OUT/server.out" | head -1)
+    ADDR=$(sed -n 's/^listening on \(.*\)$/\1/p' "$OUT/server.out" | head -1 || true)
     [[ -n $ADDR ]] && break
     alive "$SERVER_PID" || { cat "$OUT/server.err" >&2; die "the server exited before listening"; }
     (( SECONDS < deadline )) || die "no 'listening on' line from the server within 30 s"
@@ -196,6 +199,8 @@ while :; do
             tail -3 "$OUT/load$i.err" >&2 || true
         done
         grep -m5 -E 'WARN|ERROR' "$OUT/server.err" >&2 || true
+        echo "scale: FAIL: ramp incomplete; server dead verdicts so far:" \
+            "$(grep -c ': dead (' "$OUT/server.err" || true)" >&2
         exit 1
     fi
     sleep 0.2

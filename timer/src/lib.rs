@@ -84,7 +84,9 @@
 //! for a `u64`; plus **4 bytes** in its slot's list. Vacant and occupied entries share one
 //! enum whose tag lives in a niche, so there is no tag byte or padding for it. With growth
 //! slack, 10 million `()` timers measured 30 bytes each ([`Wheel::memory_bytes`]), plus a
-//! fixed 22 KiB for the list table. Entries are addressed by `u32` index, so a wheel holds up
+//! fixed 22 KiB for the list table. A cancel leaves a 4-byte hole in its list until the slot
+//! drains or holes pass half of the list (then they are filled), so a list never holds more
+//! than twice its live timers. Entries are addressed by `u32` index, so a wheel holds up
 //! to about 4 billion timers.
 //!
 //! ## Keys

@@ -189,12 +189,11 @@ impl<T> Entries<T> {
         (list, empty)
     }
 
-    /// Takes the entry at `pos` of `list` off it by moving the last position into its place
-    /// (see [`List::swap_remove`]). Returns whether the list is now empty.
+    /// Takes positions `base..` off `list` and appends their live members to `out` (see
+    /// [`List::take_tail`]). Their entries keep a stale `list` until linked again.
     #[inline]
-    pub(super) fn take_at(&mut self, list: ListId, pos: usize) -> bool {
-        let slots = &mut self.slots;
-        self.lists[list.index()].swap_remove(pos as u32, |i, p| set_pos(slots, i, p))
+    pub(super) fn take_tail(&mut self, list: ListId, base: usize, out: &mut Vec<u32>) {
+        self.lists[list.index()].take_tail(base, out);
     }
 
     /// Whether `list` has no entries.
@@ -210,7 +209,7 @@ impl<T> Entries<T> {
     }
 
     /// The index of the entry at `pos` on `list`, or [`HOLE`](super::list::HOLE).
-    #[inline]
+    #[cfg(test)]
     pub(super) fn member(&self, list: ListId, pos: usize) -> u32 {
         self.lists[list.index()].get(pos)
     }
