@@ -40,13 +40,21 @@
 //! | `interval`                | 30 s    | ping a peer silent for this long                      |
 //! | `timeout`                 | 10 s    | how long a ping waits for its answer; also the local-pause threshold |
 //! | `max_missed`              | 3       | unanswered pings in a row before the peer is dead     |
-//! | `jitter`                  | 0.1     | each silence window is `interval` ± 10%, drawn per peer per cycle |
+//! | `jitter`                  | 0.1     | each silence window is `interval` ± 10%, drawn per peer per cycle; a new peer's first one is drawn over `(0, interval × 1.1]` |
 //! | `data_counts_as_liveness` | true    | a busy connection is never pinged                     |
 //! | `seed`                    | 0       | seed of the jitter draws (runs replay exactly)        |
 //! | `tick`                    | 10 ms   | wheel resolution: the `+ one tick` of the bound       |
 //!
 //! Any of `interval`, `timeout`, `max_missed`, `jitter`, `data_counts_as_liveness` can be
 //! overridden per peer with [`PeerConfig`].
+//!
+//! A new peer's **first** silence window is drawn uniformly over `(0, interval × (1 + jitter)]`
+//! rather than `interval ± jitter`: peers that connect in a burst (a restart, a reconnect
+//! wave) then ping spread over the whole first window instead of all together one interval
+//! later, when both sides may still be busy connecting (at 19,000 connections on two cores
+//! that burst convicted healthy peers; see `benches/scale/RESULTS.md`). Pinging a
+//! just-connected peer early costs one ping; the longest window, and so the bound below, is
+//! unchanged. `jitter = 0.0` turns all randomisation off, this spreading included.
 //!
 //! ## THE BOUND
 //!

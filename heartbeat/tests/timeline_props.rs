@@ -4,7 +4,9 @@
 //!   even by a loop that wakes up late (by less than `timeout`) at random;
 //! - a peer silent since `t` is declared dead in
 //!   `[t + interval × (1 − jitter) + max_missed × timeout, t + interval × (1 + jitter) +
-//!   max_missed × timeout + one tick]` by a prompt loop (`timeout` rounded up to whole ticks as
+//!   max_missed × timeout + one tick]` (the floor is only `t + max_missed × timeout` for a
+//!   peer never heard from: its first window is spread over `(0, interval × (1 + jitter)]`)
+//!   by a prompt loop (`timeout` rounded up to whole ticks as
 //!   documented), and by a loop that wakes up to `L` late no later than that bound
 //!   `+ L + ceil_tick(L)`: the lateness of the verdict's wake-up plus that of the last ping's
 //!   send (which the last ping's full answer window must wait for), once each, not once per
@@ -62,14 +64,15 @@ fn config(s: &Settings) -> Config {
 /// Drives one peer through a loop that wakes `lateness()` after each timer or arrival and then
 /// works in the shell's order (read every frame that arrived by then, then the timers). The
 /// peer answers each ping `delay()` after the ping left (or never, once `silent_from` has
-/// passed). Stops at the first death or at `until`. Returns (death time, last time heard).
+/// passed). Stops at the first death or at `until`. Returns (death time, last time heard,
+/// whether the peer was ever heard from).
 fn drive(
     s: &Settings,
     until: Duration,
     silent_from: Option<Duration>,
     mut delay: impl FnMut() -> Duration,
     mut lateness: impl FnMut() -> Duration,
-) -> (Option<Instant>, Instant) {
+) -> (Option<Instant>, Instant, bool) {
     let t0 = Instant::now();
     let mut m: Monitor<()> = Monitor::new(config(s), t0);
     let peer = m.add(t0, ());
@@ -81,7 +84,7 @@ fn drive(
         let timer = m.poll_timeout().expect("the peer is monitored");
         let wake = answer.map_or(timer, |(at, _)| at.min(timer));
         if wake > end {
-            return (None, last_heard);
+            return (None, last_heard, last_heard > t0);
         }
         now = now.max(wake + lateness());
         if let Some((at, seq)) = answer
@@ -104,9 +107,20 @@ fn drive(
         }
         while let Some(e) = m.poll_event() {
             if let Event::Dead { .. } = e {
-                return (Some(now), last_heard);
+                return (Some(now), last_heard, last_heard > t0);
             }
         }
+    }
+}
+
+/// The earliest verdict after the last sign of life: `interval × (1 − jitter) + window`, or
+/// only `window` for a peer never heard from, whose first silence window is drawn over
+/// `(0, interval × (1 + jitter)]` (with jitter, so that connect bursts do not ping in step).
+fn floor(interval: u64, jitter: u64, window: u64, heard: bool) -> u64 {
+    if heard || jitter == 0 {
+        interval - jitter + window
+    } else {
+        window
     }
 }
 
@@ -124,7 +138,7 @@ proptest! {
         let max_late = (timeout_ns - 1) * late_permille / 1_000;
         // Answers anywhere in [0, timeout] after the ping left, both ends included, to a loop
         // that wakes up to `max_late` late, below `timeout` (the pause guard's threshold).
-        let (dead, _) = drive(
+        let (dead, ..) = drive(
             &s,
             Duration::from_millis(s.interval_ms * 40),
             None,
@@ -166,7 +180,7 @@ proptest! {
             s.interval_ms * (silent_after_cycles + 3)
                 + s.timeout_ms * u64::from(s.max_missed + 3),
         );
-        let (dead, last_heard) = drive(
+        let (dead, last_heard, heard) = drive(
             &s,
             horizon,
             Some(silent_from),
@@ -186,8 +200,8 @@ proptest! {
             "late: silent {silent_for} ns, bound {bound} + lateness {max_late} once = {allowed}"
         );
         prop_assert!(
-            silent_for >= interval - jitter + window,
-            "early: silent {silent_for} ns, floor {}", interval - jitter + window
+            silent_for >= floor(interval, jitter, window, heard),
+            "early: silent {silent_for} ns, floor {}", floor(interval, jitter, window, heard)
         );
     }
 
@@ -203,7 +217,7 @@ proptest! {
             s.interval_ms * (silent_after_cycles + 3) + s.timeout_ms * u64::from(s.max_missed + 2),
         );
         // A prompt loop: the bound is stated for handle_timeout called at poll_timeout().
-        let (dead, last_heard) = drive(&s, horizon, Some(silent_from), || rtt, || Duration::ZERO);
+        let (dead, last_heard, heard) = drive(&s, horizon, Some(silent_from), || rtt, || Duration::ZERO);
         let dead = dead.expect("a silent peer is convicted");
         let tick = s.tick_ms * 1_000_000;
         let timeout_rounded = (s.timeout_ms * 1_000_000).div_ceil(tick) * tick;
@@ -216,8 +230,8 @@ proptest! {
             "late: silent {silent_for} ns, bound {}", interval + jitter + window + tick
         );
         prop_assert!(
-            silent_for >= interval - jitter + window,
-            "early: silent {silent_for} ns, floor {}", interval - jitter + window
+            silent_for >= floor(interval, jitter, window, heard),
+            "early: silent {silent_for} ns, floor {}", floor(interval, jitter, window, heard)
         );
     }
 }

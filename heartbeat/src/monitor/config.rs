@@ -33,7 +33,9 @@ pub struct Config {
     /// Unanswered pings in a row after which the peer is dead. Default 3.
     pub max_missed: u32,
     /// Fraction of `interval` by which each silence window is randomly shortened or
-    /// lengthened, drawn per peer per cycle: 0.1 means uniform in ±10%. In `0.0..1.0`.
+    /// lengthened, drawn per peer per cycle: 0.1 means uniform in ±10%. A new peer's first
+    /// window is drawn over `(0, interval × (1 + jitter)]` instead, so that peers connecting
+    /// together do not ping together; 0.0 turns every draw off (exact windows). In `0.0..1.0`.
     /// Default 0.1.
     pub jitter: f64,
     /// Whether application data (frames that are not ping/pong) counts as a sign of life.

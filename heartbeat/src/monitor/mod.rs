@@ -38,7 +38,11 @@
 //! # The liveness rules
 //!
 //! A peer silent for `interval` (± `jitter`, drawn uniformly per peer per cycle by a seeded
-//! hash) is sent a ping with a fresh sequence number. Any sign of life answers it (the matching
+//! hash) is sent a ping with a fresh sequence number. A new peer's **first** window (until it
+//! is first heard from) is drawn uniformly over `(0, interval × (1 + jitter)]` instead, so a
+//! burst of connects does not become a burst of pings one interval later; an early ping of a
+//! just-connected peer only costs a ping, and the longest window is unchanged. With
+//! `jitter = 0.0` nothing is drawn: every window, the first included, is exactly `interval`. Any sign of life answers it (the matching
 //! pong also gives an RTT). The pings and the verdict of one silence cycle sit on a fixed grid
 //! of ticks (see `peer.rs`): with `S` the last sign of life, `I` the drawn interval, `T` the
 //! timeout in ticks and `M` = `max_missed`,
@@ -68,7 +72,8 @@
 //! - **On-time driver** (`handle_timeout` called at `poll_timeout()`, as in virtual time): a
 //!   peer silent since `t` is declared dead **no later than**
 //!   `t + interval × (1 + jitter) + max_missed × timeout + one tick`, and no earlier than
-//!   `t + interval × (1 − jitter) + max_missed × timeout`. The one tick is the rounding of `G`;
+//!   `t + interval × (1 − jitter) + max_missed × timeout` (for a peer never heard from since
+//!   it was added at `t`, only `t + max_missed × timeout`, its first window being spread). The one tick is the rounding of `G`;
 //!   every ping then leaves on a tick boundary, so the verdict is exactly `G + M·T`.
 //! - **Late driver** (a real loop that runs each due timer up to `L` late, `L < timeout`): the
 //!   verdict comes no later than that bound **+ `L_v` + `ceil_tick(L_p)`**, where `L_v` is the
@@ -153,7 +158,7 @@ pub use config::{Config, ConfigError, PeerConfig};
 pub use output::{Action, DeadReason, Event, Stats};
 
 use crate::protocol::Message;
-use peer::{Peer, Settings, draw_interval, flag};
+use peer::{Peer, Settings, draw_first_interval, flag};
 
 /// A generation-checked handle to a peer of a [`Monitor`]. Once the peer is removed or dead, the
 /// handle is stale and ignored, even if its slot is reused by a new peer.
@@ -251,7 +256,8 @@ impl<C: Copy> Monitor<C> {
     }
 
     /// Starts monitoring a peer, first seen at `now`, with the monitor's settings. Its first
-    /// ping is due after `interval` (± jitter) of silence.
+    /// ping is due after a silence drawn uniformly over `(0, interval × (1 + jitter)]` (exactly
+    /// `interval` with no jitter); later ones after `interval` ± jitter.
     pub fn add(&mut self, now: Instant, conn: C) -> PeerId {
         let settings = self.defaults;
         self.insert(now, conn, settings)
@@ -286,7 +292,7 @@ impl<C: Copy> Monitor<C> {
             index,
             generation: self.slots[index as usize].generation,
         };
-        let interval = draw_interval(self.config.seed, id.key(), &settings, now_ns);
+        let interval = draw_first_interval(self.config.seed, id.key(), &settings, now_ns);
         let due = now_ns.saturating_add(interval).div_ceil(self.tick_ns);
         let timer = self.wheel.insert(due, id);
         self.slots[index as usize].peer = Some(Peer::new(conn, now_ns, settings, timer));
@@ -523,9 +529,9 @@ impl<C: Copy> Monitor<C> {
         if p.has(flag::HEARD) {
             // Heard from since (idle or pinged): a new cycle, whose grid starts from `last_seen`
             // with a fresh jitter draw (a new `last_seen` hashes to a new draw).
-            let interval = draw_interval(seed, id.key(), &p.settings, p.last_seen);
+            p.flags = 0; // also ends the first cycle (FIRST): later ones draw interval ± jitter
+            let interval = p.window_ns(seed, id.key());
             let due = p.ping_due_tick(interval, tick_ns);
-            p.flags = 0;
             if due > now_tick {
                 p.timer = self.wheel.insert(due, id);
                 self.stats.rearms += 1;
@@ -540,10 +546,7 @@ impl<C: Copy> Monitor<C> {
             self.send_ping(id, now_tick, now_ns);
             return;
         }
-        let grid_start = p.ping_due_tick(
-            draw_interval(seed, id.key(), &p.settings, p.last_seen),
-            tick_ns,
-        );
+        let grid_start = p.ping_due_tick(p.window_ns(seed, id.key()), tick_ns);
         let due = p.step_tick(grid_start, tick_ns);
         if now_tick < due {
             // Filed early because interval < timeout, and nothing heard yet. Look again after
@@ -588,10 +591,7 @@ impl<C: Copy> Monitor<C> {
             return;
         };
         let seq = p.start_ping(now_ns);
-        let grid_start = p.ping_due_tick(
-            draw_interval(seed, id.key(), &p.settings, p.last_seen),
-            tick_ns,
-        );
+        let grid_start = p.ping_due_tick(p.window_ns(seed, id.key()), tick_ns);
         if p.step_tick(grid_start, tick_ns) <= now_tick {
             // This ping went out so late that its successor's grid slot has passed already
             // (a stall of at least a timeout): following the grid would fire the next steps
@@ -761,7 +761,7 @@ mod tests {
         let (mut low, mut high, mut sum) = (0, 0, 0u128);
         let n = 100_000u64;
         for last_seen in 0..n {
-            let i = draw_interval(7, 3 << 32, &s, last_seen * 1_000_003);
+            let i = peer::draw_interval(7, 3 << 32, &s, last_seen * 1_000_003);
             assert!((27_000_000_000..=33_000_000_000).contains(&i));
             low += u64::from(i < 27_600_000_000);
             high += u64::from(i > 32_400_000_000);
@@ -773,5 +773,25 @@ mod tests {
         assert!((8_000..12_000).contains(&high), "{high}");
         let mean = (sum / u128::from(n)) as i128;
         assert!((mean - 30_000_000_000).abs() < 50_000_000, "{mean}");
+    }
+
+    #[test]
+    fn first_window_is_spread_over_the_whole_bound() {
+        let config = Config::default(); // interval 30 s, jitter 0.1
+        let clock = TickClock::new(Instant::now(), config.tick);
+        let s = resolve(&config, &PeerConfig::default(), &clock);
+        let n = 100_000u64;
+        let mut tenths = [0u32; 11];
+        for key in 0..n {
+            let i = draw_first_interval(7, key << 32, &s, 5_000_000);
+            assert!((1..=33_000_000_000).contains(&i), "{i}");
+            tenths[(i / 3_000_000_000) as usize] += 1;
+        }
+        // Uniform over (0, 33 s]: each 3 s slice (of 11) holds about 1/11 of the draws.
+        for (k, &c) in tenths.iter().enumerate() {
+            assert!((8_000..10_200).contains(&c), "slice {k}: {c}");
+        }
+        let no_jitter = Settings { jitter_ns: 0, ..s };
+        assert_eq!(draw_first_interval(7, 1, &no_jitter, 0), 30_000_000_000);
     }
 }

@@ -23,7 +23,10 @@
 //!   burst of pings after a stall, and each ping keeps a full window.
 //!
 //! `I` is not stored: it is a seeded hash of the peer's id and `S`
-//! ([`draw_interval`]), recomputed when needed, so the grid costs no memory.
+//! ([`draw_interval`]), recomputed when needed, so the grid costs no memory. A new peer's
+//! first cycle (flag `FIRST`, until it is first heard from) draws `I` uniformly over
+//! `(0, interval + jitter]` instead ([`draw_first_interval`]), so peers that connect together
+//! do not all ping one interval later.
 //!
 //! # State table
 //!
@@ -75,6 +78,10 @@ pub(super) mod flag {
     /// The grid of this silence cycle was broken by a late step: every following step is due
     /// `timeout` after the real send of its ping. Cleared when a new cycle starts.
     pub const CHAINED: u8 = 8;
+    /// The peer's first silence cycle (never heard from since it was added): its window is
+    /// drawn by [`draw_first_interval`](super::draw_first_interval). Cleared when a new cycle
+    /// starts.
+    pub const FIRST: u8 = 16;
 }
 
 /// One jittered silence window, in nanoseconds, for the cycle of peer `peer_key` that started
@@ -93,6 +100,27 @@ pub(super) fn draw_interval(seed: u64, peer_key: u64, s: &Settings, last_seen: u
     let span = u128::from(2 * s.jitter_ns + 1);
     let offset = ((u128::from(h) * span) >> 64) as u64;
     s.interval_ns - s.jitter_ns + offset
+}
+
+/// The FIRST silence window of a peer just added at `added_at`, in nanoseconds: uniform in
+/// `1 ..= interval + jitter_ns` (with no jitter, exactly `interval`).
+///
+/// Why not `interval ± jitter` as for later cycles: a burst of connects (a server restart, a
+/// reconnect wave) would become a burst of pings one interval later, on both sides at once,
+/// while the peers are still busy connecting; at 19,000 connections on two cores that burst
+/// missed its timeouts and convicted healthy peers. Spreading the first window over the whole
+/// `(0, interval × (1 + jitter)]` spreads the first pings as evenly as the connects are
+/// spread over time, or better. Pinging a just-connected peer early only costs a ping, and
+/// the longest window is unchanged, so the liveness bound holds as before. `jitter = 0.0`
+/// turns every random draw off, this one included (exact, lockstep schedules).
+pub(super) fn draw_first_interval(seed: u64, peer_key: u64, s: &Settings, added_at: u64) -> u64 {
+    if s.jitter_ns == 0 {
+        return s.interval_ns;
+    }
+    // A different stream from `draw_interval`'s (the constant), same Lemire mapping.
+    let h = mix(mix(seed ^ peer_key ^ 0x5851_f42d_4c95_7f2d) ^ added_at);
+    let span = u128::from(s.interval_ns + s.jitter_ns);
+    1 + ((u128::from(h) * span) >> 64) as u64
 }
 
 /// The splitmix64 finaliser: a cheap bijective mix whose output bits all depend on all input bits.
@@ -135,7 +163,17 @@ impl<C> Peer<C> {
             seq: 0,
             settings,
             missed: 0,
-            flags: 0,
+            flags: flag::FIRST,
+        }
+    }
+
+    /// The silence window of the current cycle (recomputed, never stored): the first cycle's
+    /// spread draw, or the usual `interval ± jitter` draw after that.
+    pub fn window_ns(&self, seed: u64, peer_key: u64) -> u64 {
+        if self.has(flag::FIRST) {
+            draw_first_interval(seed, peer_key, &self.settings, self.last_seen)
+        } else {
+            draw_interval(seed, peer_key, &self.settings, self.last_seen)
         }
     }
 
@@ -163,11 +201,11 @@ impl<C> Peer<C> {
     }
 
     /// Records a ping emitted at `now_ns` and returns its sequence number.
-    /// Keeps `CHAINED` (a property of the cycle, not of one ping).
+    /// Keeps `CHAINED` and `FIRST` (properties of the cycle, not of one ping).
     pub fn start_ping(&mut self, now_ns: u64) -> u64 {
         self.seq = self.seq.wrapping_add(1);
         self.ping_sent = now_ns;
-        self.flags = flag::PINGED | (self.flags & flag::CHAINED);
+        self.flags = flag::PINGED | (self.flags & (flag::CHAINED | flag::FIRST));
         self.seq
     }
 

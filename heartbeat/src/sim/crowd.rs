@@ -129,6 +129,10 @@ pub struct Crowd {
     monitor: Option<Monitor<u32>>,
     t0: Instant,
     min_silence: u64,
+    /// The floor for a peer never heard from: its first silence window may be as short as one
+    /// tick (first pings are spread over `(0, interval × (1 + jitter)]`), so only the
+    /// `max_missed × timeout` of pings is certain.
+    min_first_silence: u64,
     bound: u64,
     allowed: u64,
 }
@@ -145,6 +149,7 @@ impl Crowd {
             monitor: None,
             t0: Instant::now(),
             min_silence: 0,
+            min_first_silence: 0,
             bound: 0,
             allowed: 0,
         }
@@ -162,6 +167,11 @@ impl Crowd {
         let jitter = (interval as f64 * config.jitter) as u64;
         let window = u64::from(config.max_missed) * timeout;
         self.min_silence = interval - jitter + window;
+        self.min_first_silence = if jitter == 0 {
+            self.min_silence
+        } else {
+            window
+        };
         // `jitter` is computed exactly as the monitor does, so this is the bound to the ns.
         self.bound = interval + jitter + window + tick;
         // A late loop adds the lateness of the verdict's wake-up, and that of the last ping's
@@ -284,7 +294,13 @@ impl Crowd {
                     report.beyond_bound += u64::from(silence > self.bound);
                     if silence > self.allowed {
                         report.late += 1;
-                    } else if silence < self.min_silence {
+                    } else if silence
+                        < if p.last_delivered == 0 {
+                            self.min_first_silence
+                        } else {
+                            self.min_silence
+                        }
+                    {
                         report.early += 1;
                     } else {
                         report.caught += 1;
