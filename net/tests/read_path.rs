@@ -5,35 +5,13 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use common::WAIT;
-use mio::{Events, Interest, Poll, Token};
-use wheelbeat_net::{Connection, ListenConfig, ReadBuf, ReadStatus, bind};
-
-/// A connected pair: a blocking std client and the server side as a `Connection`.
-fn pair(poll: &mut Poll) -> (std::net::TcpStream, Connection) {
-    let mut listener = bind("127.0.0.1:0".parse().unwrap(), &ListenConfig::default()).unwrap();
-    poll.registry()
-        .register(&mut listener, Token(0), Interest::READABLE)
-        .unwrap();
-    let client = common::client(listener.local_addr().unwrap());
-    let mut events = Events::with_capacity(8);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => return (client, Connection::new(s)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "accept timed out");
-                poll.poll(&mut events, Some(Duration::from_millis(100)))
-                    .unwrap();
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
+use mio::{Events, Poll, Token};
+use wheelbeat_net::{Connection, ReadBuf, ReadStatus};
 
 /// Reads with `budget` until `n` frames arrived, counting `BudgetExhausted` results. Waits on
 /// readable events only after `Drained`, as an edge-triggered loop must.
@@ -78,7 +56,7 @@ fn read_all(
 #[test]
 fn read_budget_yields_and_resumes_without_losing_frames() {
     let mut poll = Poll::new().unwrap();
-    let (mut client, mut conn) = pair(&mut poll);
+    let (mut client, mut conn) = common::pair(&mut poll);
     let lines: Vec<Vec<u8>> = (0..20_000)
         .map(|i| format!("frame {i}").into_bytes())
         .collect();
@@ -103,7 +81,7 @@ fn read_budget_yields_and_resumes_without_losing_frames() {
 #[test]
 fn stopped_read_keeps_the_rest_for_the_next_call_without_an_event() {
     let mut poll = Poll::new().unwrap();
-    let (mut client, mut conn) = pair(&mut poll);
+    let (mut client, mut conn) = common::pair(&mut poll);
     client.write_all(b"one\ntwo\nthree\npart").unwrap();
     conn.sync_interest(poll.registry(), Token(1)).unwrap();
     let mut scratch = ReadBuf::new();

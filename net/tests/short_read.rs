@@ -7,39 +7,16 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::Shutdown;
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::WAIT;
-use mio::{Events, Interest, Poll, Token};
-use wheelbeat_net::{Connection, ListenConfig, ReadBuf, ReadStatus, bind};
+use mio::{Events, Poll, Token};
+use wheelbeat_net::{Connection, ReadBuf, ReadStatus};
 
 const CONN: Token = Token(1);
-
-/// A connected pair: a blocking std client and the server side as a `Connection`, not yet
-/// registered.
-fn pair(poll: &mut Poll) -> (std::net::TcpStream, Connection) {
-    let mut listener = bind("127.0.0.1:0".parse().unwrap(), &ListenConfig::default()).unwrap();
-    poll.registry()
-        .register(&mut listener, Token(0), Interest::READABLE)
-        .unwrap();
-    let client = common::client(listener.local_addr().unwrap());
-    let mut events = Events::with_capacity(8);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => return (client, Connection::new(s)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "accept timed out");
-                poll.poll(&mut events, Some(Duration::from_millis(100)))
-                    .unwrap();
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
 
 /// Waits (bounded by `WAIT`) for the next event on `CONN`, reports it to the connection, and
 /// reads if it was readable. Returns the frames and the status, or `None` if no event came.
@@ -74,7 +51,7 @@ fn next_event_read(
 #[test]
 fn data_after_a_short_read_still_raises_an_event() {
     let mut poll = Poll::new().unwrap();
-    let (mut client, mut conn) = pair(&mut poll);
+    let (mut client, mut conn) = common::pair(&mut poll);
     conn.sync_interest(poll.registry(), CONN).unwrap();
     let mut scratch = ReadBuf::new();
 
@@ -112,7 +89,7 @@ fn data_after_a_short_read_still_raises_an_event() {
 #[test]
 fn data_and_fin_in_one_edge_deliver_the_data_and_the_close() {
     let mut poll = Poll::new().unwrap();
-    let (mut client, mut conn) = pair(&mut poll);
+    let (mut client, mut conn) = common::pair(&mut poll);
     // Both the data and the FIN are queued before the socket is even registered, so the
     // first (registration) event covers both.
     client.write_all(b"x\ny\n").unwrap();
@@ -139,7 +116,7 @@ fn data_and_fin_in_one_edge_deliver_the_data_and_the_close() {
 #[test]
 fn writable_only_event_does_not_read_and_loses_nothing() {
     let mut poll = Poll::new().unwrap();
-    let (mut client, mut conn) = pair(&mut poll);
+    let (mut client, mut conn) = common::pair(&mut poll);
     conn.send(b"hi").unwrap();
     conn.sync_interest(poll.registry(), CONN).unwrap(); // readable + writable
     let mut scratch = ReadBuf::new();

@@ -190,3 +190,31 @@ pub fn is_closed_by_server(s: &mut StdStream) -> bool {
         }
     }
 }
+
+/// A connected pair: a blocking std client and the server side as a `Connection`, not yet
+/// registered. The listener is registered on `poll` under `Token(0)` so the accept can wait
+/// for its event (bounded by `WAIT`).
+pub fn pair(poll: &mut mio::Poll) -> (StdStream, wheelbeat_net::Connection) {
+    let mut listener = wheelbeat_net::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        &wheelbeat_net::ListenConfig::default(),
+    )
+    .unwrap();
+    poll.registry()
+        .register(&mut listener, mio::Token(0), mio::Interest::READABLE)
+        .unwrap();
+    let client = client(listener.local_addr().unwrap());
+    let mut events = mio::Events::with_capacity(8);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => return (client, wheelbeat_net::Connection::new(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "accept timed out");
+                poll.poll(&mut events, Some(std::time::Duration::from_millis(100)))
+                    .unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
