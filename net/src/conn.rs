@@ -164,20 +164,28 @@ impl<C: Codec> Outbox<'_, C> {
     }
 }
 
+/// Refuses a payload over the codec's frame cap before anything is queued, handing the message
+/// back: the peer could never decode it, so queueing it would only poison the stream.
+fn check_frame_len<C: Codec, M: AsRef<[u8]>>(codec: &C, msg: M) -> Result<M, SendError<M>> {
+    let len = msg.as_ref().len();
+    if len > codec.max_frame_len() {
+        let e = Error::FrameTooLong {
+            len: len as u64,
+            max: codec.max_frame_len(),
+        };
+        return Err(SendError::new(msg, e));
+    }
+    Ok(msg)
+}
+
 fn send_data<C: Codec, M: AsRef<[u8]>>(
     queue: &mut WriteQueue,
     codec: &C,
     cap: usize,
     msg: M,
 ) -> Result<(), SendError<M>> {
+    let msg = check_frame_len(codec, msg)?;
     let payload = msg.as_ref();
-    if payload.len() > codec.max_frame_len() {
-        let e = Error::FrameTooLong {
-            len: payload.len() as u64,
-            max: codec.max_frame_len(),
-        };
-        return Err(SendError::new(msg, e));
-    }
     let need = codec.encoded_len(payload.len()) + crate::write::FRAME_OVERHEAD;
     let queued = queue.queued();
     if queued + need > cap {
@@ -196,14 +204,8 @@ fn send_prio<C: Codec, M: AsRef<[u8]>>(
     cap: usize,
     msg: M,
 ) -> Result<(), SendError<M>> {
+    let msg = check_frame_len(codec, msg)?;
     let payload = msg.as_ref();
-    if payload.len() > codec.max_frame_len() {
-        let e = Error::FrameTooLong {
-            len: payload.len() as u64,
-            max: codec.max_frame_len(),
-        };
-        return Err(SendError::new(msg, e));
-    }
     let len = codec.encoded_len(payload.len());
     let queued = queue.prio_queued();
     if queued + len > cap {
