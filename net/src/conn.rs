@@ -186,12 +186,11 @@ fn send_data<C: Codec, M: AsRef<[u8]>>(
 ) -> Result<(), SendError<M>> {
     let msg = check_frame_len(codec, msg)?;
     let payload = msg.as_ref();
-    let need = codec.encoded_len(payload.len()) + crate::write::FRAME_OVERHEAD;
+    let len = codec.encoded_len(payload.len());
     let queued = queue.queued();
-    if queued + need > cap {
+    if queued + len + crate::write::FRAME_OVERHEAD > cap {
         return Err(SendError::new(msg, Error::QueueFull { queued, cap }));
     }
-    let len = codec.encoded_len(payload.len());
     match queue.push_data(len, cap, |dst| codec.encode(payload, dst)) {
         Ok(()) => Ok(()),
         Err(e) => Err(SendError::new(msg, e)),
