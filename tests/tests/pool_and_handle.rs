@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Seen, heartbeat, reporter, wait_for, wait_until};
+use common::{Seen, heartbeat, next_length_frame, next_line, reporter, wait_for, wait_until};
 use wheelbeat_heartbeat::{CloseReason, Framing, Options, Pool, Server};
 
 #[test]
@@ -179,9 +179,8 @@ fn a_peer_that_never_reads_is_cut_off_at_the_write_cap_alone() {
 
     // The other connection is untouched.
     h.send(fast, r#"{"still":"here"}"#).unwrap();
-    let mut line = String::new();
-    BufReader::new(&healthy).read_line(&mut line).unwrap();
-    assert_eq!(line, "{\"still\":\"here\"}\n");
+    let line = next_line(&mut BufReader::new(&healthy));
+    assert_eq!(line.as_deref(), Some("{\"still\":\"here\"}\n"));
     (&healthy).write_all(b"{\"ping\":1}\n").unwrap();
     assert_eq!(server.stats().closed.write_overflow, 1);
     assert_eq!(server.stats().connections, 1);
@@ -214,11 +213,7 @@ fn length_prefixed_framing_heartbeats_too() {
     let ping = br#"{"ping":42}"#;
     raw.write_all(&(ping.len() as u32).to_be_bytes()).unwrap();
     raw.write_all(ping).unwrap();
-    let mut len = [0u8; 4];
-    std::io::Read::read_exact(&mut raw, &mut len).unwrap();
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    std::io::Read::read_exact(&mut raw, &mut body).unwrap();
-    assert_eq!(body, br#"{"pong":42}"#);
+    assert_eq!(next_length_frame(&mut raw), br#"{"pong":42}"#);
     pool.shutdown();
     server.shutdown();
 }

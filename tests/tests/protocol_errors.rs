@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{Seen, heartbeat, reporter, wait_until};
+use common::{Seen, heartbeat, next_line, reporter, wait_until};
 use wheelbeat_heartbeat::{CloseReason, Server};
 
 /// A blocking client with a read timeout: waits are bounded, never sleeps.
@@ -22,22 +22,16 @@ fn goodbye(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut c = client(addr);
     c.get_mut().write_all(bytes).unwrap();
     let mut all = String::new();
-    c.read_to_string(&mut all)
-        .expect("the server closes after its goodbye");
+    while let Some(line) = next_line(&mut c) {
+        all.push_str(&line);
+    }
     all
 }
 
 fn ping_pong(c: &mut BufReader<TcpStream>, n: u64) {
     writeln!(c.get_mut(), "{{\"ping\":{n}}}").unwrap();
-    let mut line = String::new();
-    // Skip the server's own pings, if any, until our pong arrives.
-    loop {
-        line.clear();
-        assert!(c.read_line(&mut line).unwrap() > 0, "closed");
-        if line.starts_with("{\"pong\"") {
-            break;
-        }
-    }
+    // The server's own pings, if any, are skipped.
+    let line = next_line(c).expect("closed");
     assert_eq!(line, format!("{{\"pong\":{n}}}\n"));
 }
 
@@ -81,10 +75,7 @@ fn bad_frames_close_only_their_own_connection() {
     c.get_mut()
         .write_all(b"{\"hello\":1}\n{\"ping\":9}\n")
         .unwrap();
-    let mut lines = [String::new(), String::new()];
-    for l in &mut lines {
-        c.read_line(l).unwrap();
-    }
+    let mut lines = [next_line(&mut c), next_line(&mut c)].map(|l| l.expect("two lines"));
     // Heartbeats take the priority lane, so the pong may overtake the echo.
     lines.sort();
     assert_eq!(lines, ["{\"hello\":1}\n", "{\"pong\":9}\n"]);

@@ -119,3 +119,37 @@ pub fn heartbeat(
         ..Default::default()
     }
 }
+
+/// Whether a received frame is the server's own ping: a raw test client
+/// skips those, because a new peer's first ping may come at any moment of
+/// its first window (spread over `(0, interval × (1 + jitter)]`).
+pub fn is_server_ping(frame: &[u8]) -> bool {
+    frame.starts_with(b"{\"ping\":")
+}
+
+/// Reads the next line that is not a server ping; `None` once the stream
+/// ends. Panics on a read error (a test's read timeout included).
+pub fn next_line(r: &mut impl std::io::BufRead) -> Option<String> {
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).expect("read a line") == 0 {
+            return None;
+        }
+        if !is_server_ping(line.as_bytes()) {
+            return Some(line);
+        }
+    }
+}
+
+/// Reads the next 4-byte-length-prefixed frame that is not a server ping.
+pub fn next_length_frame(r: &mut impl std::io::Read) -> Vec<u8> {
+    loop {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).expect("read a length prefix");
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        r.read_exact(&mut body).expect("read a frame body");
+        if !is_server_ping(&body) {
+            return body;
+        }
+    }
+}
