@@ -2,13 +2,11 @@
 //!
 //! A line echo server on one mio loop: every frame received is sent back. A peer that lets
 //! more than the write cap (1 MiB) of echoes pile up unread is disconnected.
-use std::{ops::ControlFlow, time::Duration, time::Instant};
+use std::{ops::ControlFlow, time::Instant};
 
 use mio::{Events, Poll, Token};
-use wheelbeat_net::{AcceptStatus, Acceptor, ConnTable, Connection, Error, ListenConfig};
-use wheelbeat_net::{
-    DEFAULT_READ_BUDGET, LineCodec, Outbox, ReadBuf, ReadStatus, bind, raise_fd_limit,
-};
+use wheelbeat_net::{Acceptor, ConnTable, Connection, DEFAULT_READ_BUDGET, Error, LineCodec};
+use wheelbeat_net::{ListenConfig, Outbox, ReadBuf, ReadStatus, Ready, raise_fd_limit};
 
 const LISTENER: Token = Token(usize::MAX); // ConnTable never issues tokens with the top bit set
 
@@ -17,45 +15,25 @@ fn main() -> Result<(), Error> {
     let fds = raise_fd_limit()?;
     let (mut poll, mut events) = (Poll::new()?, Events::with_capacity(1024));
     let config = ListenConfig::default();
-    let listener = bind(addr.parse().expect("ip:port"), &config)?;
-    let mut acceptor = Acceptor::new(listener, LISTENER, config);
+    let mut acceptor = Acceptor::bind(addr.parse().expect("ip:port"), LISTENER, config)?;
     acceptor.register(poll.registry())?;
     println!("echo on {addr}, fd limit {} of {}", fds.soft, fds.hard);
-    let (mut conns, mut scratch) = (ConnTable::new(), ReadBuf::new());
-    let (mut ready, mut full) = (Vec::new(), false); // work carried over; at max_connections
+    let (mut conns, mut scratch, mut ready) = (ConnTable::new(), ReadBuf::new(), Ready::new());
     loop {
-        let idle = ready.is_empty(); // leftover work: poll without blocking
-        let timeout = if idle {
-            acceptor.timeout(Instant::now())
-        } else {
-            Some(Duration::ZERO)
-        };
-        poll.poll(&mut events, timeout)?;
+        poll.poll(&mut events, ready.timeout(acceptor.timeout(Instant::now())))?;
         let (now, registry) = (Instant::now(), poll.registry());
-        ready.extend(events.iter().map(|e| e.token()));
-        ready.extend(acceptor.resume_due(now).then_some(LISTENER));
-        for token in std::mem::take(&mut ready) {
+        ready.begin_turn(&events, acceptor.accept_due(now).then_some(LISTENER));
+        while let Some(token) = ready.next_token() {
             if token == LISTENER {
-                match acceptor.accept(registry, now, conns.len(), |stream, _peer| {
-                    let key = conns.insert(Connection::new(stream));
-                    let conn = conns.get_mut(key).expect("just inserted");
-                    if conn.sync_interest(registry, key.token()).is_err() {
-                        conns.remove(key);
-                    }
-                })? {
-                    AcceptStatus::BudgetExhausted => ready.push(LISTENER),
-                    AcceptStatus::Full => full = true,
-                    _ => {}
-                }
+                acceptor.accept(registry, now, conns.len(), |stream, _peer| {
+                    let _ = conns.insert_registered(registry, Connection::new(stream));
+                })?;
             } else if let Some(conn) = conns.get_mut(token) {
                 // (a token not in the table is stale: its connection closed; ignore it)
                 match conn.drive(registry, token, &mut scratch, DEFAULT_READ_BUDGET, echo) {
-                    Ok(ReadStatus::BudgetExhausted) => ready.push(token),
+                    Ok(ReadStatus::BudgetExhausted) => ready.again(token),
                     Ok(ReadStatus::Drained) => {}
-                    _ => {
-                        conns.remove(token); // closed, hostile, too slow or failed
-                        ready.extend(std::mem::take(&mut full).then_some(LISTENER));
-                    }
+                    _ => drop(conns.remove(token)), // closed, hostile, too slow or failed
                 }
             }
         }

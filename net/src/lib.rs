@@ -14,6 +14,7 @@
 //! | [`Connection`], [`ReadBuf`], [`Outbox`] | framed reads via a per-loop scratch buffer; capped writes, priority lane; [`Connection::drive`] handles one event |
 //! | [`ConnTable`], [`ConnKey`] | slab keyed by mio `Token` with a generation: stale events miss |
 //! | [`bind`], [`Acceptor`], [`raise_fd_limit`] | listen, accept until `WouldBlock`, back off on `EMFILE` |
+//! | [`Ready`] | the turn's work list: what edge-triggered readiness will not report again |
 //! | [`Connecting`] | non-blocking connect with a caller-enforced deadline |
 //! | [`Error`], [`SendError`] | one error enum; a failed send hands the message back |
 //!
@@ -42,6 +43,7 @@ pub mod connect;
 pub mod error;
 pub mod listen;
 pub mod options;
+pub mod ready;
 pub mod table;
 pub mod write;
 
@@ -54,6 +56,7 @@ pub use connect::{ConnectStatus, Connecting};
 pub use error::{Error, FrameError, SendError};
 pub use listen::{AcceptStatus, Acceptor, FdLimit, ListenConfig, bind, raise_fd_limit};
 pub use options::{Keepalive, SocketOptions};
+pub use ready::Ready;
 pub use table::{ConnKey, ConnTable};
 pub use write::{FRAME_OVERHEAD, FlushStatus};
 

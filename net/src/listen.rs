@@ -159,6 +159,9 @@ pub struct Acceptor {
     /// True from a back-off until the next successful accept: only the first back-off of a
     /// streak is logged as a warning, so a long exhaustion does not flood the log.
     exhausted: bool,
+    /// How the last [`accept`](Acceptor::accept) call ended, when that means "call again
+    /// without an event": `BudgetExhausted` or `Full` (`Drained` otherwise).
+    last: AcceptStatus,
 }
 
 impl Acceptor {
@@ -174,7 +177,13 @@ impl Acceptor {
             backed_off_until: None,
             backoffs: 0,
             exhausted: false,
+            last: AcceptStatus::Drained,
         }
+    }
+
+    /// Binds `addr` with `config` (see [`bind`]) and wraps the listener.
+    pub fn bind(addr: SocketAddr, token: Token, config: ListenConfig) -> Result<Self, Error> {
+        Ok(Acceptor::new(bind(addr, &config)?, token, config))
     }
 
     /// Registers the listener for `READABLE` events.
@@ -221,9 +230,15 @@ impl Acceptor {
         self.backed_off_until
     }
 
-    /// The poll timeout the acceptor needs: time left until [`resume_at`](Self::resume_at),
-    /// or `None` (no constraint) when not backed off.
+    /// The poll timeout the acceptor needs: zero if the last call stopped at its accept
+    /// budget (more connections are waiting and no event will say so), the time left until
+    /// [`resume_at`](Self::resume_at) when backed off, `None` (no constraint) otherwise. Being
+    /// [`Full`](AcceptStatus::Full) asks for no wake-up: a slot frees only when the loop
+    /// closes a connection, and then it is awake anyway.
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
+        if self.last == AcceptStatus::BudgetExhausted {
+            return Some(Duration::ZERO);
+        }
         self.backed_off_until
             .map(|t| t.saturating_duration_since(now))
     }
@@ -232,6 +247,18 @@ impl Acceptor {
     /// even without a listener event (the listener is not registered while backed off).
     pub fn resume_due(&self, now: Instant) -> bool {
         self.backed_off_until.is_some_and(|t| t <= now)
+    }
+
+    /// True if [`accept`](Self::accept) should be called this turn even without a listener
+    /// event: the back-off has expired, the last call stopped at its accept budget, or it
+    /// stopped at `max_connections` (a slot may have freed since; checking costs a comparison,
+    /// and the acceptor's [`timeout`](Self::timeout) does not keep the loop awake for it).
+    pub fn accept_due(&self, now: Instant) -> bool {
+        self.resume_due(now)
+            || matches!(
+                self.last,
+                AcceptStatus::BudgetExhausted | AcceptStatus::Full
+            )
     }
 
     /// How many times the acceptor has backed off on descriptor exhaustion.
@@ -246,6 +273,24 @@ impl Acceptor {
     /// `EINTR`, `EPROTO`, a socket option failing on an already-reset socket) are skipped.
     /// Errors are for the listener itself.
     pub fn accept<F>(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        live: usize,
+        on_accept: F,
+    ) -> Result<AcceptStatus, Error>
+    where
+        F: FnMut(TcpStream, SocketAddr),
+    {
+        let status = self.accept_some(registry, now, live, on_accept);
+        self.last = match status {
+            Ok(s @ (AcceptStatus::BudgetExhausted | AcceptStatus::Full)) => s,
+            _ => AcceptStatus::Drained,
+        };
+        status
+    }
+
+    fn accept_some<F>(
         &mut self,
         registry: &Registry,
         now: Instant,

@@ -10,7 +10,9 @@
 //!   wrapped, so a stale token can never become valid again.
 //! - No `unsafe`; lookups are O(1); removal pushes the slot on a free list.
 
-use mio::Token;
+use mio::{Registry, Token};
+
+use crate::{Codec, Connection, Error};
 
 const INDEX_BITS: u32 = usize::BITS / 2;
 const GEN_BITS: u32 = usize::BITS / 2 - 1;
@@ -236,6 +238,31 @@ impl<T> ConnTable<T> {
     /// The keys of all live entries (collected, so the table can be changed while walking).
     pub fn keys(&self) -> Vec<ConnKey> {
         self.iter().map(|(k, _)| k).collect()
+    }
+}
+
+impl<C: Codec> ConnTable<Connection<C>> {
+    /// Inserts `conn` and registers its socket with `registry` under the new key's token.
+    /// If registering fails the connection is removed again (closing its socket) and the
+    /// error returned, so the table never holds a connection the loop would not hear from.
+    pub fn insert_registered(
+        &mut self,
+        registry: &Registry,
+        conn: Connection<C>,
+    ) -> Result<ConnKey, Error> {
+        let mut registered = Ok(());
+        let key = self.insert_with(|key| {
+            let mut conn = conn;
+            registered = conn.sync_interest(registry, key.token());
+            conn
+        });
+        match registered {
+            Ok(()) => Ok(key),
+            Err(e) => {
+                self.remove(key);
+                Err(e)
+            }
+        }
     }
 }
 

@@ -93,6 +93,9 @@ fn max_connections_stops_accepting_until_the_caller_has_room() {
         }
     }
     assert_eq!(accepted.len(), 2, "the cap holds");
+    // Full asks to be called each turn, but does not keep the loop awake for it.
+    assert!(acceptor.accept_due(Instant::now()));
+    assert_eq!(acceptor.timeout(Instant::now()), None);
     // One closes: the caller calls accept again and the third gets in.
     accepted.pop();
     let deadline = Instant::now() + WAIT;
@@ -109,4 +112,53 @@ fn max_connections_stops_accepting_until_the_caller_has_room() {
                 .unwrap();
         }
     }
+}
+
+#[test]
+fn an_acceptor_stopped_at_its_budget_is_due_again_without_an_event() {
+    let config = ListenConfig::default().accept_budget(2);
+    let mut acceptor =
+        Acceptor::bind("127.0.0.1:0".parse().unwrap(), Token(usize::MAX), config).unwrap();
+    let addr = acceptor.local_addr().unwrap();
+    let mut poll = Poll::new().unwrap();
+    acceptor.register(poll.registry()).unwrap();
+    let clients: Vec<_> = (0..5).map(|_| common::client(addr)).collect();
+
+    // One event for the whole backlog (edge-triggered), then the acceptor's own word.
+    let mut events = Events::with_capacity(8);
+    let deadline = Instant::now() + WAIT;
+    while events.is_empty() {
+        assert!(Instant::now() < deadline, "no listener event");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let mut accepted = Vec::new();
+    let (mut turns, mut exhausted) = (0, 0);
+    loop {
+        assert!(Instant::now() < deadline, "backlog never drained");
+        let status = acceptor
+            .accept(poll.registry(), Instant::now(), accepted.len(), |s, _| {
+                accepted.push(s)
+            })
+            .unwrap();
+        turns += 1;
+        if status != AcceptStatus::BudgetExhausted {
+            // Drained, or nothing yet queued by the kernel: wait for the next edge.
+            assert!(!acceptor.accept_due(Instant::now()));
+            assert_eq!(acceptor.timeout(Instant::now()), None);
+            if accepted.len() == clients.len() {
+                break;
+            }
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            continue;
+        }
+        exhausted += 1;
+        assert!(accepted.len() <= 2 * turns, "the budget holds");
+        assert!(acceptor.accept_due(Instant::now()), "more are waiting");
+        assert_eq!(acceptor.timeout(Instant::now()), Some(Duration::ZERO));
+    }
+    assert_eq!(accepted.len(), 5);
+    // The five were queued before the first call: budgets of two stop it twice.
+    assert_eq!(exhausted, 2);
 }

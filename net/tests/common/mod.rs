@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 use wheelbeat_net::{
-    AcceptStatus, Acceptor, Codec, ConnTable, Connection, DEFAULT_READ_BUDGET, ListenConfig,
-    ReadBuf, ReadStatus, bind,
+    Acceptor, Codec, ConnTable, Connection, DEFAULT_READ_BUDGET, ListenConfig, ReadBuf, ReadStatus,
+    Ready, bind,
 };
 
 pub const LISTENER: Token = Token(usize::MAX);
@@ -70,47 +70,33 @@ impl EchoServer {
     }
 }
 
+/// The echo example's loop, with counters: `Ready` carries over what edge-triggered
+/// readiness will not report again, and the acceptor says when it is due without an event.
 fn serve<C: Codec, F: Fn() -> C>(poll: &mut Poll, acceptor: &mut Acceptor, make: F) -> Stats {
     let mut stats = Stats::default();
     let mut events = Events::with_capacity(1024);
     let mut conns: ConnTable<Connection<C>> = ConnTable::new();
     let mut scratch = ReadBuf::new();
-    let mut ready: Vec<Token> = Vec::new();
-    let mut full = false;
+    let mut ready = Ready::new();
     loop {
-        let timeout = if ready.is_empty() {
-            acceptor
-                .resume_at()
-                .map(|t| t.saturating_duration_since(Instant::now()))
-        } else {
-            Some(Duration::ZERO)
-        };
+        let timeout = ready.timeout(acceptor.timeout(Instant::now()));
         poll.poll(&mut events, timeout).unwrap();
         stats.wakeups += 1;
-        ready.extend(events.iter().map(|e| e.token()));
         let now = Instant::now();
-        if acceptor.resume_at().is_some_and(|t| t <= now) {
-            ready.push(LISTENER);
-        }
-        for token in std::mem::take(&mut ready) {
+        ready.begin_turn(&events, acceptor.accept_due(now).then_some(LISTENER));
+        let registry = poll.registry();
+        while let Some(token) = ready.next_token() {
             match token {
                 WAKER => return stats,
                 LISTENER => {
-                    let registry = poll.registry();
-                    let status = acceptor
+                    acceptor
                         .accept(registry, now, conns.len(), |stream, _| {
                             stats.accepted += 1;
-                            let key = conns.insert(Connection::with_codec(stream, make()));
-                            let conn = conns.get_mut(key).unwrap();
-                            conn.sync_interest(registry, key.token()).unwrap();
+                            let conn = Connection::with_codec(stream, make());
+                            conns.insert_registered(registry, conn).unwrap();
                         })
                         .unwrap();
                     stats.max_live = stats.max_live.max(conns.len());
-                    match status {
-                        AcceptStatus::BudgetExhausted => ready.push(LISTENER),
-                        AcceptStatus::Full => full = true,
-                        _ => {}
-                    }
                 }
                 token => {
                     let Some(conn) = conns.get_mut(token) else {
@@ -126,26 +112,17 @@ fn serve<C: Codec, F: Fn() -> C>(poll: &mut Poll, acceptor: &mut Acceptor, make:
                     });
                     let flushed = conn
                         .flush()
-                        .and_then(|_| conn.sync_interest(poll.registry(), token));
-                    let close = match (read, flushed) {
-                        (Ok(ReadStatus::BudgetExhausted), Ok(())) => {
-                            ready.push(token);
-                            false
-                        }
-                        (Ok(ReadStatus::Drained), Ok(())) => false,
+                        .and_then(|_| conn.sync_interest(registry, token));
+                    match (read, flushed) {
+                        (Ok(ReadStatus::BudgetExhausted), Ok(())) => ready.again(token),
+                        (Ok(ReadStatus::Drained), Ok(())) => {}
                         (Ok(ReadStatus::Closed), _) => {
                             stats.closed += 1;
-                            true
+                            conns.remove(token);
                         }
                         _ => {
                             stats.errors += 1;
-                            true
-                        }
-                    };
-                    if close {
-                        conns.remove(token);
-                        if std::mem::take(&mut full) {
-                            ready.push(LISTENER);
+                            conns.remove(token);
                         }
                     }
                 }
