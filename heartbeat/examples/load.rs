@@ -39,18 +39,23 @@ struct Args {
     /// Largest reconnect delay ceiling.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     backoff_max: Duration,
+    /// Most connects started per second, reconnects included (no limit without it).
+    #[arg(long)]
+    connect_rate: Option<u32>,
 }
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     ensure_fds(args.conns as u64 + 64, &format!("--conns {}", args.conns));
-    let pool = match Pool::builder()
+    let mut builder = Pool::builder()
         .connect(args.connect, args.conns)
         .heartbeat(args.heartbeat.config(7))
-        .backoff(args.backoff_initial, args.backoff_max)
-        .start(())
-    {
+        .backoff(args.backoff_initial, args.backoff_max);
+    if let Some(rate) = args.connect_rate {
+        builder = builder.connect_rate(rate);
+    }
+    let pool = match builder.start(()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start the pool: {e}");

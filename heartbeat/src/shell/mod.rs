@@ -34,6 +34,7 @@ mod event_loop;
 mod framing;
 pub mod handle;
 pub mod handler;
+mod pacer;
 mod pool;
 mod server;
 pub mod stats;
@@ -160,6 +161,12 @@ pub struct Options {
     pub socket: SocketOptions,
     /// How long a pool's connect may take (default 5 s).
     pub connect_timeout: Duration,
+    /// Most connects a pool starts per second, reconnects included (default: no
+    /// limit beyond 256 in flight). A large pool opened at once makes both ends
+    /// accept, register and first-ping thousands of peers in one burst; on a
+    /// busy machine that can delay answers past the heartbeat timeout. Pacing
+    /// turns the burst into a ramp (a burst of 10 ms worth is allowed).
+    pub connect_rate: Option<u32>,
 }
 
 impl Default for Options {
@@ -174,6 +181,7 @@ impl Default for Options {
             events_capacity: 1024,
             socket: SocketOptions::default().nodelay(true),
             connect_timeout: Duration::from_secs(5),
+            connect_rate: None,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - A connection closed on purpose ([`Handle::close`], [`Context::close`]
 //!   (crate::Context::close), shutdown) is not reconnected.
 //! - At most 256 connects are in flight at once, so opening thousands of
-//!   connections does not overflow the server's accept backlog.
+//!   connections does not overflow the server's accept backlog; with
+//!   [`PoolBuilder::connect_rate`], at most that many start per second.
 
 use std::io;
 use std::net::SocketAddr;
@@ -67,6 +68,13 @@ impl PoolBuilder {
     /// How long one connect may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.opts.connect_timeout = timeout;
+        self
+    }
+
+    /// Starts at most `per_sec` connects a second, reconnects included (default:
+    /// no limit beyond 256 in flight). See [`Options::connect_rate`].
+    pub fn connect_rate(mut self, per_sec: u32) -> Self {
+        self.opts.connect_rate = Some(per_sec);
         self
     }
 

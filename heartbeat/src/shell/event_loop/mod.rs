@@ -49,6 +49,7 @@ use wheelbeat_net::{
 use super::framing::AnyCodec;
 use super::handle::{Command, CommandRx, Shared};
 use super::handler::{ConnInfo, Context, Handler, Op};
+use super::pacer::Pacer;
 use super::stats::Snapshot;
 use super::{CloseReason, ConnId, GOODBYE_DRAIN, Options};
 use crate::monitor::{Action, Event, Monitor, PeerId};
@@ -57,7 +58,7 @@ use crate::protocol::{self, Message};
 mod outbound;
 
 pub(crate) use outbound::Target;
-use outbound::{MAX_PENDING_CONNECTS, TargetState, Timer};
+use outbound::{TargetState, Timer};
 
 /// The waker's token; the table never issues tokens with the top bit set.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -110,6 +111,7 @@ pub(crate) struct EventLoop<H: Handler> {
     targets: Vec<Target>,
     ready: VecDeque<usize>,
     connecting: usize,
+    pacer: Pacer,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     rng: fastrand::Rng,
     backlog: Vec<ConnKey>,
@@ -153,6 +155,7 @@ impl<H: Handler> EventLoop<H> {
             targets,
             ready,
             connecting: 0,
+            pacer: Pacer::new(opts.connect_rate),
             timers: BinaryHeap::new(),
             rng,
             backlog: Vec::new(),
@@ -262,7 +265,7 @@ impl<H: Handler> EventLoop<H> {
         if !self.backlog.is_empty()
             || !self.dirty.is_empty()
             || self.accept_again
-            || (!self.ready.is_empty() && self.connecting < MAX_PENDING_CONNECTS)
+            || self.next_connect_at(now).is_some_and(|t| t <= now)
         {
             return Some(Duration::ZERO);
         }
@@ -273,6 +276,7 @@ impl<H: Handler> EventLoop<H> {
             }
         };
         fold(self.timers.peek().map(|Reverse((t, _))| *t));
+        fold(self.next_connect_at(now));
         fold(self.acceptor.as_ref().and_then(Acceptor::resume_at));
         next.map(|t| t.saturating_duration_since(now))
     }

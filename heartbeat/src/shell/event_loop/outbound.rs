@@ -24,7 +24,7 @@ use super::{EventLoop, Slot, net_to_io};
 
 /// Most connects a pool has in flight at once: a burst of thousands of SYNs
 /// would overflow the server's accept backlog and cost seconds of SYN retries.
-pub(super) const MAX_PENDING_CONNECTS: usize = 256;
+const MAX_PENDING_CONNECTS: usize = 256;
 
 /// An outbound target of a pool.
 #[derive(Debug)]
@@ -66,15 +66,21 @@ pub(super) enum Timer {
 }
 
 impl<H: Handler> EventLoop<H> {
-    /// Starts connects for ready targets, at most [`MAX_PENDING_CONNECTS`] at once.
+    /// Starts connects for ready targets, at most [`MAX_PENDING_CONNECTS`] at
+    /// once and as fast as the pacer allows.
     pub(super) fn start_connects(&mut self, now: Instant) {
         while self.connecting < MAX_PENDING_CONNECTS {
-            let Some(t) = self.ready.pop_front() else {
+            let Some(&t) = self.ready.front() else {
                 return;
             };
             if self.targets[t].state != TargetState::Ready {
+                self.ready.pop_front();
                 continue;
             }
+            if !self.pacer.try_start(now) {
+                return;
+            }
+            self.ready.pop_front();
             let addr = self.targets[t].addr;
             let timeout = self.opts.connect_timeout;
             match Connecting::start(addr, &self.opts.socket, now, timeout) {
@@ -130,6 +136,15 @@ impl<H: Handler> EventLoop<H> {
         target.state = TargetState::BackingOff;
         self.timers
             .push(Reverse((now + delay, Timer::Reconnect(t))));
+    }
+
+    /// When the pool next wants to start a connect: `None` if it has nothing
+    /// to start or no room in flight, else now or when the pacer allows.
+    pub(super) fn next_connect_at(&self, now: Instant) -> Option<Instant> {
+        if self.ready.is_empty() || self.connecting >= MAX_PENDING_CONNECTS {
+            return None;
+        }
+        Some(self.pacer.ready_at().map_or(now, |t| t.max(now)))
     }
 
     pub(super) fn pool_timers(&mut self, now: Instant) {
