@@ -20,11 +20,14 @@
 #
 # Environment (all optional):
 #   CONNS=19000 DURATION=60s LOADERS=2 INTERVAL=1s LOOPS=1
-#   RAMP_BUDGET=30s   longest the connect ramp may take before the run fails
+#   RAMP_BUDGET=60s   longest the connect ramp may take before the run fails
 #   OUT=DIR           where logs go (default: a fresh /tmp/wheelbeat-scale.*)
 #   CARGO_TARGET_DIR  honoured, as cargo does
 #   NO_BUILD=1        skip the cargo build (binaries must exist)
 #   HB_FLAGS="--timeout 2s"  extra heartbeat flags for server and loaders
+#   LOAD_FLAGS="--connect-rate 1000"  flags for each loader only; this is the
+#                     default (each loader ramps at 1,000 connects/s); LOAD_FLAGS=
+#                     (empty) connects as fast as 256 in flight allow
 #   STAGGER=1         start each loader once the previous one is fully connected
 #   RUST_LOG=info     the server's log filter (info logs every connect / close)
 #
@@ -38,9 +41,13 @@ DURATION=${DURATION:-60s}
 LOADERS=${LOADERS:-2}
 INTERVAL=${INTERVAL:-1s}
 LOOPS=${LOOPS:-1}
-RAMP_BUDGET=${RAMP_BUDGET:-30s}
+RAMP_BUDGET=${RAMP_BUDGET:-60s}
 # Extra heartbeat flags for both sides (e.g. "--timeout 2s"); empty = defaults.
 HB_FLAGS=${HB_FLAGS:-}
+# Flags for the loaders only. Real clients do not all connect in the same
+# millisecond; pacing the ramp is what keeps it safe on a busy machine (see
+# RESULTS.md, "connect pacing").
+LOAD_FLAGS=${LOAD_FLAGS---connect-rate 1000}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -173,7 +180,7 @@ deadline=$(( SECONDS + RAMP_S ))
 want=0
 for (( i = 0; i < LOADERS; i++ )); do
     n=$(( per + (i < extra ? 1 : 0) ))
-    "$LOAD_BIN" --connect "$ADDR" --conns "$n" --interval "$INTERVAL" $HB_FLAGS \
+    "$LOAD_BIN" --connect "$ADDR" --conns "$n" --interval "$INTERVAL" $HB_FLAGS $LOAD_FLAGS \
         --duration "${LOAD_DUR}s" >"$OUT/load$i.out" 2>"$OUT/load$i.err" &
     LOAD_PIDS+=($!)
     want=$(( want + n ))
@@ -298,7 +305,7 @@ longest() {
 tee "$OUT/report.md" <<EOF
 
 wheelbeat scale run, $STARTED_AT
-$CONNS connections, $LOADERS loader(s), interval $INTERVAL, extra flags '${HB_FLAGS}', \
+$CONNS connections, $LOADERS loader(s), interval $INTERVAL, extra flags '${HB_FLAGS}', loader flags '${LOAD_FLAGS}', \
 server loops $LOOPS, stagger ${STAGGER:-no}, server RUST_LOG ${RUST_LOG:-info}
 machine: $(nproc) cores ($(uname -srm)); load average at start $LOAD_AT_START, at end $LOAD_AT_END
 

@@ -32,10 +32,10 @@ struct Args {
     /// Timers in the large mixed and per-operation workloads (default 1,000,000).
     #[arg(long)]
     big: Option<usize>,
-    /// Run only the contenders whose name contains this (case-insensitive), e.g. for
-    /// `perf record`; the others show as NaN.
-    #[arg(long)]
-    only: Option<String>,
+    /// Run only the contenders whose name contains one of these (case-insensitive,
+    /// comma-separated: `--only wheel,heap`), e.g. for `perf record`; the others show as NaN.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Run only the workloads whose name contains this: `mixed`, `rearm`, `per-op`, `bytes`.
     #[arg(long)]
     workload: Option<String>,
@@ -78,14 +78,15 @@ impl Samples {
 /// round so no contender always runs first (warm caches) or last.
 fn interleave(
     rounds: usize,
-    only: Option<&str>,
+    only: &[String],
     mut run: impl FnMut(usize) -> Vec<f64>,
 ) -> Vec<Samples> {
     let mut out: Vec<Samples> = Vec::new();
     for round in 0..rounds {
         for k in 0..NAMES.len() {
             let i = (k + round) % NAMES.len();
-            if only.is_some_and(|o| !NAMES[i].to_lowercase().contains(&o.to_lowercase())) {
+            let name = NAMES[i].to_lowercase();
+            if !only.is_empty() && !only.iter().any(|o| name.contains(&o.to_lowercase())) {
                 continue;
             }
             let values = run(i);
@@ -186,7 +187,7 @@ fn main() {
     let args = Args::parse();
     let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 });
     let big = args.big.unwrap_or(1_000_000);
-    let only = args.only.as_deref();
+    let only = args.only.as_slice();
     let rearm_n = if args.quick { 20_000 } else { 100_000 };
     let rearm_rounds = 100;
     let seed = args.seed;
@@ -315,7 +316,7 @@ fn main() {
 
 /// `--workload`: run one workload's table only (for profiling), no target summary.
 fn run_some(args: &Args, rounds: usize, big: usize, rearm_n: usize, rearm_rounds: u64) {
-    let only = args.only.as_deref();
+    let only = args.only.as_slice();
     let seed = args.seed;
     let w = args.workload.as_deref().unwrap_or_default();
     if "mixed".contains(w) {
