@@ -1,0 +1,175 @@
+//! The examples keep the promises their docs make, run as the processes people run:
+//! - `server` prints exactly `listening on IP:PORT` on stdout once ready, serves, and exits
+//!   with status 0 on SIGTERM and on SIGINT;
+//! - `load` holds its connections against that server and reports no dead peer;
+//! - `demo`, the main job, exits 0 at a small size.
+//!
+//! The binaries are the ones `cargo test` builds for this package's examples (debug, found
+//! beside this test's executable). Every wait is bounded: output is read on a thread and
+//! received with a deadline, and a process that overstays is killed and reported.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// Generous bound on any one wait; a healthy run is far inside it.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The path of an example built for this package by `cargo test`.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the profile directory");
+    let path = dir
+        .join("examples")
+        .join(name)
+        .with_extension(std::env::consts::EXE_EXTENSION);
+    assert!(
+        path.exists(),
+        "{} is missing: run through `cargo test -p wheelbeat-heartbeat`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// A running example with its stdout lines arriving on a channel (stderr is inherited, so
+/// its logs appear in the test output on failure).
+struct Running {
+    name: &'static str,
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    fn start(name: &'static str, args: &[&str]) -> Running {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { name, child, lines }
+    }
+
+    /// The next stdout line, or `None` once stdout closed (the process is exiting).
+    fn next_line(&self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("{}: no output within {WAIT:?}", self.name),
+        }
+    }
+
+    /// Every remaining stdout line, then the exit status.
+    fn finish(mut self) -> (Vec<String>, ExitStatus) {
+        let deadline = Instant::now() + WAIT;
+        let mut out = Vec::new();
+        while let Some(line) = self.next_line(deadline) {
+            out.push(line);
+        }
+        // stdout is closed: the process has exited or is about to.
+        let status = self.child.wait().expect("wait for the example");
+        (out, status)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only reached with the process still running when a test fails.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `server` on a free port and returns it with the address it printed.
+fn start_server(extra: &[&str]) -> (Running, String) {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let server = Running::start("server", &args);
+    let first = server
+        .next_line(Instant::now() + WAIT)
+        .expect("server exited before listening");
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line is {first:?}, not `listening on IP:PORT`"))
+        .to_string();
+    let parsed: std::net::SocketAddr = addr.parse().expect("an IP:PORT after `listening on `");
+    assert_ne!(parsed.port(), 0, "the real port, not the requested 0");
+    (server, addr)
+}
+
+#[test]
+fn server_and_load_heartbeat_then_the_server_stops_cleanly_on_sigterm() {
+    let hb = ["--interval", "200ms", "--timeout", "1s"];
+    let (server, addr) = start_server(&hb);
+    let mut args = vec!["--connect", &addr, "--conns", "100", "--duration", "3s"];
+    args.extend_from_slice(&hb);
+    let (out, status) = Running::start("load", &args).finish();
+    assert!(status.success(), "load: {status}; output: {out:?}");
+    let done = out
+        .iter()
+        .find_map(|l| l.strip_prefix("done: "))
+        .unwrap_or_else(|| panic!("no `done:` line in {out:?}"));
+    assert!(done.starts_with("100 connected,"), "{done}");
+    assert!(done.contains(" 0 dead,"), "{done}");
+    // About 15 pings per connection in 3 s at 200 ms; ask for a third of that.
+    let pings: u64 = done
+        .split(", ")
+        .find_map(|f| f.strip_suffix(" pings sent"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ping count in {done}"));
+    assert!(pings >= 500, "{done}");
+
+    server.signal("TERM");
+    let (rest, status) = server.finish();
+    assert!(
+        status.success(),
+        "server on SIGTERM: {status}; output: {rest:?}"
+    );
+    assert!(rest.is_empty(), "stdout is the address line only: {rest:?}");
+}
+
+#[test]
+fn server_stops_cleanly_on_sigint() {
+    let (server, _addr) = start_server(&[]);
+    server.signal("INT");
+    let (_, status) = server.finish();
+    assert!(status.success(), "server on SIGINT: {status}");
+}
+
+#[test]
+fn demo_passes_at_a_small_size() {
+    let args = ["--conns", "300", "--warmup", "1s", "--tail", "1s"];
+    let (out, status) = Running::start("demo", &args).finish();
+    assert!(
+        status.success(),
+        "demo: {status}; output:\n{}",
+        out.join("\n")
+    );
+}
