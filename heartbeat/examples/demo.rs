@@ -227,7 +227,7 @@ fn main() -> ExitCode {
     let pool = Pool::builder()
         .connect(server.local_addr(), n)
         .heartbeat(args.heartbeat.config(2))
-        .start(Reporter(ctx, false))
+        .start(move |_| Reporter(ctx.clone(), false))
         .expect("start the pool");
     let (sh, ph) = (server.handle(), pool.handle());
 

@@ -42,6 +42,9 @@ struct Args {
     /// Most connects started per second, reconnects included (no limit without it).
     #[arg(long)]
     connect_rate: Option<u32>,
+    /// Event-loop threads the connections are dealt over.
+    #[arg(long, default_value_t = 1)]
+    loops: usize,
 }
 
 fn main() {
@@ -51,11 +54,12 @@ fn main() {
     let mut builder = Pool::builder()
         .connect(args.connect, args.conns)
         .heartbeat(args.heartbeat.config(7))
-        .backoff(args.backoff_initial, args.backoff_max);
+        .backoff(args.backoff_initial, args.backoff_max)
+        .loops(args.loops);
     if let Some(rate) = args.connect_rate {
         builder = builder.connect_rate(rate);
     }
-    let pool = match builder.start(()) {
+    let pool = match builder.start(|_| ()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start the pool: {e}");

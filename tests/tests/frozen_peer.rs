@@ -39,7 +39,7 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
     let pool = Pool::builder()
         .connect(server.local_addr(), n)
         .heartbeat(config.clone())
-        .start(client_h)
+        .start(move |_| client_h.clone())
         .unwrap();
 
     // Map each client connection to its server-side twin by port.

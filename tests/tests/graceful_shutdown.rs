@@ -33,7 +33,7 @@ fn shutdown_leaves_no_threads_or_descriptors_behind() {
     let pool = Pool::builder()
         .connect(server.local_addr(), n)
         .heartbeat(heartbeat(100, 500, 3))
-        .start(ch)
+        .start(move |_| ch.clone())
         .unwrap();
     let (sh, ph) = (server.handle(), pool.handle());
     let some_conn = common::wait_for(

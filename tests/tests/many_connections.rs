@@ -25,7 +25,7 @@ fn two_thousand_connections_heartbeat_without_false_positives() {
     let pool = Pool::builder()
         .connect(server.local_addr(), n)
         .heartbeat(config)
-        .start(client_h)
+        .start(move |_| client_h.clone())
         .unwrap();
 
     let (sh, ph) = (server.handle(), pool.handle());

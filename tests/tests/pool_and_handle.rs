@@ -26,7 +26,7 @@ fn pool_reconnects_with_backoff_once_the_server_is_back() {
         .connect(addr, n)
         .heartbeat(heartbeat(200, 500, 3))
         .backoff(Duration::from_millis(10), Duration::from_millis(200))
-        .start(ch)
+        .start(move |_| ch.clone())
         .unwrap();
     let ph = pool.handle();
     // Refused connects are retried (several rounds for every slot).
@@ -75,7 +75,7 @@ fn application_frames_travel_through_handles_both_ways() {
     let (ch, crx) = reporter(false);
     let pool = Pool::builder()
         .connect(server.local_addr(), 1)
-        .start(ch)
+        .start(move |_| ch.clone())
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let client_conn = wait_for(&crx, deadline, |e| match e {
@@ -200,7 +200,7 @@ fn length_prefixed_framing_heartbeats_too() {
         .connect(server.local_addr(), 5)
         .framing(Framing::Length)
         .heartbeat(heartbeat(50, 500, 3))
-        .start(())
+        .start(|_| ())
         .unwrap();
     let (s, p) = (server.handle(), pool.handle());
     assert!(wait_until(&srx, Duration::from_secs(5), || {
@@ -235,7 +235,7 @@ fn shutdown_is_not_lost_while_the_loops_are_busy() {
         let pool = Pool::builder()
             .connect(server.local_addr(), 200)
             .options(opts)
-            .start(())
+            .start(|_| ())
             .unwrap();
         let ph = pool.handle();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -270,7 +270,7 @@ fn a_paced_pool_ramps_its_connects_at_the_rate() {
     let pool = Pool::builder()
         .connect(server.local_addr(), n)
         .connect_rate(200)
-        .start(())
+        .start(|_| ())
         .unwrap();
     let mut seen = Vec::new();
     let deadline = started + Duration::from_secs(10);
@@ -290,6 +290,61 @@ fn a_paced_pool_ramps_its_connects_at_the_rate() {
         "{n} connects in {span:?}"
     );
     assert_eq!(pool.stats().connect_failures, 0);
+    pool.shutdown();
+    server.shutdown();
+}
+
+/// `loops(2)` deals a pool's connections over two loops; each loop has its own
+/// handler, a handle reaches connections on either, and both heartbeat.
+#[test]
+fn a_pool_on_two_loops_deals_its_connections_over_both() {
+    let (sh, _srx) = reporter(true); // the server echoes
+    let mut sh = Some(sh);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(50, 500, 3))
+        .start(|_| sh.take().unwrap())
+        .unwrap();
+    let (ch, crx) = reporter(false);
+    let mut made = Vec::new();
+    let pool = Pool::builder()
+        .connect(server.local_addr(), 10)
+        .loops(2)
+        .heartbeat(heartbeat(50, 500, 3))
+        .start(|i| {
+            made.push(i);
+            ch.clone()
+        })
+        .unwrap();
+    assert_eq!(made, [0, 1], "one handler per loop");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut conns = Vec::new();
+    while conns.len() < 10 {
+        let id = wait_for(&crx, deadline, |e| match e {
+            Seen::Connect(id, _) => Some(*id),
+            _ => None,
+        });
+        conns.push(id.expect("all ten connect"));
+    }
+    let per_loop = |l| conns.iter().filter(|c| c.loop_index() == l).count();
+    assert_eq!((per_loop(0), per_loop(1)), (5, 5));
+
+    // A frame to a connection of the second loop comes back to it.
+    let far = *conns.iter().find(|c| c.loop_index() == 1).unwrap();
+    pool.handle().send(far, r#"{"to":"loop 1"}"#).unwrap();
+    let echoed = wait_for(&crx, deadline, |e| match e {
+        Seen::Message(id, m) if *id == far => Some(m.clone()),
+        _ => None,
+    });
+    assert_eq!(echoed.as_deref(), Some(&br#"{"to":"loop 1"}"#[..]));
+
+    // Both loops heartbeat: pongs for all ten, statistics summed over the loops.
+    let ph = pool.handle();
+    assert!(wait_until(&crx, Duration::from_secs(5), || ph
+        .stats()
+        .pongs_received
+        >= 40));
+    let s = ph.stats();
+    assert_eq!((s.connections, s.closed.total()), (10, 0));
     pool.shutdown();
     server.shutdown();
 }

@@ -88,6 +88,6 @@ pub fn start(conns: usize, interval: Duration) -> io::Result<Wheelbeat> {
     let pool = Pool::builder()
         .connect(server.local_addr(), conns)
         .heartbeat(config(interval))
-        .start(())?;
+        .start(|_| ())?;
     Ok(Wheelbeat { server, pool })
 }

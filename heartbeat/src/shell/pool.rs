@@ -1,4 +1,5 @@
-//! [`Pool`]: many outbound heartbeating connections on one event loop, each
+//! [`Pool`]: many outbound heartbeating connections on one event loop (or
+//! several, [`PoolBuilder::loops`]), each
 //! reconnected after a loss with exponential backoff and full jitter.
 //!
 //! # Ground rules
@@ -30,6 +31,7 @@ pub struct PoolBuilder {
     opts: Options,
     backoff_initial: Duration,
     backoff_max: Duration,
+    loops: usize,
 }
 
 impl PoolBuilder {
@@ -72,27 +74,46 @@ impl PoolBuilder {
     }
 
     /// Starts at most `per_sec` connects a second, reconnects included (default:
-    /// no limit beyond 256 in flight). See [`Options::connect_rate`].
+    /// no limit beyond 256 in flight). See [`Options::connect_rate`]. The rate is
+    /// the whole pool's: with [`loops`](Self::loops) each loop gets its share.
     pub fn connect_rate(mut self, per_sec: u32) -> Self {
         self.opts.connect_rate = Some(per_sec);
         self
     }
 
-    /// Spawns the pool's loop and starts connecting.
-    pub fn start<H: Handler>(self, handler: H) -> io::Result<Pool> {
+    /// Event-loop threads (default 1). The connections are dealt over them in
+    /// turn (connection `i` to loop `i % n`), each loop with its own handler.
+    pub fn loops(mut self, n: usize) -> Self {
+        self.loops = n.max(1);
+        self
+    }
+
+    /// Spawns the pool's loops and starts connecting. `make_handler(i)` builds
+    /// the handler of loop `i` (called once per loop, from this thread).
+    pub fn start<H, F>(self, mut make_handler: F) -> io::Result<Pool>
+    where
+        H: Handler,
+        F: FnMut(usize) -> H,
+    {
         self.opts
             .heartbeat
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let mut targets = Vec::new();
-        for (addr, n) in &self.targets {
-            for _ in 0..*n {
-                targets.push(Target::new(*addr, self.backoff_initial, self.backoff_max));
-            }
+        let mut loops: Vec<_> = (0..self.loops).map(|_| (None, Vec::new())).collect();
+        let all = self
+            .targets
+            .iter()
+            .flat_map(|&(addr, n)| std::iter::repeat_n(addr, n));
+        for (i, addr) in all.enumerate() {
+            let target = Target::new(addr, self.backoff_initial, self.backoff_max);
+            loops[i % self.loops].1.push(target);
         }
-        let mut handler = Some(handler);
-        let mut make = |_| handler.take().expect("one loop, one handler");
-        let handle = spawn_loops(vec![(None, targets)], &self.opts, &mut make, None)?;
+        let mut opts = self.opts.clone();
+        // Each loop paces its own connects: split the pool's rate.
+        opts.connect_rate = opts
+            .connect_rate
+            .map(|r| r.div_ceil(self.loops as u32).max(1));
+        let handle = spawn_loops(loops, &opts, &mut make_handler, None)?;
         Ok(Pool { handle })
     }
 }
@@ -106,7 +127,7 @@ impl PoolBuilder {
 /// let pool = Pool::builder()
 ///     .connect("127.0.0.1:7000".parse().unwrap(), 1000)
 ///     .heartbeat(Config::default())
-///     .start(())?;
+///     .start(|_loop_index| ())?;
 /// println!("{} connections", pool.stats().connections);
 /// pool.shutdown();
 /// # Ok(()) }
@@ -124,6 +145,7 @@ impl Pool {
             opts: Options::default(),
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            loops: 1,
         }
     }
 

@@ -25,6 +25,7 @@ pub enum Seen {
 }
 
 /// Forwards callbacks to a channel; optionally echoes application frames.
+#[derive(Clone)]
 pub struct Reporter {
     tx: Sender<Seen>,
     echo: bool,
