@@ -11,8 +11,8 @@
 //!   ([`wheelbeat_timer::Wheel`]). It is fed `now` and received frames and returns actions (send
 //!   a ping, answer one, close) and events (dead, RTT, missed ping, local pause). It reads no
 //!   clock and touches no socket, so it is tested in virtual time.
-//! - the mio shell (a server and a client pool on one event loop each) drives the monitor with
-//!   real sockets and `Instant::now()`.
+//! - the mio shell (a server and a client pool, on one event loop each or on several) drives
+//!   the monitor with real sockets and `Instant::now()`.
 //!
 //! ## The wire protocol, byte for byte
 //!

@@ -3,8 +3,9 @@
 //!
 //! - [`Server`]: listens and serves connections on one loop thread, or on
 //!   [`loops(n)`](ServerBuilder::loops) threads sharing the port with `SO_REUSEPORT`.
-//! - [`Pool`]: many outbound connections on one loop, reconnecting with exponential
-//!   backoff and full jitter.
+//! - [`Pool`]: many outbound connections on one loop (or [`loops(n)`](PoolBuilder::loops)),
+//!   reconnecting with exponential backoff and full jitter, connects paced if asked
+//!   ([`connect_rate`](PoolBuilder::connect_rate)).
 //! - [`Handle`]: from any thread, send to or close a connection, read [`Snapshot`], shut
 //!   down (loops joined, sockets closed).
 //! - [`Handler`]: the application's callbacks, run on the loop thread.
