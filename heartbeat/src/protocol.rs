@@ -9,7 +9,8 @@
 //! | `{"error":"<reason>"}` | sent (best effort) before closing a connection for a bad frame  |
 //! | any other JSON object  | application data ([`Message::Data`])                            |
 //!
-//! The encoders write exactly these bytes, with no whitespace and no line terminator: framing
+//! The encoders serialize with serde_json (an externally tagged enum is exactly a one-key
+//! object) and write exactly these bytes, with no whitespace and no line terminator: framing
 //! (a `\n` for the line codec, a length prefix for the length codec) is the codec's job, and so
 //! is the frame-size cap.
 //!
@@ -47,9 +48,9 @@
 //! ```
 
 use std::fmt;
-use std::io::Write as _;
 
 use serde::Deserializer as _;
+use serde::Serialize;
 use serde::de::{self, MapAccess, Visitor};
 
 /// A parsed frame.
@@ -127,28 +128,34 @@ fn classify(e: &serde_json::Error) -> ProtocolError {
     }
 }
 
+/// The frames this side writes, as serde sees them: an externally tagged enum is exactly a
+/// one-key object, `{"ping":N}`, `{"pong":N}`, `{"error":"<reason>"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Outgoing<'a> {
+    Ping(u64),
+    Pong(u64),
+    Error(&'a str),
+}
+
+fn encode(frame: &Outgoing<'_>, out: &mut Vec<u8>) {
+    // Serializing integers and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, frame);
+}
+
 /// Appends `{"ping":n}` to `out`.
 pub fn encode_ping(n: u64, out: &mut Vec<u8>) {
-    encode_heartbeat(b"{\"ping\":", n, out);
+    encode(&Outgoing::Ping(n), out);
 }
 
 /// Appends `{"pong":n}` to `out`.
 pub fn encode_pong(n: u64, out: &mut Vec<u8>) {
-    encode_heartbeat(b"{\"pong\":", n, out);
-}
-
-fn encode_heartbeat(prefix: &[u8], n: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(prefix);
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}}}");
+    encode(&Outgoing::Pong(n), out);
 }
 
 /// Appends `{"error":"<reason>"}` to `out`, with `reason` escaped as a JSON string.
 pub fn encode_error(reason: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"error\":");
-    // Serializing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, reason);
-    out.push(b'}');
+    encode(&Outgoing::Error(reason), out);
 }
 
 /// What the top-level value turned out to be.
