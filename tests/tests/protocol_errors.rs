@@ -1,5 +1,6 @@
 //! Real sockets: a bad frame (invalid JSON, a non-object, an over-cap line)
-//! gets `{"error":"<reason>"}` and closes that connection only.
+//! gets `{"error":"<reason>"}` and closes that connection only; so does a ping
+//! flood from a peer that never reads its pongs.
 
 mod common;
 
@@ -108,5 +109,46 @@ fn bad_frames_close_only_their_own_connection() {
             "invalid json"
         ]
     );
+    server.shutdown();
+}
+
+/// A peer that floods pings and never reads its pongs: the pongs pile up in the
+/// kernel buffers, then in the 4 KiB priority lane, and the server closes that
+/// connection (`WriteOverflow`), nothing else. Memory stays bounded however
+/// long the flood goes on.
+#[test]
+fn a_ping_flood_that_never_reads_is_cut_off_alone() {
+    let (h, rx) = reporter(false);
+    let mut h = Some(h);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(60_000, 5_000, 3))
+        .start(|_| h.take().unwrap())
+        .unwrap();
+    let addr = server.local_addr();
+    let mut healthy = client(addr);
+    ping_pong(&mut healthy, 1);
+
+    let mut flood = client(addr).into_inner();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let batch: Vec<u8> = (0..1000)
+        .flat_map(|n| format!("{{\"ping\":{n}}}\n").into_bytes())
+        .collect();
+    let mut sent = 0usize;
+    // Until the server hangs up: a write fails (reset, broken pipe, or a
+    // full window that stays full once the server stopped reading).
+    while flood.write_all(&batch).is_ok() {
+        sent += batch.len();
+        assert!(sent < 512 << 20, "never cut off after {sent} bytes");
+    }
+    let handle = server.handle();
+    assert!(wait_until(&rx, Duration::from_secs(5), || handle
+        .stats()
+        .closed
+        .write_overflow
+        == 1));
+    ping_pong(&mut healthy, 2);
+    assert_eq!(handle.stats().connections, 1, "only the flood was closed");
     server.shutdown();
 }
