@@ -45,6 +45,9 @@ pub mod listen;
 pub mod options;
 pub mod ready;
 pub mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
 pub mod write;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, Decoded, LengthCodec, LineCodec, MAX_MAX_FRAME_LEN};
@@ -54,10 +57,11 @@ pub use conn::{
 };
 pub use connect::{ConnectStatus, Connecting};
 pub use error::{Error, FrameError, SendError};
-pub use listen::{AcceptStatus, Acceptor, FdLimit, ListenConfig, bind, raise_fd_limit};
+pub use listen::{AcceptStatus, Acceptor, FdLimit, ListenConfig, Listener, bind, raise_fd_limit};
 pub use options::{Keepalive, SocketOptions};
 pub use ready::Ready;
 pub use table::{ConnKey, ConnTable};
+pub use transport::{Handshake, PeerAddr, ShutdownStatus, Transport};
 pub use write::{FRAME_OVERHEAD, FlushStatus};
 
 /// Compiles the README's code blocks as doctests.
