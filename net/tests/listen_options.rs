@@ -177,8 +177,7 @@ fn send_buffer_and_notsent_lowat_are_applied() {
     let mut acceptor = Acceptor::new(listener, Token(usize::MAX), config);
     acceptor.register(poll.registry()).unwrap();
     let plain_client = common::client(addr);
-    let outbound =
-        wheelbeat_net::Connecting::start(addr, &socket, Instant::now(), WAIT).unwrap();
+    let outbound = wheelbeat_net::Connecting::start(addr, &socket, Instant::now(), WAIT).unwrap();
 
     let mut accepted = Vec::new();
     let mut events = Events::with_capacity(8);
@@ -195,7 +194,10 @@ fn send_buffer_and_notsent_lowat_are_applied() {
     // Linux doubles SO_SNDBUF for its bookkeeping and reports the doubled value.
     let sndbuf = s.send_buffer_size().unwrap();
     assert!((48 * 1024..=96 * 1024).contains(&sndbuf), "{sndbuf}");
-    assert_ne!(sndbuf, SockRef::from(&plain_client).send_buffer_size().unwrap());
+    assert_ne!(
+        sndbuf,
+        SockRef::from(&plain_client).send_buffer_size().unwrap()
+    );
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         assert_eq!(s.tcp_notsent_lowat().unwrap(), 16 * 1024);

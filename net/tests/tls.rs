@@ -41,7 +41,11 @@ fn handshake_then_framed_echo_through_tls() {
     let mut echoed = Vec::new();
     let deadline = Instant::now() + WAIT;
     while echoed.len() < lines.len() {
-        assert!(Instant::now() < deadline, "echo incomplete: {}", echoed.len());
+        assert!(
+            Instant::now() < deadline,
+            "echo incomplete: {}",
+            echoed.len()
+        );
         let t = p.turn(
             |f, out| {
                 out.send(f).unwrap();
@@ -67,12 +71,20 @@ fn silent_client_is_past_its_handshake_deadline_exactly_at_it() {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_millis(200);
     let (s, _client_sends_nothing) = tcp_pair();
-    let mut conn = Connection::new(TlsStream::server(s, server_cfg(&cert), Some(deadline)).unwrap());
+    let mut conn =
+        Connection::new(TlsStream::server(s, server_cfg(&cert), Some(deadline)).unwrap());
     let mut scratch = ReadBuf::new();
     // Nothing arrived: reading finds nothing, the handshake is in progress.
-    let st = conn.read_frames(&mut scratch, 1 << 16, |_, _| cont()).unwrap();
+    let st = conn
+        .read_frames(&mut scratch, 1 << 16, |_, _| cont())
+        .unwrap();
     assert_eq!(st, ReadStatus::Drained);
-    assert_eq!(conn.handshake(), Handshake::InProgress { deadline: Some(deadline) });
+    assert_eq!(
+        conn.handshake(),
+        Handshake::InProgress {
+            deadline: Some(deadline)
+        }
+    );
     // Virtual time: the caller's clock decides, the crate never reads one.
     assert!(!conn.handshake_expired(t0));
     assert!(!conn.handshake_expired(deadline - Duration::from_nanos(1)));
@@ -88,7 +100,10 @@ fn half_a_client_hello_still_hits_the_deadline() {
     let (mut s, c) = tcp_pair();
     let mut client =
         TlsStream::client(c, tls_common::client_cfg(&cert), "localhost", None).unwrap();
-    assert!(client.pending_output() > 0, "ClientHello queued at construction");
+    assert!(
+        client.pending_output() > 0,
+        "ClientHello queued at construction"
+    );
     let until = Instant::now() + WAIT;
     while !client.flush_output().unwrap() {
         assert!(Instant::now() < until);
@@ -115,7 +130,9 @@ fn half_a_client_hello_still_hits_the_deadline() {
     // Read until the half hello is held (a bounded wait on a real condition).
     while server.stream().heap_bytes() == 0 {
         assert!(Instant::now() < until, "half hello never arrived");
-        let st = server.read_frames(&mut scratch, 1 << 16, |_, _| cont()).unwrap();
+        let st = server
+            .read_frames(&mut scratch, 1 << 16, |_, _| cont())
+            .unwrap();
         assert_ne!(st, ReadStatus::Closed);
         std::thread::yield_now();
     }
@@ -154,7 +171,9 @@ fn garbage_instead_of_a_client_hello_fails_only_that_connection() {
 
     good.client.send(b"still here").unwrap();
     good.client.flush().unwrap();
-    good.client.sync_interest(good.poll.registry(), CLIENT).unwrap();
+    good.client
+        .sync_interest(good.poll.registry(), CLIENT)
+        .unwrap();
     let mut got = None;
     let until = Instant::now() + WAIT;
     while got.is_none() {
@@ -195,10 +214,19 @@ fn peer_that_stops_reading_is_cut_off_at_the_write_cap_alone() {
     assert!(p.server.queued() <= cap);
     // Ciphertext waiting for the socket stays bounded: about two records.
     let pending = p.server.stream().pending_output();
-    assert!(pending <= 2 * wheelbeat_net::tls::stream::READ_CHUNK, "{pending}");
+    assert!(
+        pending <= 2 * wheelbeat_net::tls::stream::READ_CHUNK,
+        "{pending}"
+    );
     let heap = p.server.heap_bytes();
-    eprintln!("sent {sent} frames; queued {} of cap {cap}; tls output {pending}; heap {heap}", p.server.queued());
-    assert!(heap <= cap * 2 + 4 * wheelbeat_net::tls::stream::READ_CHUNK, "{heap}");
+    eprintln!(
+        "sent {sent} frames; queued {} of cap {cap}; tls output {pending}; heap {heap}",
+        p.server.queued()
+    );
+    assert!(
+        heap <= cap * 2 + 4 * wheelbeat_net::tls::stream::READ_CHUNK,
+        "{heap}"
+    );
 }
 
 #[test]

@@ -13,8 +13,8 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockRef;
 use wheelbeat_net::{
-    AcceptStatus, Acceptor, ConnectStatus, Connecting, Connection, ListenConfig, PeerAddr,
-    ReadBuf, ReadStatus, ShutdownStatus, SocketOptions,
+    AcceptStatus, Acceptor, ConnectStatus, Connecting, Connection, ListenConfig, PeerAddr, ReadBuf,
+    ReadStatus, ShutdownStatus, SocketOptions,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -36,7 +36,8 @@ fn accept_one(poll: &mut Poll, acceptor: &mut Acceptor<mio::net::UnixListener>) 
     let until = Instant::now() + WAIT;
     while got.is_none() {
         assert!(Instant::now() < until, "accept timed out");
-        poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
         let st = acceptor
             .accept(poll.registry(), Instant::now(), 0, |s, _peer| got = Some(s))
             .unwrap();
@@ -47,7 +48,8 @@ fn accept_one(poll: &mut Poll, acceptor: &mut Acceptor<mio::net::UnixListener>) 
 
 /// Connects to `path` with `Connecting`, bounded by `WAIT`.
 fn connect(poll: &mut Poll, path: &std::path::Path) -> UnixStream {
-    let mut c = Connecting::start_unix(path, &SocketOptions::default(), Instant::now(), WAIT).unwrap();
+    let mut c =
+        Connecting::start_unix(path, &SocketOptions::default(), Instant::now(), WAIT).unwrap();
     assert_eq!(c.peer_addr(), &PeerAddr::Unix(Some(path.to_path_buf())));
     poll.registry()
         .register(c.stream_mut(), Token(9), Interest::WRITABLE)
@@ -62,7 +64,8 @@ fn connect(poll: &mut Poll, path: &std::path::Path) -> UnixStream {
                 return s;
             }
             ConnectStatus::Pending => {
-                poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+                poll.poll(&mut events, Some(Duration::from_millis(50)))
+                    .unwrap();
             }
             other => panic!("{other:?}"),
         }
@@ -81,7 +84,10 @@ fn framed_echo_over_a_unix_socket_path() {
     let mut server = Connection::new(server);
     let mut client = Connection::new(client);
     // The client end of a path connection is unnamed; its peer is the path.
-    assert_eq!(client.peer_addr().unwrap(), PeerAddr::Unix(Some(path.clone())));
+    assert_eq!(
+        client.peer_addr().unwrap(),
+        PeerAddr::Unix(Some(path.clone()))
+    );
     assert_eq!(server.peer_addr().unwrap(), PeerAddr::Unix(None));
     server.sync_interest(poll.registry(), SERVER).unwrap();
     client.sync_interest(poll.registry(), CLIENT).unwrap();
@@ -97,7 +103,8 @@ fn framed_echo_over_a_unix_socket_path() {
     let until = Instant::now() + WAIT;
     while echoed.len() < 100 {
         assert!(Instant::now() < until, "echoed only {}", echoed.len());
-        poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
         for ev in events.iter() {
             let (conn, token) = match ev.token() {
                 SERVER => (&mut server, SERVER),
@@ -105,14 +112,21 @@ fn framed_echo_over_a_unix_socket_path() {
                 _ => continue,
             };
             let st = conn
-                .drive_event(poll.registry(), token, ev, &mut scratch, 1 << 16, |f, out| {
-                    if token == SERVER {
-                        out.send(f).unwrap();
-                    } else {
-                        echoed.push(String::from_utf8(f.to_vec()).unwrap());
-                    }
-                    ControlFlow::Continue(())
-                })
+                .drive_event(
+                    poll.registry(),
+                    token,
+                    ev,
+                    &mut scratch,
+                    1 << 16,
+                    |f, out| {
+                        if token == SERVER {
+                            out.send(f).unwrap();
+                        } else {
+                            echoed.push(String::from_utf8(f.to_vec()).unwrap());
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
                 .unwrap();
             assert_ne!(st, ReadStatus::Closed);
         }
@@ -127,7 +141,9 @@ fn framed_echo_over_a_unix_socket_path() {
         assert!(Instant::now() < until, "close not seen");
         match server.read_frames(&mut scratch, 1 << 16, |_, _| ControlFlow::Continue(())) {
             Ok(ReadStatus::Closed) => break,
-            Ok(_) => poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap(),
+            Ok(_) => poll
+                .poll(&mut events, Some(Duration::from_millis(50)))
+                .unwrap(),
             Err(e) => panic!("{e}"),
         }
     }
@@ -139,7 +155,8 @@ fn framed_echo_over_a_unix_socket_path() {
 fn accepted_unix_sockets_get_the_send_buffer_size() {
     let path = socket_path("sndbuf");
     let mut poll = Poll::new().unwrap();
-    let config = ListenConfig::default().socket(SocketOptions::default().send_buffer(Some(32 * 1024)));
+    let config =
+        ListenConfig::default().socket(SocketOptions::default().send_buffer(Some(32 * 1024)));
     let mut acceptor = Acceptor::bind_unix(&path, LISTENER, config).unwrap();
     acceptor.register(poll.registry()).unwrap();
     let _client = connect(&mut poll, &path);

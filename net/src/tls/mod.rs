@@ -55,9 +55,9 @@ pub mod config;
 pub mod stream;
 
 pub use config::{ClientAuth, Roots, certs_from_pem, client_config, key_from_pem, server_config};
-pub use stream::TlsStream;
 /// The rustls version this module is built on, for its configuration types.
 pub use rustls;
+pub use stream::TlsStream;
 
 /// The suggested handshake timeout: 10 s. A peer that connects and never finishes the
 /// handshake is closed at its deadline.

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
 use wheelbeat_net::tls::{ClientAuth, Roots, TlsStream, client_config, server_config};
-use wheelbeat_net::{Connection, Error, LineCodec, ListenConfig, Outbox, ReadBuf, ReadStatus, bind};
+use wheelbeat_net::{
+    Connection, Error, LineCodec, ListenConfig, Outbox, ReadBuf, ReadStatus, bind,
+};
 
 /// Generous bound for any single wait; a healthy run never gets near it.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -46,7 +48,12 @@ pub fn server_cfg(c: &Cert) -> Arc<wheelbeat_net::tls::rustls::ServerConfig> {
 }
 
 pub fn client_cfg(c: &Cert) -> Arc<wheelbeat_net::tls::rustls::ClientConfig> {
-    client_config(Roots::Pem(c.cert_pem.clone().into_bytes()), &[b"wheelbeat"], None).unwrap()
+    client_config(
+        Roots::Pem(c.cert_pem.clone().into_bytes()),
+        &[b"wheelbeat"],
+        None,
+    )
+    .unwrap()
 }
 
 /// A connected loopback pair of plain mio streams: (accepted server side, client side).
@@ -90,8 +97,12 @@ impl Pair {
             client,
             scratch: ReadBuf::new(),
         };
-        pair.server.sync_interest(pair.poll.registry(), SERVER).unwrap();
-        pair.client.sync_interest(pair.poll.registry(), CLIENT).unwrap();
+        pair.server
+            .sync_interest(pair.poll.registry(), SERVER)
+            .unwrap();
+        pair.client
+            .sync_interest(pair.poll.registry(), CLIENT)
+            .unwrap();
         pair
     }
 
@@ -140,7 +151,10 @@ impl Pair {
         let deadline = Instant::now() + WAIT;
         while self.server.stream().is_handshaking() || self.client.stream().is_handshaking() {
             assert!(Instant::now() < deadline, "handshake did not complete");
-            let t = self.turn(|_, _| ControlFlow::Continue(()), |_, _| ControlFlow::Continue(()));
+            let t = self.turn(
+                |_, _| ControlFlow::Continue(()),
+                |_, _| ControlFlow::Continue(()),
+            );
             if let Some(Err(e)) = t.server {
                 panic!("server: {e}");
             }
