@@ -409,6 +409,12 @@ impl<S: Transport> TlsStream<S> {
         &self.sock
     }
 
+    /// The plain transport underneath, mutably (for socket options; reading or writing it
+    /// directly would corrupt the TLS stream).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.sock
+    }
+
     /// Delivers stashed plaintext first.
     fn read_stash(&mut self, dst: &mut [u8]) -> usize {
         let b = &mut self.bufs;
