@@ -665,3 +665,138 @@ impl<S: Transport> Transport for TlsStream<S> {
         self.sock.local_addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::tls::{ClientAuth, server_config};
+    use crate::{Connection, ReadBuf, ReadStatus};
+
+    /// An in-memory transport: reads come from `input`, `chunk` bytes at a time, then
+    /// `WouldBlock` (or end of stream once `eof`); writes are dropped.
+    #[derive(Debug, Default)]
+    struct Mem {
+        input: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        eof: bool,
+    }
+
+    impl mio::event::Source for Mem {
+        fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+        fn reregister(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+        fn deregister(&mut self, _: &Registry) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Mem {
+        const SHORT_READ_DRAINS: bool = true;
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (self.input.len() - self.pos).min(buf.len()).min(self.chunk);
+            if n == 0 {
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+        fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
+            Ok(ShutdownStatus::Done)
+        }
+        fn peer_addr(&self) -> io::Result<PeerAddr> {
+            Ok(PeerAddr::Unix(None))
+        }
+        fn local_addr(&self) -> io::Result<PeerAddr> {
+            Ok(PeerAddr::Unix(None))
+        }
+    }
+
+    fn config() -> Arc<ServerConfig> {
+        static CONFIG: std::sync::OnceLock<Arc<ServerConfig>> = std::sync::OnceLock::new();
+        CONFIG
+            .get_or_init(|| {
+                let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+                let (c, k) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+                server_config(c.as_bytes(), k.as_bytes(), &[], ClientAuth::None).unwrap()
+            })
+            .clone()
+    }
+
+    /// Feeds `input` to a server connection until it errs, closes or stops consuming;
+    /// returns the error, if any. Checks the buffer bound after every call.
+    fn feed(input: Vec<u8>, chunk: usize, eof: bool) -> Option<crate::Error> {
+        let mem = Mem {
+            input,
+            chunk,
+            eof,
+            ..Mem::default()
+        };
+        let mut conn = Connection::new(TlsStream::server(mem, config(), None).unwrap());
+        let mut scratch = ReadBuf::new();
+        let bound = INCOMING_CAP + 2 * READ_CHUNK;
+        for _ in 0..10_000 {
+            let before = conn.stream().get_ref().pos;
+            let r = conn.read_frames(&mut scratch, 1 << 16, |_, _| ControlFlow::Continue(()));
+            assert!(conn.heap_bytes() <= bound, "{}", conn.heap_bytes());
+            match r {
+                Err(e) => return Some(e),
+                Ok(ReadStatus::Closed) => return None,
+                Ok(_) if conn.stream().get_ref().pos == before => return None,
+                Ok(_) => {}
+            }
+        }
+        panic!("read path did not settle")
+    }
+
+    /// Guards the "garbage before the handshake" rule: an HTTP request instead of a
+    /// ClientHello is an `InvalidData` error naming TLS, on the first read.
+    #[test]
+    fn http_request_instead_of_client_hello_is_a_tls_error() {
+        let e = feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 4096, false).unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("tls:"), "{e}");
+    }
+
+    /// A peer that closes mid-handshake is an error, not a clean close.
+    #[test]
+    fn eof_during_the_handshake_is_unexpected_eof() {
+        let e = feed(vec![0x16, 0x03, 0x01], 4096, true).unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    proptest! {
+        /// Arbitrary bytes, in arbitrary chunk sizes, never panic, never spin, and never
+        /// grow the connection's buffers past the documented bound.
+        #[test]
+        fn garbage_never_panics_or_grows_past_the_bound(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            record_header in any::<bool>(),
+            chunk in 1usize..2048,
+            eof in any::<bool>(),
+        ) {
+            let mut input = Vec::new();
+            if record_header {
+                // A plausible handshake record header, so the deframer looks further.
+                input.extend_from_slice(&[0x16, 0x03, 0x01, 0x10, 0x00]);
+            }
+            input.extend_from_slice(&bytes);
+            feed(input, chunk, eof);
+        }
+    }
+}
