@@ -34,7 +34,8 @@
 //! until EOF or `WouldBlock`.
 //!
 //! The optimisation relies on edge-triggered epoll semantics, so it is compiled only for
-//! Linux and Android; elsewhere `read_frames` reads until `WouldBlock` as before. It is
+//! Linux and Android, and used only for transports whose short read proves the socket empty
+//! ([`Transport::SHORT_READ_DRAINS`]: plain sockets, not TLS); elsewhere `read_frames` reads until `WouldBlock` as before. It is
 //! also off until the caller has called [`Connection::on_event`] or
 //! [`Connection::note_event`] at least once, because a caller that never reports events
 //! could otherwise miss a FIN that arrived with the last data.
@@ -47,7 +48,7 @@
 //!
 //! # Bounds and memory
 //! - Idle connection: `size_of::<Connection<LineCodec>>()` bytes and no heap, plus the
-//!   kernel's socket. On 64-bit Linux that is 144 bytes in release builds and 160 in debug
+//!   kernel's socket (over TLS, rustls's state and keys too: see the `tls` module). On 64-bit Linux that is 144 bytes in release builds and 160 in debug
 //!   builds (mio adds a debug-only selector id to each socket); a test asserts <= 160.
 //! - Partial frame: at most [`Codec::max_buffered_len`] bytes (64 KiB + 2 for the default line
 //!   codec). After [`ReadStatus::Stopped`] the undelivered rest of the last read is kept

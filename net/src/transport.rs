@@ -2,7 +2,7 @@
 //!
 //! A [`Connection`](crate::Connection) frames bytes; a [`Transport`] moves them. Plain TCP
 //! ([`mio::net::TcpStream`]) and Unix domain stream sockets ([`mio::net::UnixStream`]) are
-//! transports as they are; TLS ([`TlsStream`](crate::tls::TlsStream), feature `tls`) is a
+//! transports as they are; TLS (`tls::TlsStream`, feature `tls`) is a
 //! transport wrapping one of them.
 //!
 //! # Ground rules
