@@ -98,7 +98,7 @@ fn unbuffered_per_conn() -> f64 {
         client_of.push((sk, ck));
     }
     // Each client sends one line once its handshake is done; each server echoes it.
-    let mut sent = vec![false; PAIRS];
+    let mut sent = [false; PAIRS];
     let mut echoed = 0;
     let until = Instant::now() + WAIT * 3;
     while echoed < PAIRS {
