@@ -620,8 +620,8 @@ impl<C: Codec, S: Transport> Connection<C, S> {
         self.partial.len()
     }
 
-    /// Heap bytes this connection holds now (buffer capacities and the transport's own, e.g.
-    /// TLS state; the kernel socket excluded). Zero when a plain connection is idle.
+    /// Heap bytes this connection's buffers hold now (its own and the transport's, e.g. TLS
+    /// ciphertext; rustls's internal state and the kernel socket excluded). Zero when idle.
     pub fn heap_bytes(&self) -> usize {
         self.partial.capacity() + self.out.heap_bytes() + self.stream.heap_bytes()
     }

@@ -93,6 +93,7 @@ impl Connecting<TcpStream> {
     pub fn peer(&self) -> SocketAddr {
         match self.peer {
             PeerAddr::Tcp(a) => a,
+            // Only `start` builds a `Connecting<TcpStream>`, and it stores a TCP address.
             PeerAddr::Unix(_) => unreachable!("a TCP connect has a TCP peer"),
         }
     }

@@ -127,7 +127,8 @@ pub trait Transport: mio::event::Source + fmt::Debug {
     /// close_notify then a FIN for TLS.
     fn shutdown_write(&mut self) -> io::Result<ShutdownStatus>;
 
-    /// Heap bytes the transport holds now (buffers, TLS state); zero for a plain socket.
+    /// Heap bytes of the transport's own buffers now; zero for a plain socket. (A TLS
+    /// library's internal state is not visible here; the `tls` module documents its size.)
     fn heap_bytes(&self) -> usize {
         0
     }
