@@ -87,3 +87,5 @@ pub fn serde_json_shape(frame: &[u8]) -> Shape {
         Err(_) => Shape::Invalid,
     }
 }
+
+pub mod tls;

@@ -49,6 +49,15 @@ pub enum Error {
     },
     /// A non-blocking connect did not complete before its deadline.
     ConnectTimedOut,
+    /// A transport handshake (TLS) did not complete before its deadline.
+    HandshakeTimedOut,
+    /// A TLS configuration could not be built (bad PEM, a key that does not match, ...).
+    /// A peer's TLS failure on a live connection is an [`Error::Io`] of kind `InvalidData`
+    /// whose message starts with `tls:`.
+    Tls {
+        /// What failed.
+        reason: String,
+    },
     /// The socket wrote zero bytes for a non-empty buffer (the peer can no longer receive).
     WriteZero,
     /// An I/O error from the operating system (never `WouldBlock`).
@@ -73,6 +82,8 @@ impl fmt::Display for Error {
                 write!(f, "peer closed with a partial frame of {len} bytes")
             }
             Error::ConnectTimedOut => f.write_str("connect timed out"),
+            Error::HandshakeTimedOut => f.write_str("handshake timed out"),
+            Error::Tls { reason } => write!(f, "tls: {reason}"),
             Error::WriteZero => f.write_str("socket accepted zero bytes"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
@@ -102,10 +113,10 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::FrameTooLong { .. } => io::ErrorKind::InvalidData,
-            Error::Unencodable { .. } => io::ErrorKind::InvalidInput,
+            Error::Unencodable { .. } | Error::Tls { .. } => io::ErrorKind::InvalidInput,
             Error::QueueFull { .. } => io::ErrorKind::Other,
             Error::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
-            Error::ConnectTimedOut => io::ErrorKind::TimedOut,
+            Error::ConnectTimedOut | Error::HandshakeTimedOut => io::ErrorKind::TimedOut,
             Error::WriteZero => io::ErrorKind::WriteZero,
             Error::Io(e) => e.kind(),
         }
@@ -201,6 +212,10 @@ mod tests {
             Error::QueueFull { queued: 10, cap: 8 },
             Error::TruncatedFrame { len: 3 },
             Error::ConnectTimedOut,
+            Error::HandshakeTimedOut,
+            Error::Tls {
+                reason: "bad pem".into(),
+            },
             Error::WriteZero,
             Error::Io(io::Error::other("boom")),
         ];
