@@ -53,6 +53,9 @@ pub enum Error {
     WriteZero,
     /// An I/O error from the operating system (never `WouldBlock`).
     Io(io::Error),
+    /// The WebSocket peer broke RFC 6455, or its upgrade request or response was refused;
+    /// [`WsError::close_code`](crate::ws::WsError::close_code) says what to tell it.
+    WebSocket(crate::ws::WsError),
 }
 
 /// The name used in the [`Codec`](crate::Codec) trait for decode and encode errors: it is the
@@ -75,6 +78,7 @@ impl fmt::Display for Error {
             Error::ConnectTimedOut => f.write_str("connect timed out"),
             Error::WriteZero => f.write_str("socket accepted zero bytes"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::WebSocket(e) => write!(f, "websocket: {e}"),
         }
     }
 }
@@ -83,6 +87,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::WebSocket(e) => Some(e),
             _ => None,
         }
     }
@@ -98,7 +103,8 @@ impl From<io::Error> for Error {
 impl Error {
     /// The closest [`io::ErrorKind`]: the inner kind for [`Error::Io`]; `InvalidData` for a
     /// frame the peer sent; `InvalidInput` for one the caller tried to send; `UnexpectedEof`
-    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue.
+    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue;
+    /// `InvalidData` for a WebSocket protocol or handshake error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::FrameTooLong { .. } => io::ErrorKind::InvalidData,
@@ -108,6 +114,7 @@ impl Error {
             Error::ConnectTimedOut => io::ErrorKind::TimedOut,
             Error::WriteZero => io::ErrorKind::WriteZero,
             Error::Io(e) => e.kind(),
+            Error::WebSocket(_) => io::ErrorKind::InvalidData,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | [`Ready`] | the turn's work list: what edge-triggered readiness will not report again |
 //! | [`Connecting`] | non-blocking connect with a caller-enforced deadline |
 //! | [`Error`], [`SendError`] | one error enum; a failed send hands the message back |
+//! | [`ws`] | WebSocket (RFC 6455): [`ws::WsCodec`], [`ws::Session`], upgrade, ping/pong heartbeat helpers |
 //!
 //! # Bounds (every one of them)
 //! - Frame: at most the codec's `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`], 64 KiB), enforced
@@ -46,6 +47,7 @@ pub mod options;
 pub mod ready;
 pub mod table;
 pub mod write;
+pub mod ws;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, Decoded, LengthCodec, LineCodec, MAX_MAX_FRAME_LEN};
 pub use conn::{
