@@ -74,7 +74,11 @@ fn main() -> Result<(), Error> {
         }
     }
     wheelbeat_net::raise_fd_limit()?;
-    let acceptor = Acceptor::bind(addr.parse().expect("ip:port"), LISTENER, ListenConfig::default())?;
+    let acceptor = Acceptor::bind(
+        addr.parse().expect("ip:port"),
+        LISTENER,
+        ListenConfig::default(),
+    )?;
     println!("listening on {}", acceptor.local_addr()?);
     run(acceptor, caps)
 }
@@ -126,7 +130,15 @@ pub fn run(mut acceptor: Acceptor, caps: Caps) -> Result<(), Error> {
                 })?;
             } else if let Some(ws) = conns.get_mut(token) {
                 // (a token not in the table is stale: its connection closed; ignore it)
-                match serve(ws, registry, token, &mut scratch, &mut encoder, &mut *hook, budget) {
+                match serve(
+                    ws,
+                    registry,
+                    token,
+                    &mut scratch,
+                    &mut encoder,
+                    &mut *hook,
+                    budget,
+                ) {
                     Step::Again => ready.again(token),
                     Step::Wait => {}
                     Step::Closing => closing.push(now, ConnKey::from_token(token)),

@@ -23,13 +23,17 @@ fn client_and_server_exchange_messages_pings_and_a_clean_close() {
     c.send(MessageKind::Binary, &big).unwrap();
     assert_eq!(c.next_event().unwrap(), Ev::Binary(big));
     // The heartbeat's probe: a ping carrying a sequence number comes back as a pong with it.
-    c.send_control(Control::ping_seq(Role::Client, 7).unwrap()).unwrap();
+    c.send_control(Control::ping_seq(Role::Client, 7).unwrap())
+        .unwrap();
     match c.next_event().unwrap() {
         Ev::Pong(p) => assert_eq!(pong_seq(&p), Some(7)),
         other => panic!("{other:?}"),
     }
     c.close(close::NORMAL).unwrap();
-    assert_eq!(c.next_event().unwrap(), Ev::Close(Some(1000), String::new()));
+    assert_eq!(
+        c.next_event().unwrap(),
+        Ev::Close(Some(1000), String::new())
+    );
     // The server closes the TCP connection after its close frame.
     assert!(read_to_eof(&mut c.stream).is_empty());
 }
@@ -42,7 +46,10 @@ fn bad_upgrade_gets_a_400_and_only_that_connection_closes() {
     bad.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
         .unwrap();
     let answer = String::from_utf8(read_to_eof(&mut bad)).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
     // A request over the 8 KiB cap, without its blank line: 400 as well.
     let mut long = tcp(addr);
     let mut junk = b"GET / HTTP/1.1\r\n".to_vec();
@@ -78,7 +85,10 @@ fn frame_over_the_cap_is_answered_with_1009_before_its_payload_is_sent() {
     let (mut c, _) = Client::connect(addr, "/", &[]).unwrap();
     // A masked binary header announcing 2,000 bytes, and no payload at all.
     c.send_raw(b"\x82\xfe\x07\xd0\x01\x02\x03\x04").unwrap();
-    assert_eq!(c.next_event().unwrap(), Ev::Close(Some(1009), String::new()));
+    assert_eq!(
+        c.next_event().unwrap(),
+        Ev::Close(Some(1009), String::new())
+    );
     // Message cap: 5 fragments of 1,000 bytes pass the frame cap but not the 4,096-byte message cap.
     let (mut c, _) = Client::connect(addr, "/", &[]).unwrap();
     let mut enc = wheelbeat_net::ws::Encoder::with_max_frame_len(1000);
@@ -91,9 +101,17 @@ fn frame_over_the_cap_is_answered_with_1009_before_its_payload_is_sent() {
             self.0.send_raw(b)
         }
     }
-    enc.send(&mut Raw(&mut c), Role::Client, MessageKind::Binary, &[0; 5000])
-        .unwrap();
-    assert_eq!(c.next_event().unwrap(), Ev::Close(Some(1009), String::new()));
+    enc.send(
+        &mut Raw(&mut c),
+        Role::Client,
+        MessageKind::Binary,
+        &[0; 5000],
+    )
+    .unwrap();
+    assert_eq!(
+        c.next_event().unwrap(),
+        Ev::Close(Some(1009), String::new())
+    );
 }
 
 #[test]
@@ -101,7 +119,10 @@ fn unmasked_client_frame_is_a_protocol_error() {
     let addr = start_server(Caps::default());
     let (mut c, _) = Client::connect(addr, "/", &[]).unwrap();
     c.send_raw(b"\x81\x02hi").unwrap();
-    assert_eq!(c.next_event().unwrap(), Ev::Close(Some(1002), String::new()));
+    assert_eq!(
+        c.next_event().unwrap(),
+        Ev::Close(Some(1002), String::new())
+    );
 }
 
 #[test]
@@ -115,6 +136,9 @@ fn silent_connection_is_dropped_at_the_handshake_timeout() {
     let started = std::time::Instant::now();
     assert!(read_to_eof(&mut silent).is_empty());
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(200), "closed early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(200),
+        "closed early: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(5), "closed late: {waited:?}");
 }

@@ -95,7 +95,11 @@ pub struct Client {
 
 impl Client {
     /// Connects and completes the upgrade; returns the client and the `Open` event.
-    pub fn connect(addr: SocketAddr, target: &str, protocols: &[&str]) -> Result<(Client, Ev), Error> {
+    pub fn connect(
+        addr: SocketAddr,
+        target: &str,
+        protocols: &[&str],
+    ) -> Result<(Client, Ev), Error> {
         let mut stream = tcp(addr);
         let key = random_key()?;
         let host = addr.to_string();
@@ -120,7 +124,8 @@ impl Client {
 
     /// Sends one message (masked, fragmented at 64 KiB).
     pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), Error> {
-        self.encoder.send(&mut self.out, Role::Client, kind, payload)?;
+        self.encoder
+            .send(&mut self.out, Role::Client, kind, payload)?;
         self.flush()
     }
 
