@@ -183,12 +183,13 @@ fn idle_websocket_connections_hold_no_heap_buffers() {
         std::mem::size_of::<Connection<WsCodec>>(),
         std::mem::size_of::<Session>(),
     );
-    // Connection (<= 160) + session (<= 56) + table slot overhead (8), nothing else.
+    // The connection and session structs plus the table slot overhead (8), nothing else; and
+    // within the 256-byte target of plain connections.
     assert!(
         per_conn <= (state + 8) as f64,
         "{per_conn} bytes per idle connection"
     );
-    assert!(per_conn <= 232.0, "{per_conn} bytes per idle connection");
+    assert!(per_conn <= 256.0, "{per_conn} bytes per idle connection");
 }
 
 /// Reads the 101 response and the 6-byte echo frame behind it.

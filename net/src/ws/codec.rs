@@ -15,6 +15,13 @@
 //! - [`Codec::decode_mut`] unmasks the payload in place and zeroes the key in the header, so
 //!   the frame stays self-describing and the session reads the payload without a copy.
 //!   (Plain `decode` leaves the bytes alone; the session then unmasks while copying.)
+//! - Text fails fast: the payload of a text-carrying frame (a text frame, or a continuation of
+//!   a fragmented text message) is checked as UTF-8 as its bytes arrive, before the frame is
+//!   complete, so a sequence that can never be valid fails the connection at once (Autobahn
+//!   6.4.3/6.4.4 send one frame in pieces and check this). Each byte is checked once (the
+//!   codec remembers how far it got, like the head's resume hint); the bytes are unmasked into
+//!   a 256-byte stack buffer for the check, never in place until the frame is whole.
+//!   [`Session`](super::Session) still validates every message itself; this is only earlier.
 //! - Encoding is the identity: what is sent is already framed by
 //!   [`Session`](super::Session)'s send methods (or the 101 / 400 response), so the write
 //!   queue holds the exact wire bytes.
@@ -22,7 +29,8 @@
 use crate::codec::{Codec, Decoded, MAX_MAX_FRAME_LEN};
 use crate::error::{Error, FrameError};
 
-use super::frame::{FrameHeader, MAX_HEADER_LEN, apply_mask};
+use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
+use super::utf8::Utf8Validator;
 use super::{Role, WsError};
 
 /// Default cap on one frame's payload: 64 KiB.
@@ -30,7 +38,7 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 /// Default cap on the upgrade request or response head: 8 KiB.
 pub const DEFAULT_MAX_HANDSHAKE_LEN: usize = 8 * 1024;
 
-/// The WebSocket [`Codec`]; see the [module docs](self). Size: 16 bytes.
+/// The WebSocket [`Codec`]; see the [module docs](self). Size: 20 bytes.
 ///
 /// ```
 /// use wheelbeat_net::Codec;
@@ -48,8 +56,14 @@ pub struct WsCodec {
     in_handshake: bool,
     max_frame: u32,
     max_handshake: u32,
-    /// Bytes of the current head already known to hold no blank line (resume hint).
+    /// Handshake phase: bytes of the head already known to hold no blank line (resume hint).
+    /// Frame phase: payload bytes of the unfinished frame at the buffer's start already
+    /// checked as UTF-8 (see "Text fails fast" in the module docs).
     scanned: u32,
+    /// True while a fragmented text message is in progress (its continuations carry text).
+    text: bool,
+    /// The UTF-8 state of the text message in progress, up to `scanned` bytes into the frame.
+    utf8: Utf8Validator,
 }
 
 impl WsCodec {
@@ -80,6 +94,8 @@ impl WsCodec {
             max_frame: DEFAULT_MAX_FRAME_LEN as u32,
             max_handshake: DEFAULT_MAX_HANDSHAKE_LEN as u32,
             scanned: 0,
+            text: false,
+            utf8: Utf8Validator::new(),
         }
     }
 
@@ -140,8 +156,8 @@ impl WsCodec {
     }
 
     /// Validates the frame at the start of `buf`; returns the header and the frame's length if
-    /// it is all there.
-    fn frame(&self, buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
+    /// it is all there. Checks as UTF-8 the text payload bytes that have arrived.
+    fn frame(&mut self, buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
         let Some(h) = FrameHeader::parse(buf).map_err(Error::WebSocket)? else {
             return Ok(None);
         };
@@ -158,7 +174,47 @@ impl WsCodec {
         }
         // <= 14 + max_frame, which fits a usize.
         let total = h.header_len + h.payload_len as usize;
-        Ok((buf.len() >= total).then_some((h, total)))
+        self.check_text(&h, &buf[..buf.len().min(total)])?;
+        if buf.len() < total {
+            return Ok(None);
+        }
+        // The frame is whole: the next one starts unscanned; track the message's kind.
+        self.scanned = 0;
+        match h.opcode {
+            OpCode::Text | OpCode::Binary => self.text = h.opcode == OpCode::Text && !h.fin,
+            OpCode::Continuation if h.fin => self.text = false,
+            _ => {}
+        }
+        Ok(Some((h, total)))
+    }
+
+    /// Feeds the not yet checked payload bytes of a text-carrying frame to the validator (see
+    /// "Text fails fast"). `frame` is the frame's bytes that have arrived, masked as sent.
+    fn check_text(&mut self, h: &FrameHeader, frame: &[u8]) -> Result<(), FrameError> {
+        let text = match h.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self.text,
+            _ => false,
+        };
+        if !text {
+            return Ok(());
+        }
+        if h.opcode == OpCode::Text && self.scanned == 0 {
+            self.utf8 = Utf8Validator::new(); // a new message
+        }
+        let invalid = |_| Error::WebSocket(WsError::InvalidUtf8);
+        let from = h.header_len + self.scanned as usize;
+        let mut chunk = [0u8; 256];
+        for piece in frame[from..].chunks(chunk.len()) {
+            let bytes = &mut chunk[..piece.len()];
+            bytes.copy_from_slice(piece);
+            if let Some(key) = h.mask {
+                apply_mask(bytes, key, self.scanned as usize);
+            }
+            self.utf8.feed(bytes).map_err(invalid)?;
+            self.scanned += piece.len() as u32;
+        }
+        Ok(())
     }
 }
 
@@ -220,8 +276,12 @@ impl Codec for WsCodec {
         }
     }
 
+    /// Forgets the resume hint and the text message in progress (its continuations are then
+    /// left to the session's check).
     fn reset(&mut self) {
         self.scanned = 0;
+        self.text = false;
+        self.utf8 = Utf8Validator::new();
     }
 }
 
@@ -320,6 +380,95 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn invalid_text_fails_when_its_bytes_arrive_not_when_the_frame_ends() {
+        // Autobahn 6.4.3: one text frame sent in three pieces; the second holds the bad bytes.
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend_from_slice(b"\xf4\x90\x80\x80");
+        payload.extend_from_slice(b"-edited");
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, &payload, Some([9, 8, 7, 6]));
+        let mut c = WsCodec::server_open();
+        let first = 6 + 11;
+        assert_eq!(c.decode_mut(&mut wire[..first].to_vec()).unwrap(), None);
+        let err = c.decode_mut(&mut wire[..first + 2].to_vec()).unwrap_err();
+        assert!(matches!(err, Error::WebSocket(WsError::InvalidUtf8)));
+        // The same bytes as a binary frame are fine.
+        let mut wire = Vec::new();
+        encode_frame(
+            &mut wire,
+            true,
+            OpCode::Binary,
+            &payload,
+            Some([9, 8, 7, 6]),
+        );
+        let (frames, err) = feed(&mut WsCodec::server_open(), &wire, 3);
+        assert!(err.is_none() && frames.len() == 1);
+    }
+
+    #[test]
+    fn continuation_of_a_text_message_is_checked_with_the_message_so_far() {
+        // 'é' split across fragments, a ping between them: valid.
+        let mut wire = Vec::new();
+        encode_frame(
+            &mut wire,
+            false,
+            OpCode::Text,
+            b"caf\xc3",
+            Some([1, 2, 3, 4]),
+        );
+        encode_frame(&mut wire, true, OpCode::Ping, b"\xff", Some([1, 2, 3, 4]));
+        encode_frame(
+            &mut wire,
+            true,
+            OpCode::Continuation,
+            b"\xa9!",
+            Some([1, 2, 3, 4]),
+        );
+        for piece in 1..wire.len() {
+            let (frames, err) = feed(&mut WsCodec::server_open(), &wire, piece);
+            assert!(err.is_none(), "piece {piece}: {err:?}");
+            assert_eq!(frames.len(), 3);
+        }
+        // A continuation that breaks the character fails at its first byte.
+        let mut wire = Vec::new();
+        encode_frame(
+            &mut wire,
+            false,
+            OpCode::Text,
+            b"caf\xc3",
+            Some([1, 2, 3, 4]),
+        );
+        encode_frame(
+            &mut wire,
+            true,
+            OpCode::Continuation,
+            b"(rest)",
+            Some([1, 2, 3, 4]),
+        );
+        let (frames, err) = feed(&mut WsCodec::server_open(), &wire, 1);
+        assert_eq!(frames.len(), 1);
+        assert!(matches!(err, Some(Error::WebSocket(WsError::InvalidUtf8))));
+        // A continuation of a binary message is not text.
+        let mut wire = Vec::new();
+        encode_frame(
+            &mut wire,
+            false,
+            OpCode::Binary,
+            b"\xc3",
+            Some([1, 2, 3, 4]),
+        );
+        encode_frame(
+            &mut wire,
+            true,
+            OpCode::Continuation,
+            b"(",
+            Some([1, 2, 3, 4]),
+        );
+        let (frames, err) = feed(&mut WsCodec::server_open(), &wire, 1);
+        assert!(err.is_none() && frames.len() == 2);
     }
 
     #[test]
