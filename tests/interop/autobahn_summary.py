@@ -27,7 +27,7 @@ def main(path):
         print("  closing behaviour: " + ", ".join(f"{k} {v}" for k, v in sorted(close_counts.items())))
         for case in sorted(cases, key=case_key):
             r = cases[case]
-            if r["behavior"] not in ("OK", "INFORMATIONAL") or r["behaviorClose"] not in ("OK", "INFORMATIONAL"):
+            if r["behavior"] != "OK" or r["behaviorClose"] != "OK":
                 detail = ""
                 report = os.path.join(os.path.dirname(path), r.get("reportfile", ""))
                 if os.path.isfile(report):
