@@ -11,7 +11,8 @@
 #
 # Environment: PYTHON27 (default /root/.pyenv/versions/2.7.18/bin/python), AUTOBAHN_DIR (the
 # install folder, default target/autobahn), CASES (comma-separated, default 1-10),
-# AUTOBAHN_TIMEOUT (seconds for the suite, default 480).
+# AUTOBAHN_TIMEOUT (seconds for the suite, default 480), AUTOBAHN_REPORTS (a folder to keep
+# the suite's JSON and HTML reports in; by default they are deleted).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,7 +69,10 @@ sys.exit(run())
 ' "$abdir/site" "$work/spec.json" > "$work/wstest.log" 2>&1) ||
     { tail -20 "$work/wstest.log"; echo "autobahn: wstest failed or timed out" >&2; exit 1; }
 
-python3 "$here/autobahn_summary.py" "$work/reports/index.json"
-status=$?
+status=0
+python3 "$here/autobahn_summary.py" "$work/reports/index.json" || status=$?
+if [ -n "${AUTOBAHN_REPORTS:-}" ]; then
+    mkdir -p "$AUTOBAHN_REPORTS" && cp -r "$work/reports/." "$AUTOBAHN_REPORTS/"
+fi
 echo "autobahn: $(( $(date +%s) - start )) s in all"
 exit $status

@@ -8,6 +8,8 @@
 //! - Replies the RFC requires are queued here: the 101 (or the 400) to an upgrade request, a
 //!   pong to every ping (priority lane), a close answering a close. The application only ever
 //!   sends its own messages and pings.
+//! - A close frame goes on the data lane, behind the messages already queued: nothing may
+//!   follow a close, and the priority lane would put it ahead of them (Autobahn 7.1.6).
 //! - A message that fits one frame is handed over as a slice of the read buffer: no copy, no
 //!   heap. A fragmented one is assembled in a `Vec` capped at `max_message_len`, checked
 //!   before each fragment is appended; the `Vec` is freed as soon as the message is handed
@@ -264,7 +266,7 @@ impl Session {
                 let body = parse_close(payload).map_err(Error::WebSocket)?;
                 if !closing {
                     // Echo the code (RFC 6455 5.5.1); an empty close is answered by an empty one.
-                    out.send_priority_frames(Control::close(self.role, body.code, "")?.as_ref())?;
+                    out.send_frames(Control::close(self.role, body.code, "")?.as_ref())?;
                 }
                 self.state = State::Closed;
                 on_event(Event::Close(body), out);
@@ -364,8 +366,8 @@ impl Session {
         self.message = Vec::new();
     }
 
-    /// Starts the closing handshake: queues a close frame with `code` and `reason` (priority
-    /// lane). Frames keep being read until the peer's close ([`Event::Close`]). Does nothing
+    /// Starts the closing handshake: queues a close frame with `code` and `reason` (data
+    /// lane, behind what is queued). Frames keep being read until the peer's close ([`Event::Close`]). Does nothing
     /// unless open.
     pub fn close<S: Sink + ?Sized>(
         &mut self,
@@ -377,7 +379,7 @@ impl Session {
             return Ok(());
         }
         self.state = State::CloseSent;
-        out.send_priority_frames(Control::close(self.role, Some(code), reason)?.as_ref())
+        out.send_frames(Control::close(self.role, Some(code), reason)?.as_ref())
     }
 
     /// After an error from [`handle`](Self::handle) or from reading: queues what tells the
@@ -398,8 +400,9 @@ impl Session {
             (State::AwaitingRequest, Error::WebSocket(e)) => {
                 out.send_frames(&handshake::error_response(e))
             }
-            (State::Open, _) => Control::close(self.role, Some(code), "")
-                .and_then(|c| out.send_priority_frames(c.as_ref())),
+            (State::Open, _) => {
+                Control::close(self.role, Some(code), "").and_then(|c| out.send_frames(c.as_ref()))
+            }
             _ => Ok(()),
         };
     }

@@ -101,9 +101,15 @@ impl Server {
         std::mem::take(&mut self.events)
     }
 
-    /// The close code of the close frame the server queued, if any.
+    /// The close code of the close frame the server queued (on the data lane, after any
+    /// HTTP head), if any.
     fn sent_close(&self) -> Option<Option<u16>> {
-        let f = frames(&self.out.prio);
+        let mut data = &self.out.data[..];
+        if data.starts_with(b"HTTP/") {
+            let end = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            data = &data[end + 4..];
+        }
+        let f = frames(data);
         f.into_iter()
             .find(|(_, op, _)| *op == OpCode::Close)
             .map(|(_, _, p)| (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])))
@@ -351,6 +357,24 @@ fn peer_close_is_echoed_and_nothing_after_it_is_read() {
     assert_eq!(s.sent_close(), Some(None));
 }
 
+/// Regression (Autobahn 7.1.6): the close answering a close must follow the echo queued just
+/// before it, so it goes on the data lane; on the priority lane it would overtake the echo and
+/// data would follow a close.
+#[test]
+fn close_reply_is_queued_behind_data_not_on_the_priority_lane() {
+    let mut s = Server::open();
+    s.out.data.extend_from_slice(b"\x81\x01e"); // an echo already queued
+    s.recv(&cf(true, OpCode::Close, b"\x03\xe8"));
+    assert!(s.out.prio.is_empty());
+    assert_eq!(
+        frames(&s.out.data),
+        [
+            (true, OpCode::Text, b"e".to_vec()),
+            (true, OpCode::Close, b"\x03\xe8".to_vec())
+        ]
+    );
+}
+
 #[test]
 fn bad_close_frames_fail_with_the_right_code() {
     let cases: [(&[u8], u16); 4] = [
@@ -374,12 +398,15 @@ fn after_our_close_data_and_pings_are_dropped_until_the_peer_closes() {
         .close(&mut s.out, close::GOING_AWAY, "bye")
         .unwrap();
     assert_eq!(s.sent_close(), Some(Some(close::GOING_AWAY)));
-    s.out.prio.clear();
+    s.out.data.clear();
     let mut wire = cf(true, OpCode::Text, b"x");
     wire.extend(cf(true, OpCode::Ping, b"p"));
     wire.extend(cf(true, OpCode::Close, b"\x03\xe9"));
     assert_eq!(s.recv(&wire), [Ev::Close(Some(1001), String::new())]);
-    assert!(s.out.prio.is_empty(), "no pong, and no second close");
+    assert!(
+        s.out.prio.is_empty() && s.out.data.is_empty(),
+        "no pong, and no second close"
+    );
     assert!(s.session.is_closed());
 }
 
