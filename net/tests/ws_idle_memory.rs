@@ -200,10 +200,10 @@ fn read_until_echo(c: &mut StdStream) -> Vec<u8> {
         let n = c.read(&mut buf).unwrap();
         assert!(n > 0, "closed early");
         got.extend_from_slice(&buf[..n]);
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            if got.len() >= i + 4 + 6 {
-                return got;
-            }
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n")
+            && got.len() >= i + 4 + 6
+        {
+            return got;
         }
     }
 }
