@@ -210,6 +210,7 @@ mod tests {
             Error::ConnectTimedOut,
             Error::WriteZero,
             Error::Io(io::Error::other("boom")),
+            Error::WebSocket(crate::ws::WsError::InvalidUtf8),
         ];
         for e in errors {
             let msg = e.to_string();

@@ -101,3 +101,31 @@ impl fmt::Display for WsError {
 }
 
 impl std::error::Error for WsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_and_codes_follow_rfc_6455() {
+        let all = [
+            (WsError::Protocol("reserved bits set"), 1002),
+            (WsError::Unmasked, 1002),
+            (WsError::Masked, 1002),
+            (WsError::FrameTooLong { len: 9, max: 8 }, 1009),
+            (WsError::MessageTooLong { len: 9, max: 8 }, 1009),
+            (WsError::InvalidUtf8, 1007),
+            (WsError::InvalidCloseCode(1005), 1002),
+            (WsError::HandshakeTooLong { max: 8 }, 1002),
+            (WsError::BadHandshake("no Host"), 1002),
+            (WsError::UnsupportedVersion, 1002),
+            (WsError::Rejected { status: 403 }, 1002),
+        ];
+        for (e, code) in all {
+            let msg = e.to_string();
+            assert!(msg.starts_with(|c: char| c.is_lowercase()), "{msg}");
+            assert!(!msg.ends_with('.'), "{msg}");
+            assert_eq!(e.close_code(), code, "{msg}");
+        }
+    }
+}
