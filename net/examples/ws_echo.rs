@@ -184,20 +184,17 @@ fn serve(
     if !was_closed {
         let role = session.role();
         status = conn.read_frames(scratch, budget, |frame, out| {
-            let mut stalled = false;
+            let mut echoed = Ok(());
             let handled = session.handle(frame, out, hook, |event, out| {
-                let sent = match event {
+                echoed = match event {
                     Event::Text(t) => encoder.send(out, role, MessageKind::Text, t.as_bytes()),
                     Event::Binary(b) => encoder.send(out, role, MessageKind::Binary, b),
                     _ => Ok(()),
                 };
-                stalled = sent.is_err();
             });
-            match handled {
-                Err(e) => session.fail(out, &e),
-                // The peer is not reading its echoes: tell it, then give up on it.
-                Ok(()) if stalled => session.fail(out, &Error::QueueFull { queued: 0, cap: 0 }),
-                Ok(()) => {}
+            // An echo that does not fit the write cap: the peer is not reading; give up on it.
+            if let Err(e) = handled.and(echoed) {
+                session.fail(out, &e);
             }
             if session.is_closed() {
                 ControlFlow::Break(())

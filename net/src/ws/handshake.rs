@@ -143,7 +143,8 @@ pub fn server_handshake(
 pub fn error_response(e: &WsError) -> Vec<u8> {
     let (status, extra) = match e {
         WsError::UnsupportedVersion => (426, "Sec-WebSocket-Version: 13\r\n"),
-        WsError::Rejected { status } => (*status, ""),
+        // Only an error status: a hook's 101 or 200 must not read as a success.
+        WsError::Rejected { status } if (400..600).contains(status) => (*status, ""),
         _ => (400, ""),
     };
     format!(
@@ -423,6 +424,11 @@ mod tests {
             }
         });
         assert!(reply.response.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+        let reply = server_handshake(GOOD, &mut |_| Decision::Reject { status: 200 });
+        assert!(
+            reply.response.starts_with(b"HTTP/1.1 400 "),
+            "a success status is not sent"
+        );
         let reply = server_handshake(GOOD, &mut only_path("/other"));
         assert!(reply.response.starts_with(b"HTTP/1.1 404 "));
         assert!(

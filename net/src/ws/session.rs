@@ -160,9 +160,8 @@ impl Session {
     }
 
     /// Handles one frame delivered by the codec (the upgrade head first, then WebSocket
-    /// frames): queues the replies the protocol requires on `out`, and calls `on_event` with
-    /// what the frame meant (not for a frame that only carried a fragment... see
-    /// [`Event::Fragment`], which is delivered too).
+    /// frames): queues the replies the protocol requires on `out`, and calls `on_event` at
+    /// most once with what the frame meant (nothing for frames dropped while closing).
     ///
     /// `hook` decides a server's upgrade (see [`accept_any`]); clients never call it.
     ///
