@@ -31,6 +31,9 @@
 //! - Accepts: `accept_budget` (256) per call, `max_connections` (100,000) live.
 //! - Memory per idle connection: `size_of::<Connection>()` (144 bytes in release builds on 64-bit Linux, asserted <= 160)
 //!   and no heap, plus a [`ConnTable`] slot and the kernel socket.
+//! - WebSocket ([`ws`]): upgrade head 8 KiB, frame payload 64 KiB (refused from its header),
+//!   message 64 KiB (checked before each fragment is appended); an idle upgraded connection is
+//!   `Connection<WsCodec>` (160 bytes) + `ws::Session` (56 bytes), no heap.
 //!
 //! # Example
 //! See `examples/echo.rs` and the README for a complete echo server.

@@ -513,3 +513,27 @@ mod prop {
         }
     }
 }
+
+/// The heartbeat's round trip, both ends in memory: the server's `ping_seq` reaches a client
+/// session, which answers by itself (masked pong on its priority lane); the pong reaches the
+/// server as `Event::Pong`, whose payload `pong_seq` reads back.
+#[test]
+fn heartbeat_ping_seq_is_echoed_by_a_client_session_and_recognised() {
+    let mut client = Server::with(WsCodec::client_open(), Session::open(Role::Client));
+    let ping = crate::ws::Control::ping_seq(Role::Server, 0xdead_beef).unwrap();
+    assert_eq!(
+        client.recv(ping.as_ref()),
+        [Ev::Ping(0xdead_beef_u64.to_be_bytes().to_vec())]
+    );
+    let pong = std::mem::take(&mut client.out.prio);
+    let mut server = Server::open();
+    let ev = server.recv(&pong);
+    let [Ev::Pong(payload)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(crate::ws::pong_seq(payload), Some(0xdead_beef));
+    assert!(
+        server.out.prio.is_empty() && server.out.data.is_empty(),
+        "a pong is not answered"
+    );
+}
