@@ -441,7 +441,7 @@ impl<C: Codec, S: Transport> Connection<C, S> {
 
         let status = loop {
             // Deliver every complete frame in buf[start..filled].
-            while let Some(d) = codec.decode(&buf[start..filled])? {
+            while let Some(d) = codec.decode_mut(&mut buf[start..filled])? {
                 {
                     {
                         let frame = start + d.frame.start..start + d.frame.end;

@@ -62,6 +62,9 @@ pub enum Error {
     WriteZero,
     /// An I/O error from the operating system (never `WouldBlock`).
     Io(io::Error),
+    /// The WebSocket peer broke RFC 6455, or its upgrade request or response was refused;
+    /// [`WsError::close_code`](crate::ws::WsError::close_code) says what to tell it.
+    WebSocket(crate::ws::WsError),
 }
 
 /// The name used in the [`Codec`](crate::Codec) trait for decode and encode errors: it is the
@@ -86,6 +89,7 @@ impl fmt::Display for Error {
             Error::Tls { reason } => write!(f, "tls: {reason}"),
             Error::WriteZero => f.write_str("socket accepted zero bytes"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::WebSocket(e) => write!(f, "websocket: {e}"),
         }
     }
 }
@@ -94,6 +98,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::WebSocket(e) => Some(e),
             _ => None,
         }
     }
@@ -109,7 +114,8 @@ impl From<io::Error> for Error {
 impl Error {
     /// The closest [`io::ErrorKind`]: the inner kind for [`Error::Io`]; `InvalidData` for a
     /// frame the peer sent; `InvalidInput` for one the caller tried to send; `UnexpectedEof`
-    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue.
+    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue;
+    /// `InvalidData` for a WebSocket protocol or handshake error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::FrameTooLong { .. } => io::ErrorKind::InvalidData,
@@ -119,6 +125,7 @@ impl Error {
             Error::ConnectTimedOut | Error::HandshakeTimedOut => io::ErrorKind::TimedOut,
             Error::WriteZero => io::ErrorKind::WriteZero,
             Error::Io(e) => e.kind(),
+            Error::WebSocket(_) => io::ErrorKind::InvalidData,
         }
     }
 }
@@ -218,6 +225,7 @@ mod tests {
             },
             Error::WriteZero,
             Error::Io(io::Error::other("boom")),
+            Error::WebSocket(crate::ws::WsError::InvalidUtf8),
         ];
         for e in errors {
             let msg = e.to_string();

@@ -20,6 +20,7 @@
 //! | [`Ready`] | the turn's work list: what edge-triggered readiness will not report again |
 //! | [`Connecting`] | non-blocking connect with a caller-enforced deadline |
 //! | [`Error`], [`SendError`] | one error enum; a failed send hands the message back |
+//! | [`ws`] | WebSocket (RFC 6455): [`ws::WsCodec`], [`ws::Session`], upgrade, ping/pong heartbeat helpers |
 //!
 //! # Bounds (every one of them)
 //! - Frame: at most the codec's `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`], 64 KiB), enforced
@@ -36,6 +37,10 @@
 //!   all, no buffer (see the `tls` module docs).
 //! - TLS: the same caps on plaintext; ciphertext in at most `INCOMING_CAP` (82 KiB), out about
 //!   two records; a handshake deadline the caller checks with `now`.
+//!   and no heap, plus a [`ConnTable`] slot and the kernel socket.
+//! - WebSocket ([`ws`]): upgrade head 8 KiB, frame payload 64 KiB (refused from its header),
+//!   message 64 KiB (checked before each fragment is appended); an idle upgraded connection is
+//!   `Connection<WsCodec>` (160 bytes) + `ws::Session` (56 bytes), no heap.
 //!
 //! # Example
 //! See `examples/echo.rs` and the README for a complete echo server.
@@ -55,6 +60,7 @@ pub mod table;
 pub mod tls;
 pub mod transport;
 pub mod write;
+pub mod ws;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, Decoded, LengthCodec, LineCodec, MAX_MAX_FRAME_LEN};
 pub use conn::{
