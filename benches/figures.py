@@ -104,7 +104,7 @@ SOURCES = {
     },
     "scale": {
         "build": "cargo build --release -p wheelbeat-heartbeat --example server --example load",
-        "runs": [("", "env CONNS=5000 DURATION=15s LOADERS=1 NO_BUILD=1 benches/scale/run.sh")],
+        "runs": [("", "env CONNS=5000 DURATION=15s LOADERS=1 RAMP_BUDGET=15s NO_BUILD=1 benches/scale/run.sh")],
     },
     "demo": {
         "build": "cargo build --release -p wheelbeat-heartbeat --example demo",
