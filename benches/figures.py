@@ -47,6 +47,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -162,6 +163,37 @@ def target_dir():
     return os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 
 
+def run_bounded(cmd):
+    """(stdout, stderr, exit code) of `cmd`, which runs in its own process group so that on
+    timeout the whole group (a script's servers and loaders included) is stopped: SIGTERM,
+    which lets a script's trap clean up, then SIGKILL if it is still there 10 s later."""
+    p = subprocess.Popen(
+        shlex.split(cmd),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = p.communicate(timeout=RUN_TIMEOUT_S)
+        code = p.returncode
+    except subprocess.TimeoutExpired:
+        out, err = b"", b""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                out, err = p.communicate(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        code = f"timed out after {RUN_TIMEOUT_S} s"
+    decode = lambda b: (b or b"").decode("utf-8", errors="replace")  # noqa: E731
+    return decode(out), decode(err), code
+
+
 def run_sources(names, log_dir):
     """Builds then runs each source's commands, writing logs and `meta.json` into log_dir."""
     os.makedirs(log_dir, exist_ok=True)
@@ -187,19 +219,7 @@ def run_sources(names, log_dir):
             load = load_average()
             print(f"== {name}: {cmd}   (load average {load})", flush=True)
             started = time.monotonic()
-            try:
-                p = subprocess.run(
-                    shlex.split(cmd),
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    timeout=RUN_TIMEOUT_S,
-                )
-                stdout, stderr, code = p.stdout, p.stderr, p.returncode
-            except subprocess.TimeoutExpired as e:
-                stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-                stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-                code = f"timed out after {RUN_TIMEOUT_S} s"
+            stdout, stderr, code = run_bounded(cmd)
             seconds = time.monotonic() - started
             base = os.path.join(log_dir, f"{name}.{i}")
             with open(base + ".stdout", "w") as f:

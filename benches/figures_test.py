@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -161,6 +162,42 @@ class Parsers(unittest.TestCase):
                       figures.loopbench_title, figures.scale_table, figures.capacity_lines):
             with self.assertRaises(figures.FormatError, msg=parse.__name__):
                 parse(FakeRun("nothing recognisable\n"))
+
+
+class Running(unittest.TestCase):
+    def test_a_command_past_its_timeout_is_stopped_with_its_children(self):
+        saved = figures.RUN_TIMEOUT_S
+        figures.RUN_TIMEOUT_S = 1
+        with tempfile.TemporaryDirectory() as d:
+            pidfile = os.path.join(d, "pid")
+            try:
+                # The grandchild stands for a script's server: it must not outlive the run.
+                out, _, code = figures.run_bounded(
+                    f"sh -c 'echo started; sleep 300 & echo $! > {pidfile}; wait'"
+                )
+            finally:
+                figures.RUN_TIMEOUT_S = saved
+            self.assertEqual(out, "started\n")
+            self.assertTrue(str(code).startswith("timed out"), code)
+            with open(pidfile) as f:
+                pid = int(f.read())
+            deadline = time.monotonic() + 5
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)  # waiting for init to reap it, with a deadline
+            self.assertFalse(alive(pid), f"grandchild {pid} survived")
+
+    def test_exit_status_and_output_are_kept(self):
+        out, err, code = figures.run_bounded("sh -c 'echo out; echo err >&2; exit 3'")
+        self.assertEqual((out, err, code), ("out\n", "err\n", 3))
+
+
+def alive(pid):
+    """Whether pid is a live (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class Regions(unittest.TestCase):
