@@ -59,6 +59,13 @@ CRITERION = """decode/line_64B         time:   [20.363 \u00b5s 22.328 \u00b5s 24
                         thrpt:  [2.4991 GiB/s 2.7335 GiB/s 2.9973 GiB/s]
                  change: [-3.1% +0.2% +4.0%] (p = 0.91 > 0.05)
 Found 7 outliers among 100 measurements (7.00%)
+decode/length_67B       time:   [2.8685 \u00b5s 3.0383 \u00b5s 3.2125 \u00b5s]
+                        thrpt:  [19.890 GiB/s 21.030 GiB/s 22.275 GiB/s]
+                 change:
+                        time:   [\u221253.606% \u221226.828% +7.1813%] (p = 0.32 > 0.05)
+                        thrpt:  [\u22126.7002% +36.664% +115.55%]
+                        No change in performance detected.
+Performance has improved.
 read_path/loopback_64B_lines
                         time:   [48.176 \u00b5s 55.593 \u00b5s 64.474 \u00b5s]
                         thrpt:  [969.39 MiB/s 1.0979 GiB/s 1.2669 GiB/s]
@@ -140,9 +147,15 @@ class Parsers(unittest.TestCase):
 
     def test_criterion_names_on_their_own_line_are_kept(self):
         results = figures.criterion_results(FakeRun(CRITERION))
-        self.assertEqual([r[0] for r in results], ["decode/line_64B", "read_path/loopback_64B_lines"])
-        self.assertEqual(results[1][1][1], "55.593 \u00b5s")
-        self.assertEqual(results[1][2][0], "969.39 MiB/s")
+        self.assertEqual(
+            [r[0] for r in results],
+            ["decode/line_64B", "decode/length_67B", "read_path/loopback_64B_lines"],
+        )
+        # A `change:` block (against the previous run) is not a result.
+        self.assertEqual(results[1][1], ["2.8685 \u00b5s", "3.0383 \u00b5s", "3.2125 \u00b5s"])
+        self.assertEqual(results[1][2][2], "22.275 GiB/s")
+        self.assertEqual(results[2][1][1], "55.593 \u00b5s")
+        self.assertEqual(results[2][2][0], "969.39 MiB/s")
 
     def test_demo_excerpt_keeps_first_two_fault_and_last_three_live_lines(self):
         out = figures.demo_excerpt(FakeRun(DEMO)).splitlines()
