@@ -168,11 +168,11 @@ fn panicking_job_is_caught_logged_counted_and_others_are_unaffected() {
 }
 
 #[test]
-fn stopped_timer_dispatches_nothing_and_start_resumes() {
+fn held_timer_dispatches_nothing_and_release_runs_what_came_due_once() {
     let v = Virtual::new(0);
     let runs = Runs::new(&v);
     let entry = v.timer.add(10 * MS, runs.job());
-    v.timer.stop();
+    v.timer.hold();
     assert_eq!(v.timer.status(), Status::Stopped);
     v.at(35);
     assert_eq!(runs.count(), 0);
@@ -181,12 +181,40 @@ fn stopped_timer_dispatches_nothing_and_start_resumes() {
         Status::Ready,
         "entries keep their own status"
     );
-    v.timer.start();
+    v.timer.release();
     v.at(35);
     assert_eq!(runs.started(), [35], "one run for what came due meanwhile");
     assert_eq!(entry.missed(), 2);
     v.step_to(40);
     assert_eq!(runs.started(), [35, 40]);
+}
+
+#[test]
+fn regression_stopped_timer_resumes_with_the_time_each_entry_had_left() {
+    // gtimer's Stop freezes its tick counter; wheelbeat's used to fire everything that came
+    // due meanwhile at once on start.
+    let v = Virtual::new(0);
+    let runs = Runs::new(&v);
+    let ten = v.timer.add(10 * MS, runs.job());
+    let once = v.timer.add_once(25 * MS, runs.job());
+    v.at(4);
+    v.timer.stop();
+    assert_eq!(v.timer.status(), Status::Stopped);
+    v.at(100);
+    // Added while paused: its interval counts from the start.
+    let late = v.timer.add_once(3 * MS, runs.job());
+    v.at(500);
+    assert_eq!(runs.count(), 0, "nothing runs while paused");
+    v.timer.start();
+    v.at(500);
+    assert_eq!(runs.count(), 0, "no burst on start");
+    assert_eq!(ten.next_run(), Some(v.t0 + 506 * MS), "6 ms were left");
+    v.step_to(530);
+    // Due instants are the clock instants the runs came due at: 6 ms, 16 ms ... after the
+    // start for the 10 ms entry, 21 ms after it for the once-entry, 3 ms for the late one.
+    assert_eq!(runs.all(), [(503, 503), (506, 506), (516, 516), (521, 521), (526, 526)]);
+    assert_eq!(ten.missed() + once.missed() + late.missed(), 0);
+    assert_eq!(v.timer.stats().missed, 0);
 }
 
 thread_local! {

@@ -58,8 +58,11 @@ impl JobContext<'_> {
         self.entry.close();
     }
 
-    /// The instant this run was due. It is never later than [`started`](Self::started): runs
-    /// are never early.
+    /// The instant this run was due: the real due instant of the grid point it runs for (a
+    /// fixed-rate entry that fell whole intervals behind runs once, for the latest one
+    /// passed). It is never later than [`started`](Self::started): runs are never early.
+    /// Time the [`Timer`](super::Timer) spent paused is added, so it is the clock instant the
+    /// run came due at.
     pub fn due(&self) -> Instant {
         self.due
     }
@@ -78,7 +81,8 @@ impl JobContext<'_> {
 }
 
 /// Runs `inner`'s job once on this thread. The caller has already claimed the run
-/// (`try_activate`) and counted it against `times`. Returns the instant the run finished.
+/// (`try_activate`) and counted it against `times`. `due` and the instant returned (when the
+/// run finished) are in timer time; the job sees clock instants.
 pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
     let core = &inner.core;
     let entry = Entry {
@@ -87,7 +91,7 @@ pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
     let started = core.clock.now();
     let ctx = JobContext {
         entry: &entry,
-        due,
+        due: core.to_clock(due),
         started,
     };
     inner.runs.fetch_add(1, Ordering::Relaxed);
@@ -111,5 +115,5 @@ pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
         );
     }
     inner.active.fetch_sub(1, Ordering::AcqRel);
-    core.clock.now()
+    core.now()
 }

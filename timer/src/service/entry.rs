@@ -75,7 +75,9 @@ pub struct EntryOptions {
 
 impl EntryOptions {
     /// A forever, non-singleton, fixed-rate entry that is ready at once and first runs one
-    /// `interval` from now. An interval shorter than the timer's tick is raised to one tick.
+    /// `interval` from now (at the next tick with [`Builder::quick`](super::Builder::quick)).
+    /// The first due instant is exact; between runs, an interval shorter than the timer's
+    /// tick is raised to one tick.
     pub fn new(interval: Duration) -> Self {
         EntryOptions {
             interval,
@@ -184,7 +186,15 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn new(core: Arc<Core>, options: &EntryOptions, job: Job, now: Instant) -> Self {
+        // The period of a repeating entry is at least a tick (a run per tick at most), but
+        // the first due instant uses the exact interval: a once-entry shorter than the tick
+        // runs at the tick after its due instant, not a tick later.
         let interval = options.interval.max(core.ticks.tick());
+        let first = if core.quick {
+            Duration::ZERO
+        } else {
+            options.interval
+        };
         let life = match options.status {
             Status::Ready | Status::Running => READY,
             Status::Stopped => STOPPED,
@@ -207,7 +217,7 @@ impl Inner {
             missed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             sched: Mutex::new(Sched {
-                due: later(now, options.delay.saturating_add(interval)),
+                due: later(now, options.delay.saturating_add(first)),
                 key: None,
                 awaiting: false,
                 retired: false,
@@ -359,7 +369,7 @@ impl Entry {
     /// Restarts the interval from now: the next run is due one interval from this call (for a
     /// fixed-rate entry this is also the new origin of its grid). gtimer's `Reset`.
     pub fn reset(&self) {
-        let now = self.inner.core.clock.now();
+        let now = self.inner.core.now();
         self.inner.post(|inner| Cmd::Reset(inner, now));
     }
 
@@ -377,7 +387,7 @@ impl Entry {
             self.close();
             return false;
         }
-        let now = inner.core.clock.now();
+        let now = inner.core.now();
         run_job(inner, now);
         if inner.times_exhausted() && inner.active.load(Ordering::Acquire) == 0 {
             self.close();
@@ -417,7 +427,8 @@ impl Entry {
         self.inner.singleton.store(singleton, Ordering::Relaxed);
     }
 
-    /// The interval between runs (at least one tick).
+    /// The interval between runs (at least one tick; the first run of an entry added with a
+    /// shorter interval is due after the exact interval).
     pub fn interval(&self) -> Duration {
         self.inner.interval
     }
@@ -434,7 +445,7 @@ impl Entry {
             return None;
         }
         let sched = self.inner.sched.lock();
-        sched.key.map(|_| sched.due)
+        sched.key.map(|_| self.inner.core.to_clock(sched.due))
     }
 
     /// Runs started so far (a panicking run counts).

@@ -113,12 +113,12 @@ impl TimerThread {
         // Everything due by `wheel.now()` was just polled out, so the next wake-up is at least
         // one tick ahead; clamping makes a wheel that answered `now` unable to spin us.
         let tick = tick.max(self.wheel.now().saturating_add(1));
-        Some(self.core.ticks.tick_to_instant(tick))
+        Some(self.core.to_clock(self.core.ticks.tick_to_instant(tick)))
     }
 
     /// Applies one command; `false` to shut down.
     fn handle(&mut self, cmd: Cmd) -> bool {
-        let now = self.core.clock.now();
+        let now = self.core.now();
         match cmd {
             Cmd::Insert(inner) => {
                 self.core.stats.entries.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +203,7 @@ impl TimerThread {
 
     /// Dispatches every entry due by now; `false` if a shutdown arrived meanwhile.
     fn process_due(&mut self) -> bool {
-        let now = self.core.clock.now();
+        let now = self.core.now();
         let tick = self.core.ticks.now_to_tick(now);
         loop {
             // `poll` returns `None` only once nothing due by `tick` is left, so a short batch
@@ -216,8 +216,10 @@ impl TimerThread {
                 }
             }
             let complete = due.len() < BATCH;
+            // The start of the tick reached: what the wheel can tell apart from `now`.
+            let reached = self.core.ticks.tick_to_instant(tick);
             for inner in due.drain(..) {
-                self.fire(&inner, now);
+                self.fire(&inner, now, reached);
             }
             self.due = due;
             if complete {
@@ -232,18 +234,32 @@ impl TimerThread {
         }
     }
 
-    /// An entry's filed deadline has come.
-    fn fire(&mut self, inner: &Arc<Inner>, now: Instant) {
+    /// An entry's filed deadline has come: the wheel reached tick `reached`, at `now`.
+    fn fire(&mut self, inner: &Arc<Inner>, now: Instant, reached: Instant) {
         let mut sched = inner.sched.lock();
         sched.key = None;
         if inner.is_closed() || inner.is_stopped() {
             return self.reconcile(inner, &mut sched, now);
         }
-        // Fixed-rate coalesces: if several grid points have passed, it runs once, for the latest,
-        // and counts the others as missed. A fixed-delay entry has a single due time.
-        let (run_due, missed) = match inner.schedule {
-            Schedule::FixedRate => grid_point(sched.due, inner.interval, now),
-            Schedule::FixedDelay => (sched.due, 0),
+        if sched.due > now {
+            // Unreachable while the wheel keeps its promise (a deadline rounds up, now rounds
+            // down); checked so that a run can never be early.
+            return self.file(inner, &mut sched);
+        }
+        // Fixed-rate coalesces: if the ticks of several grid points have been reached, it
+        // runs once, for the latest, and counts the others as missed. Only *ticks reached*
+        // count: a grid point inside the current tick is not due yet for the wheel (its tick
+        // starts later), so a thread waking just after a tick boundary never mistakes the run
+        // it owes for a missed one (issue 13: a 1-tick interval ran at half rate). The last
+        // run of a limited entry (a once-entry) is for its own due instant, never coalesced:
+        // skipping grid points saves nothing when one run is left. A fixed-delay entry has a
+        // single due time.
+        let coalesce =
+            inner.schedule == Schedule::FixedRate && inner.times.load(Ordering::Acquire) != 1;
+        let (run_due, missed) = if coalesce {
+            grid_point(sched.due, inner.interval, reached)
+        } else {
+            (sched.due, 0)
         };
         if missed > 0 {
             inner.missed.fetch_add(missed, Ordering::Relaxed);
@@ -282,7 +298,7 @@ impl TimerThread {
         match &self.pool {
             None => {
                 let finished = run_job(inner, run_due);
-                self.finished(inner, finished, self.core.clock.now());
+                self.finished(inner, finished, self.core.now());
             }
             Some(pool) => {
                 inner.queued.store(true, Ordering::Release);

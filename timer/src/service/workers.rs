@@ -46,7 +46,7 @@ fn work(rx: &Receiver<Dispatch>) {
         inner.queued.store(false, Ordering::Release);
         let finished = if inner.is_closed() {
             inner.active.fetch_sub(1, Ordering::AcqRel);
-            inner.core.clock.now()
+            inner.core.now()
         } else {
             run_job(&inner, due)
         };
