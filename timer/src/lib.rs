@@ -114,4 +114,8 @@ pub mod wheel;
 
 pub use clock::TickClock;
 pub use service::{Entry, EntryOptions, JobContext, ManualClock, Schedule, Status, Timer};
+pub use service::{
+    add, add_entry, add_once, add_singleton, add_times, default_timer, delay_add, delay_add_entry,
+    delay_add_once, delay_add_singleton, delay_add_times, set_interval, set_timeout,
+};
 pub use wheel::{Advance, Expired, TimerKey, Wheel};

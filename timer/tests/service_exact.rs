@@ -231,7 +231,11 @@ fn regression_a_sub_tick_forever_entry_runs_once_per_tick_without_misses() {
     let v = Virtual::with_tick(0, 10 * MS);
     let runs = Runs::new(&v);
     let entry = v.timer.add(3 * MS, runs.job());
-    assert_eq!(entry.interval(), 10 * MS, "a repeating period is at least one tick");
+    assert_eq!(
+        entry.interval(),
+        10 * MS,
+        "a repeating period is at least one tick"
+    );
     v.step_to(50);
     assert_eq!(runs.due(), [3, 13, 23, 33, 43]);
     assert_eq!(runs.started(), [10, 20, 30, 40, 50]);

@@ -212,7 +212,10 @@ fn regression_stopped_timer_resumes_with_the_time_each_entry_had_left() {
     v.step_to(530);
     // Due instants are the clock instants the runs came due at: 6 ms, 16 ms ... after the
     // start for the 10 ms entry, 21 ms after it for the once-entry, 3 ms for the late one.
-    assert_eq!(runs.all(), [(503, 503), (506, 506), (516, 516), (521, 521), (526, 526)]);
+    assert_eq!(
+        runs.all(),
+        [(503, 503), (506, 506), (516, 516), (521, 521), (526, 526)]
+    );
     assert_eq!(ten.missed() + once.missed() + late.missed(), 0);
     assert_eq!(v.timer.stats().missed, 0);
 }

@@ -40,7 +40,7 @@ pub enum Status {
 pub enum Schedule {
     /// Run k is due at `start + k × interval`, however late earlier runs were: no cumulative
     /// drift. When the timer falls a whole interval or more behind (a stall, a busy pool, a
-    /// stopped [`Timer`](super::Timer)), the runs missed are **skipped and counted**
+    /// held [`Timer`](super::Timer::hold)), the runs missed are **skipped and counted**
     /// ([`Entry::missed`]): one run is made, and the next is the first grid point after now.
     #[default]
     FixedRate,
@@ -355,6 +355,32 @@ impl Entry {
         {
             self.inner.post(Cmd::Refresh);
         }
+    }
+
+    /// Sets the status and returns the one before, gtimer's `SetStatus`: `Ready` is
+    /// [`start`](Self::start), `Stopped` is [`stop`](Self::stop), `Closed` is
+    /// [`close`](Self::close). `Running` cannot be set (a run is made by the timer or by
+    /// [`run`](Self::run)) and is taken as `Ready`. A closed entry stays closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelbeat_timer::service::{Status, Timer};
+    ///
+    /// let timer = Timer::new();
+    /// let entry = timer.add(Duration::from_secs(1), |_| {});
+    /// assert_eq!(entry.set_status(Status::Stopped), Status::Ready);
+    /// assert_eq!(entry.set_status(Status::Closed), Status::Stopped);
+    /// assert_eq!(entry.set_status(Status::Ready), Status::Closed); // final
+    /// assert_eq!(entry.status(), Status::Closed);
+    /// ```
+    pub fn set_status(&self, status: Status) -> Status {
+        let before = self.status();
+        match status {
+            Status::Ready | Status::Running => self.start(),
+            Status::Stopped => self.stop(),
+            Status::Closed => self.close(),
+        }
+        before
     }
 
     /// Closes the entry for good and removes it from the timer. No run starts after this

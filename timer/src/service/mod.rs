@@ -101,6 +101,7 @@
 mod clock;
 mod context;
 mod entry;
+pub mod global;
 mod thread;
 mod timer;
 mod workers;
@@ -108,4 +109,8 @@ mod workers;
 pub use clock::ManualClock;
 pub use context::JobContext;
 pub use entry::{Entry, EntryOptions, Schedule, Status};
+pub use global::{
+    add, add_entry, add_once, add_singleton, add_times, default_timer, delay_add, delay_add_entry,
+    delay_add_once, delay_add_singleton, delay_add_times, set_interval, set_timeout,
+};
 pub use timer::{Builder, Handle, Stats, Timer};
