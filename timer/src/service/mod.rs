@@ -69,6 +69,34 @@
 //! the entry stays on its grid. [`Schedule::FixedDelay`]: the next run is due `interval` after
 //! the previous one *finished*.
 //!
+//! # Exact to the tick
+//!
+//! Let `T(d)` be the tick a due instant `d` rounds up to. A run due at `d` is made at the
+//! first wake-up of the timer thread whose tick (now, rounded down) is `T(d)` or later: never
+//! early, and at most one tick late plus however late the thread woke. Exactly that is what
+//! the property test in `tests/service_exact.rs` checks against a model, over random ticks,
+//! intervals below, at and off the tick, and random wake-up times.
+//!
+//! - **Missed** means a grid point whose *tick* was reached without a run: when a fixed-rate
+//!   entry fires, it runs once, for the latest grid point `g` with `T(g)` reached, and counts
+//!   the earlier ones. A grid point inside the current tick is not due yet (its tick has not
+//!   started), so a thread that wakes just after a tick boundary never takes the run it owes
+//!   for a missed one: with an interval equal to the tick, every tick makes a run.
+//! - [`JobContext::due`] is the real due instant of the grid point the run is for.
+//! - A once-entry (and the last run of a `times` entry) is never coalesced: it runs for its
+//!   own due instant and never counts as missed.
+//! - The first due instant is `add + delay + interval`, exact even for an interval shorter
+//!   than the tick; between runs, such an interval is raised to one tick (one run per tick at
+//!   most, as in gtimer). [`Builder::quick`] makes the first run due at once (the next tick).
+//!
+//! # Pausing the timer
+//!
+//! [`Timer::stop`] pauses the whole timer as gtimer's `Stop` does: schedules are kept in
+//! *timer time* (the clock minus the time spent paused), so every entry resumes on
+//! [`Timer::start`] with the time it had left, and [`JobContext::due`] /
+//! [`Entry::next_run`] report the clock instants that follows. [`Timer::hold`] stops
+//! dispatching while time runs on; on [`Timer::release`] each entry due meanwhile runs once.
+//!
 //! # Jobs and threads
 //!
 //! Jobs run on a pool of [`Builder::workers`] threads, or inline on the timer thread when it is
@@ -88,9 +116,8 @@
 //!
 //! Memory per pending entry, measured with 1M once-entries on the hierarchical wheel: about
 //! 240 bytes all told (the entry, a small job closure, its wheel slot and the caller's
-//! `Entry` handle). Timing: a run is due at an exact instant; the wheel rounds it **up** to
-//! the next tick boundary, so runs land up to one tick after their due time (plus scheduling
-//! latency). Pick a finer [`Builder::tick`] for tighter timing.
+//! `Entry` handle). Timing: see [exact to the tick](#exact-to-the-tick); pick a finer
+//! [`Builder::tick`] for tighter timing.
 //!
 //! # Testing in virtual time
 //!
