@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
@@ -362,4 +362,52 @@ fn regression_dropping_the_last_timer_on_its_own_thread_does_not_deadlock() {
         ran_rx.recv_timeout(WAIT),
         Err(crossbeam_channel::RecvTimeoutError::Disconnected)
     );
+}
+
+#[test]
+fn a_long_job_on_a_one_worker_pool_delays_other_entries_and_counts_their_runs() {
+    let v = Virtual::new(1);
+    let (release, wait) = crossbeam_channel::bounded::<()>(0);
+    let began = Arc::new(AtomicBool::new(false));
+    let b = began.clone();
+    // A job that holds the only worker until the test lets it go (2 s of virtual time).
+    let long = v.timer.add_once(5 * MS, move |_| {
+        b.store(true, Ordering::Release);
+        let _ = wait.recv();
+    });
+    let runs = Runs::new(&v);
+    let other = v.timer.add(10 * MS, runs.job());
+    v.move_to(5);
+    v.timer.flush();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !began.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the long job never started");
+        std::thread::yield_now();
+    }
+    // Due at 10 ms: queued behind the long job. Due every 10 ms after: skipped, since a run
+    // of the entry is still queued, so the queue stays bounded.
+    for t in (10..=2_000).step_by(10) {
+        v.move_to(t);
+        v.timer.flush();
+    }
+    assert_eq!(
+        runs.count(),
+        0,
+        "nothing ran while the only worker was busy"
+    );
+    assert_eq!(other.skipped(), 199);
+    release.send(()).unwrap();
+    v.timer.sync();
+    // The queued run ran when the worker came free, 1,990 ms late, and says so.
+    assert_eq!(runs.all(), [(10, 2_000)]);
+    assert_eq!((other.delayed(), long.delayed()), (1, 0));
+    assert_eq!(v.timer.stats().delayed, 1);
+    assert_eq!(
+        other.missed(),
+        0,
+        "every grid point was looked at: skipped, not missed"
+    );
+    v.step_to(2_010);
+    assert_eq!(runs.all(), [(10, 2_000), (2_010, 2_010)]);
+    assert_eq!(other.delayed(), 1);
 }

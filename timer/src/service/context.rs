@@ -83,11 +83,18 @@ impl JobContext<'_> {
 /// Runs `inner`'s job once on this thread. The caller has already claimed the run
 /// (`try_activate`) and counted it against `times`. `due` and the instant returned (when the
 /// run finished) are in timer time; the job sees clock instants.
-pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant) -> Instant {
+///
+/// `dispatched` is when the timer thread let the run go: a run that starts more than one tick
+/// later waited (for a worker, or inline for the jobs before it) and is counted as delayed.
+pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant, dispatched: Instant) -> Instant {
     let core = &inner.core;
     let entry = Entry {
         inner: inner.clone(),
     };
+    if core.now().saturating_duration_since(dispatched) > core.ticks.tick() {
+        inner.delayed.fetch_add(1, Ordering::Relaxed);
+        core.stats.delayed.fetch_add(1, Ordering::Relaxed);
+    }
     let started = core.clock.now();
     let ctx = JobContext {
         entry: &entry,

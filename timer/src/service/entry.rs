@@ -181,6 +181,7 @@ pub(crate) struct Inner {
     pub(crate) panics: AtomicU64,
     pub(crate) missed: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    pub(crate) delayed: AtomicU64,
     pub(crate) sched: Mutex<Sched>,
 }
 
@@ -216,6 +217,7 @@ impl Inner {
             panics: AtomicU64::new(0),
             missed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
             sched: Mutex::new(Sched {
                 due: later(now, options.delay.saturating_add(first)),
                 key: None,
@@ -414,7 +416,7 @@ impl Entry {
             return false;
         }
         let now = inner.core.now();
-        run_job(inner, now);
+        run_job(inner, now, now);
         if inner.times_exhausted() && inner.active.load(Ordering::Acquire) == 0 {
             self.close();
         }
@@ -493,6 +495,13 @@ impl Entry {
     /// for a worker.
     pub fn skipped(&self) -> u64 {
         self.inner.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Runs that started more than one tick after the timer thread let them go, because they
+    /// waited for a busy worker (or, inline, for the jobs before them): what a long job on a
+    /// small pool does to other entries. See [the module docs](super#a-long-job-on-a-small-pool).
+    pub fn delayed(&self) -> u64 {
+        self.inner.delayed.load(Ordering::Relaxed)
     }
 }
 

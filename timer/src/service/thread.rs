@@ -32,8 +32,8 @@ pub(crate) enum Cmd {
     Refresh(Arc<Inner>),
     /// Restart the entry's interval from the given instant.
     Reset(Arc<Inner>, Instant),
-    /// A worker finished a run of the entry at the given instant.
-    Finished(Arc<Inner>, Instant),
+    /// A worker finished a batch of runs: each entry, and the instant its run finished.
+    Finished(Vec<(Arc<Inner>, Instant)>),
     /// The clock moved or the timer was started / stopped: re-check what is due.
     Wake,
     /// Reply once everything due is dispatched and no run is in flight.
@@ -47,12 +47,24 @@ pub(crate) enum Cmd {
 /// Entries expired per call into the wheel, so commands are not starved by a huge backlog.
 const BATCH: usize = 1024;
 
+/// Runs handed to the pool per message. Each message costs a channel send and a wake-up on
+/// both sides, and at a million runs a second one message per run cost more than the runs
+/// (issue 13: the default pool fell seconds behind where inline kept up). A batch is small
+/// enough that the workers still share a burst (1,000 runs due in one tick make 63
+/// messages), and it is sent as soon as it is full or the pass over the due entries ends, so
+/// batching adds no latency. The price: a long job holds up the rest of its batch (up to 15
+/// runs) even if another worker is idle; they are counted as delayed like any run that
+/// waits.
+const DISPATCH_BATCH: usize = 16;
+
 pub(crate) struct TimerThread {
     core: Arc<Core>,
     rx: Receiver<Cmd>,
     wheel: Wheel<Arc<Inner>>,
     /// `None`: jobs run inline on this thread.
-    pool: Option<Sender<Dispatch>>,
+    pool: Option<Sender<Vec<Dispatch>>>,
+    /// Runs waiting to be handed to the pool in one message.
+    outbox: Vec<Dispatch>,
     /// Runs dispatched to the pool whose `Finished` has not arrived.
     in_flight: usize,
     syncs: Vec<Sender<()>>,
@@ -61,12 +73,17 @@ pub(crate) struct TimerThread {
 }
 
 impl TimerThread {
-    pub(crate) fn new(core: Arc<Core>, rx: Receiver<Cmd>, pool: Option<Sender<Dispatch>>) -> Self {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        rx: Receiver<Cmd>,
+        pool: Option<Sender<Vec<Dispatch>>>,
+    ) -> Self {
         TimerThread {
             core,
             rx,
             wheel: Wheel::new(),
             pool,
+            outbox: Vec::with_capacity(DISPATCH_BATCH),
             in_flight: 0,
             syncs: Vec::new(),
             flushes: Vec::new(),
@@ -140,9 +157,11 @@ impl TimerThread {
                     None => self.reconcile(&inner, &mut sched, now),
                 }
             }
-            Cmd::Finished(inner, at) => {
-                self.in_flight -= 1;
-                self.finished(&inner, at, now);
+            Cmd::Finished(runs) => {
+                self.in_flight -= runs.len();
+                for (inner, at) in runs {
+                    self.finished(&inner, at, now);
+                }
             }
             Cmd::Wake => {}
             Cmd::Sync(reply) => self.syncs.push(reply),
@@ -221,6 +240,7 @@ impl TimerThread {
             for inner in due.drain(..) {
                 self.fire(&inner, now, reached);
             }
+            self.send_outbox();
             self.due = due;
             if complete {
                 return true;
@@ -295,25 +315,39 @@ impl TimerThread {
         }
         drop(sched);
 
-        match &self.pool {
-            None => {
-                let finished = run_job(inner, run_due);
-                self.finished(inner, finished, self.core.now());
-            }
-            Some(pool) => {
-                inner.queued.store(true, Ordering::Release);
-                self.in_flight += 1;
-                let dispatch = Dispatch {
-                    inner: inner.clone(),
-                    due: run_due,
-                };
-                if pool.send(dispatch).is_err() {
-                    // Unreachable while this thread lives (it holds the workers' receiver
-                    // alive through `pool`); undo the bookkeeping rather than hang a sync.
-                    self.in_flight -= 1;
-                    inner.queued.store(false, Ordering::Release);
-                    inner.active.fetch_sub(1, Ordering::AcqRel);
-                }
+        if self.pool.is_none() {
+            // Inline: the pass started at `now`, so the time since is what this run waited
+            // for the jobs before it.
+            let finished = run_job(inner, run_due, now);
+            self.finished(inner, finished, self.core.now());
+            return;
+        }
+        inner.queued.store(true, Ordering::Release);
+        self.in_flight += 1;
+        self.outbox.push(Dispatch {
+            inner: inner.clone(),
+            due: run_due,
+            dispatched: now,
+        });
+        if self.outbox.len() >= DISPATCH_BATCH {
+            self.send_outbox();
+        }
+    }
+
+    /// Hands the runs collected in the outbox to the pool, in one message.
+    fn send_outbox(&mut self) {
+        let Some(pool) = &self.pool else { return };
+        if self.outbox.is_empty() {
+            return;
+        }
+        let batch = mem::replace(&mut self.outbox, Vec::with_capacity(DISPATCH_BATCH));
+        if let Err(unsent) = pool.send(batch) {
+            // Unreachable while this thread lives (it holds the workers' receiver alive
+            // through `pool`); undo the bookkeeping rather than hang a sync.
+            for dispatch in unsent.0 {
+                self.in_flight -= 1;
+                dispatch.inner.queued.store(false, Ordering::Release);
+                dispatch.inner.active.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }

@@ -30,6 +30,7 @@ pub(crate) struct Counters {
     pub(crate) panics: AtomicU64,
     pub(crate) missed: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    pub(crate) delayed: AtomicU64,
     pub(crate) wakeups: AtomicU64,
 }
 
@@ -106,6 +107,10 @@ pub struct Stats {
     pub missed: u64,
     /// Due runs skipped because the previous run was still going or still queued.
     pub skipped: u64,
+    /// Runs that started more than a tick after they were let go, because they waited for a
+    /// worker busy with other jobs (or, inline, for the jobs before them): see
+    /// [`Entry::delayed`].
+    pub delayed: u64,
     /// Times the timer thread woke up (a deadline came or commands arrived). An idle timer
     /// does not wake up at all.
     pub wakeups: u64,
@@ -541,6 +546,7 @@ impl Timer {
             panics: c.panics.load(Ordering::Relaxed),
             missed: c.missed.load(Ordering::Relaxed),
             skipped: c.skipped.load(Ordering::Relaxed),
+            delayed: c.delayed.load(Ordering::Relaxed),
             wakeups: c.wakeups.load(Ordering::Relaxed),
         }
     }

@@ -1,8 +1,9 @@
 //! The worker pool that runs jobs off the timer thread.
 //!
 //! Ground rules:
-//! - The timer thread hands a run over a channel and never waits for it; each worker reports
-//!   back with `Cmd::Finished` so fixed-delay entries, last runs and `Timer::sync` can proceed.
+//! - The timer thread hands runs over a channel, in small batches, and never waits for them;
+//!   each worker reports a batch back with one `Cmd::Finished` so fixed-delay entries, last
+//!   runs and `Timer::sync` can proceed.
 //! - A run that was queued when its entry (or the timer) closed is dropped unstarted: after
 //!   `close` returns, no new run starts.
 //! - The pool ends when the timer thread drops the sending side; `Timer::close` joins it.
@@ -19,17 +20,21 @@ use super::context::run_job;
 use super::entry::Inner;
 use super::thread::Cmd;
 
-/// One run handed to the pool.
+/// One run handed to the pool (in batches: see `thread.rs`).
 pub(crate) struct Dispatch {
     pub(crate) inner: Arc<Inner>,
+    /// When the run was due, in timer time.
     pub(crate) due: Instant,
+    /// When the timer thread handed it over, in timer time: a run that starts more than a
+    /// tick later waited for a worker and counts as delayed.
+    pub(crate) dispatched: Instant,
 }
 
 /// Spawns `count` workers named `{name}-worker-{i}` reading from `rx`.
 pub(crate) fn spawn(
     count: usize,
     name: &str,
-    rx: &Receiver<Dispatch>,
+    rx: &Receiver<Vec<Dispatch>>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     (0..count)
         .map(|i| {
@@ -41,16 +46,29 @@ pub(crate) fn spawn(
         .collect()
 }
 
-fn work(rx: &Receiver<Dispatch>) {
-    for Dispatch { inner, due } in rx.iter() {
-        inner.queued.store(false, Ordering::Release);
-        let finished = if inner.is_closed() {
-            inner.active.fetch_sub(1, Ordering::AcqRel);
-            inner.core.now()
-        } else {
-            run_job(&inner, due)
+fn work(rx: &Receiver<Vec<Dispatch>>) {
+    for batch in rx.iter() {
+        let mut done = Vec::with_capacity(batch.len());
+        for Dispatch {
+            inner,
+            due,
+            dispatched,
+        } in batch
+        {
+            inner.queued.store(false, Ordering::Release);
+            let finished = if inner.is_closed() {
+                inner.active.fetch_sub(1, Ordering::AcqRel);
+                inner.core.now()
+            } else {
+                run_job(&inner, due, dispatched)
+            };
+            done.push((inner, finished));
+        }
+        let Some((first, _)) = done.first() else {
+            continue;
         };
+        let cmd = first.core.cmd.clone();
         // The timer thread may be gone already (closing); nothing is left to report to then.
-        let _ = inner.core.cmd.send(Cmd::Finished(inner.clone(), finished));
+        let _ = cmd.send(Cmd::Finished(done));
     }
 }

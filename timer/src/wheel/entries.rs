@@ -173,7 +173,9 @@ impl<T> Entries<T> {
                 list,
                 value,
             }));
-            self.tombs.cover(self.slots.len());
+            if index % 64 == 0 {
+                self.tombs.cover(self.slots.len());
+            }
             (index, 0)
         };
         let filed = self.lists[list.index()].push(index);

@@ -178,16 +178,20 @@ impl List {
     pub(super) fn take_tail(&mut self, base: usize, out: &mut Vec<u32>, tombs: &mut Tombs) {
         let start = out.len();
         out.extend_from_slice(&self.members[base..]);
-        let mut live = start;
+        let (mut live, mut holes) = (start, 0);
         for j in start..out.len() {
             let index = out[j];
             out[live] = index;
             live += usize::from(!tombs.is_dead(index));
+            holes += usize::from(index == HOLE);
         }
-        // The tombstones among them become reusable (holes need nothing).
-        for &index in &self.members[base..] {
-            if index != HOLE && tombs.is_dead(index) {
-                tombs.drop_dead(index);
+        // The tombstones among them become reusable (holes need nothing). Lists filed by
+        // re-files, not inserts, seldom hold any: skip the second pass then.
+        if out.len() - live > holes {
+            for &index in &self.members[base..] {
+                if index != HOLE && tombs.is_dead(index) {
+                    tombs.drop_dead(index);
+                }
             }
         }
         self.dead -= out.len() - live;
