@@ -319,7 +319,7 @@ impl TimerThread {
             // Inline: the pass started at `now`, so the time since is what this run waited
             // for the jobs before it.
             let finished = run_job(inner, run_due, now);
-            self.finished(inner, finished, self.core.now());
+            self.finished(inner, finished, finished.max(now));
             return;
         }
         inner.queued.store(true, Ordering::Release);
@@ -382,6 +382,16 @@ fn grid_point(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) 
     let Some(late) = now.checked_duration_since(due) else {
         return (due, 0);
     };
+    // u64 arithmetic when it fits (lateness and interval under 584 years): every fixed-rate
+    // run computes this, and a u128 division costs several times more.
+    if let (Ok(late), Ok(step)) = (
+        u64::try_from(late.as_nanos()),
+        u64::try_from(interval.as_nanos()),
+    ) {
+        let step = step.max(1);
+        let k = late / step;
+        return (due + Duration::from_nanos(k * step), k);
+    }
     let step = interval.as_nanos().max(1);
     let k = late.as_nanos() / step;
     // k × step ≤ late, which is a Duration, so both conversions below are lossless.

@@ -34,12 +34,18 @@ pub(crate) struct Counters {
     pub(crate) wakeups: AtomicU64,
 }
 
-/// The time the timer has spent paused by [`Timer::stop`]: timer time is clock time minus
-/// `total`, and stands still from `since` until [`Timer::start`].
-#[derive(Debug, Default, Clone, Copy)]
+/// `Paused::since` while the timer runs.
+const RUNNING: u64 = u64::MAX;
+
+/// The time the timer has spent paused by [`Timer::stop`], in nanoseconds: timer time is
+/// clock time minus `total`, and stands still from `since` (nanoseconds after the tick
+/// origin) until [`Timer::start`]. Atomics, because every run reads the time; `lock` only
+/// orders concurrent `stop` / `start` calls.
+#[derive(Debug)]
 struct Paused {
-    total: Duration,
-    since: Option<Instant>,
+    total: AtomicU64,
+    since: AtomicU64,
+    lock: Mutex<()>,
 }
 
 /// What every entry, handle and worker of one timer shares.
@@ -58,7 +64,7 @@ pub(crate) struct Core {
     pub(crate) next_id: AtomicU64,
     /// [`Builder::quick`]: first runs are due at once (at the next tick).
     pub(crate) quick: bool,
-    paused: Mutex<Paused>,
+    paused: Paused,
     /// Paused ([`Timer::stop`]): time stands still and nothing is dispatched.
     stopped: AtomicBool,
     /// Held ([`Timer::hold`]): nothing is dispatched, but time runs on.
@@ -74,18 +80,31 @@ impl Core {
 
     /// The current timer time (see the type's docs).
     pub(crate) fn now(&self) -> Instant {
-        let paused = *self.paused.lock();
-        let clock = paused.since.unwrap_or_else(|| self.clock.now());
+        // `start` stores `total` before it clears `since` (both Release): whoever sees the
+        // timer running again also sees the pause it just ended counted.
+        let since = self.paused.since.load(Ordering::Acquire);
+        let total = Duration::from_nanos(self.paused.total.load(Ordering::Acquire));
+        let clock = if since == RUNNING {
+            self.clock.now()
+        } else {
+            self.ticks.origin() + Duration::from_nanos(since)
+        };
         // The time spent paused is part of the time since the timer was built, so the
         // subtraction stays after the origin; the fallback only satisfies the type.
-        clock.checked_sub(paused.total).unwrap_or(clock)
+        clock.checked_sub(total).unwrap_or(clock)
     }
 
     /// The clock instant at which timer-time instant `at` comes, as things stand (a later
     /// pause moves it further).
     pub(crate) fn to_clock(&self, at: Instant) -> Instant {
-        let total = self.paused.lock().total;
+        let total = Duration::from_nanos(self.paused.total.load(Ordering::Acquire));
         super::entry::later(at, total)
+    }
+
+    /// Nanoseconds from the tick origin to `at`, saturating.
+    fn nanos_since_origin(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.ticks.origin()).as_nanos();
+        u64::try_from(since).unwrap_or(RUNNING - 1)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -217,7 +236,11 @@ impl Builder {
             stats: Counters::default(),
             next_id: AtomicU64::new(1),
             quick: self.quick,
-            paused: Mutex::new(Paused::default()),
+            paused: Paused {
+                total: AtomicU64::new(0),
+                since: AtomicU64::new(RUNNING),
+                lock: Mutex::new(()),
+            },
             stopped: AtomicBool::new(false),
             held: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -436,14 +459,19 @@ impl Timer {
     /// nothing runs in a burst and nothing counts as missed.
     pub fn start(&self) {
         let core = &self.handle.core;
-        let mut paused = core.paused.lock();
+        let guard = core.paused.lock.lock();
         if core.is_closed() {
             return;
         }
-        if let Some(since) = paused.since.take() {
-            paused.total += core.clock.now().saturating_duration_since(since);
+        let since = core.paused.since.load(Ordering::Acquire);
+        if since != RUNNING {
+            let now = core.nanos_since_origin(core.clock.now());
+            let total = core.paused.total.load(Ordering::Acquire);
+            let total = total.saturating_add(now.saturating_sub(since));
+            core.paused.total.store(total, Ordering::Release);
+            core.paused.since.store(RUNNING, Ordering::Release);
             core.stopped.store(false, Ordering::Release);
-            drop(paused);
+            drop(guard);
             let _ = core.cmd.send(Cmd::Wake);
         }
     }
@@ -456,11 +484,12 @@ impl Timer {
     /// stops dispatching without stopping time.
     pub fn stop(&self) {
         let core = &self.handle.core;
-        let mut paused = core.paused.lock();
-        if paused.since.is_none() {
-            paused.since = Some(core.clock.now());
+        let guard = core.paused.lock.lock();
+        if core.paused.since.load(Ordering::Acquire) == RUNNING {
+            let now = core.nanos_since_origin(core.clock.now());
+            core.paused.since.store(now, Ordering::Release);
             core.stopped.store(true, Ordering::Release);
-            drop(paused);
+            drop(guard);
             let _ = core.cmd.send(Cmd::Wake);
         }
     }
