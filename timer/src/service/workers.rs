@@ -28,6 +28,10 @@ pub(crate) struct Dispatch {
     /// When the timer thread handed it over, in timer time: a run that starts more than a
     /// tick later waited for a worker and counts as delayed.
     pub(crate) dispatched: Instant,
+    /// The timer thread waits for this run's finish to decide what comes next (fixed-delay,
+    /// a last run). Other runs are only counted back: a forever entry's next run is already
+    /// filed, and touching its entry again on the timer thread was a cache miss per run.
+    pub(crate) report: bool,
 }
 
 /// Spawns `count` workers named `{name}-worker-{i}` reading from `rx`.
@@ -48,11 +52,19 @@ pub(crate) fn spawn(
 
 fn work(rx: &Receiver<Vec<Dispatch>>) {
     for batch in rx.iter() {
-        let mut done = Vec::with_capacity(batch.len());
+        let Some(cmd) = batch.first().map(|d| d.inner.core.cmd.clone()) else {
+            continue;
+        };
+        // Bring the batch's entries into the cache together (see `process_due`).
+        let warm = batch.iter().fold(0u64, |acc, d| acc ^ d.inner.warm());
+        std::hint::black_box(warm);
+        let count = batch.len();
+        let mut done = Vec::new();
         for Dispatch {
             inner,
             due,
             dispatched,
+            report,
         } in batch
         {
             inner.queued.store(false, Ordering::Release);
@@ -62,13 +74,11 @@ fn work(rx: &Receiver<Vec<Dispatch>>) {
             } else {
                 run_job(&inner, due, dispatched)
             };
-            done.push((inner, finished));
+            if report {
+                done.push((inner, finished));
+            }
         }
-        let Some((first, _)) = done.first() else {
-            continue;
-        };
-        let cmd = first.core.cmd.clone();
         // The timer thread may be gone already (closing); nothing is left to report to then.
-        let _ = cmd.send(Cmd::Finished(done));
+        let _ = cmd.send(Cmd::Finished(done, count));
     }
 }
