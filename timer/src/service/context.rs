@@ -9,11 +9,10 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::entry::{Entry, Inner, Schedule};
+use super::entry::{Entry, Schedule};
 use super::timer::Handle;
 
 thread_local! {
@@ -80,7 +79,7 @@ impl JobContext<'_> {
     }
 }
 
-/// Runs `inner`'s job once on this thread. The caller has already claimed the run
+/// Runs `entry`'s job once on this thread. The caller has already claimed the run
 /// (`try_activate`) and counted it against `times`. `due` and the instant returned (when the
 /// run finished) are in timer time; the job sees clock instants.
 ///
@@ -88,11 +87,9 @@ impl JobContext<'_> {
 /// otherwise (nothing else needs the finish). `dispatched` is when the timer thread let the
 /// run go: a run that starts more than one tick
 /// later waited (for a worker, or inline for the jobs before it) and is counted as delayed.
-pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant, dispatched: Instant) -> Instant {
+pub(crate) fn run_job(entry: &Entry, due: Instant, dispatched: Instant) -> Instant {
+    let inner = &entry.inner;
     let core = &inner.core;
-    let entry = Entry {
-        inner: inner.clone(),
-    };
     // One clock read per run (reading the time was a tenth of the timer thread's work at a
     // million runs a second): the start in timer time serves the delay count, and is the
     // finish instant too unless the entry is fixed-delay, the one schedule that needs it.
@@ -103,7 +100,7 @@ pub(crate) fn run_job(inner: &Arc<Inner>, due: Instant, dispatched: Instant) -> 
     }
     let started = core.to_clock(started_at);
     let ctx = JobContext {
-        entry: &entry,
+        entry,
         due: core.to_clock(due),
         started,
     };

@@ -428,7 +428,7 @@ impl Entry {
             return false;
         }
         let now = inner.core.now();
-        run_job(inner, now, now);
+        run_job(self, now, now);
         if inner.times_exhausted() && inner.active.load(Ordering::Acquire) == 0 {
             self.close();
         }

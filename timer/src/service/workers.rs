@@ -9,7 +9,6 @@
 //! - The pool ends when the timer thread drops the sending side; `Timer::close` joins it.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -17,12 +16,12 @@ use std::time::Instant;
 use crossbeam_channel::Receiver;
 
 use super::context::run_job;
-use super::entry::Inner;
+use super::entry::Entry;
 use super::thread::Cmd;
 
 /// One run handed to the pool (in batches: see `thread.rs`).
 pub(crate) struct Dispatch {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) entry: Entry,
     /// When the run was due, in timer time.
     pub(crate) due: Instant,
     /// When the timer thread handed it over, in timer time: a run that starts more than a
@@ -52,30 +51,31 @@ pub(crate) fn spawn(
 
 fn work(rx: &Receiver<Vec<Dispatch>>) {
     for batch in rx.iter() {
-        let Some(cmd) = batch.first().map(|d| d.inner.core.cmd.clone()) else {
+        let Some(cmd) = batch.first().map(|d| d.entry.inner.core.cmd.clone()) else {
             continue;
         };
         // Bring the batch's entries into the cache together (see `process_due`).
-        let warm = batch.iter().fold(0u64, |acc, d| acc ^ d.inner.warm());
+        let warm = batch.iter().fold(0u64, |acc, d| acc ^ d.entry.inner.warm());
         std::hint::black_box(warm);
         let count = batch.len();
         let mut done = Vec::new();
         for Dispatch {
-            inner,
+            entry,
             due,
             dispatched,
             report,
         } in batch
         {
+            let inner = &entry.inner;
             inner.queued.store(false, Ordering::Release);
             let finished = if inner.is_closed() {
                 inner.active.fetch_sub(1, Ordering::AcqRel);
                 inner.core.now()
             } else {
-                run_job(&inner, due, dispatched)
+                run_job(&entry, due, dispatched)
             };
             if report {
-                done.push((inner, finished));
+                done.push((entry.inner, finished));
             }
         }
         // The timer thread may be gone already (closing); nothing is left to report to then.
