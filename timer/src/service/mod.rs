@@ -104,6 +104,29 @@
 //! [`JobContext::exit`] to close its own entry (gtimer's `Exit`, without a panic). Jobs are
 //! `Fn + Send + Sync` because a non-singleton entry's runs may overlap on different workers.
 //!
+//! The timer thread hands runs to the pool in batches of up to 16, sent as soon as a batch is
+//! full or the pass over the due entries ends, and a worker reports a batch back in one
+//! message (listing only the runs whose finish decides something: fixed-delay and last
+//! runs). At a million runs a second one message per run cost more than the runs did.
+//!
+//! ## A long job on a small pool
+//!
+//! A worker busy with a long job runs nothing else meanwhile, so on a pool of `n` workers,
+//! `n` long jobs at once hold up every other entry: its run waits in the queue (with the rest
+//! of its batch), and starts late when a worker comes free. Nothing is silent about it:
+//!
+//! - A run that starts more than one tick after the timer thread let it go is counted as
+//!   **delayed** ([`Entry::delayed`], [`Stats::delayed`]), and its
+//!   [`JobContext::started`] minus [`JobContext::due`] says by how much. Inline, a run
+//!   delayed by the jobs before it in the same pass counts too.
+//! - While a run of an entry waits, further due runs of that entry are **skipped** and
+//!   counted ([`Entry::skipped`]) rather than queued, so the queue holds at most one run per
+//!   entry and a stall does not turn into a burst.
+//!
+//! `tests/service_workers.rs` (`a_long_job_on_a_one_worker_pool_...`) pins this down: one 2 s
+//! job on a 1-worker pool delays one run of a 10 ms entry by 1,990 ms and skips its 199 others.
+//! Give long jobs a pool (or a timer) of their own, or hand their work to another thread.
+//!
 //! # Costs
 //!
 //! | operation | cost |
@@ -111,7 +134,7 @@
 //! | `add*` | one allocation (the entry, ~150 bytes, plus the boxed job) and one command |
 //! | `Entry::{stop, start, close, reset, set_times}` | an atomic or two and one command; O(1) on the timer thread |
 //! | `Entry::{status, times, runs, ...}` | atomic loads |
-//! | a due run | O(1) in the wheel; with workers, two channel messages (dispatch, finish) |
+//! | a due run | O(1) in the wheel; with workers, a share of two channel messages (batches of up to 16) |
 //! | an idle timer | nothing: no thread wakes up |
 //!
 //! Memory per pending entry, measured with 1M once-entries on the hierarchical wheel: about
