@@ -176,6 +176,16 @@ impl List {
     /// cancelled, a branch on "dead or not" mispredicts about every other position.
     #[inline]
     pub(super) fn take_tail(&mut self, base: usize, out: &mut Vec<u32>, tombs: &mut Tombs) {
+        if self.dead == 0 {
+            // No dead member anywhere (the usual case for a list filled by re-files): no bit
+            // to look up.
+            out.extend_from_slice(&self.members[base..]);
+            self.members.truncate(base);
+            if self.members.is_empty() {
+                self.forget();
+            }
+            return;
+        }
         let start = out.len();
         out.extend_from_slice(&self.members[base..]);
         let (mut live, mut holes) = (start, 0);
@@ -203,6 +213,13 @@ impl List {
     /// Takes a live member off the back. Never compacts (the list is being drained).
     #[inline]
     pub(super) fn pop(&mut self, tombs: &mut Tombs) -> Option<u32> {
+        if self.dead == 0 {
+            let index = self.members.pop();
+            if self.members.is_empty() {
+                self.forget();
+            }
+            return index;
+        }
         loop {
             let index = self.members.pop()?;
             if !tombs.is_dead(index) {
