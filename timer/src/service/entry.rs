@@ -429,6 +429,7 @@ impl Entry {
         }
         let now = inner.core.now();
         run_job(self, now, now);
+        inner.core.stats.runs.fetch_add(1, Ordering::Relaxed);
         if inner.times_exhausted() && inner.active.load(Ordering::Acquire) == 0 {
             self.close();
         }

@@ -331,6 +331,7 @@ impl TimerThread {
             // Inline: the pass started at `now`, so the time since is what this run waited
             // for the jobs before it.
             let finished = run_job(&entry, run_due, now);
+            self.core.stats.runs.fetch_add(1, Ordering::Relaxed);
             self.finished(&entry.inner, finished, finished.max(now));
             return;
         }

@@ -51,13 +51,14 @@ pub(crate) fn spawn(
 
 fn work(rx: &Receiver<Vec<Dispatch>>) {
     for batch in rx.iter() {
-        let Some(cmd) = batch.first().map(|d| d.entry.inner.core.cmd.clone()) else {
+        let Some(core) = batch.first().map(|d| d.entry.inner.core.clone()) else {
             continue;
         };
         // Bring the batch's entries into the cache together (see `process_due`).
         let warm = batch.iter().fold(0u64, |acc, d| acc ^ d.entry.inner.warm());
         std::hint::black_box(warm);
         let count = batch.len();
+        let mut ran = 0;
         let mut done = Vec::new();
         for Dispatch {
             entry,
@@ -72,13 +73,15 @@ fn work(rx: &Receiver<Vec<Dispatch>>) {
                 inner.active.fetch_sub(1, Ordering::AcqRel);
                 inner.core.now()
             } else {
+                ran += 1;
                 run_job(&entry, due, dispatched)
             };
             if report {
                 done.push((entry.inner, finished));
             }
         }
+        core.stats.runs.fetch_add(ran, Ordering::Relaxed);
         // The timer thread may be gone already (closing); nothing is left to report to then.
-        let _ = cmd.send(Cmd::Finished(done, count));
+        let _ = core.cmd.send(Cmd::Finished(done, count));
     }
 }
