@@ -55,9 +55,9 @@
 //! | operation                         | cost | what it touches |
 //! |-----------------------------------|------|-----------------|
 //! | [`insert`](Wheel::insert)         | O(1) | one slab entry, a push on one slot list, two bitmap bits |
-//! | [`cancel`](Wheel::cancel)         | O(1) | the entry and one bit: its index stays on its list as a tombstone, dropped when the list drains or compacts (amortised O(1)) |
+//! | [`cancel`](Wheel::cancel)         | O(1) | the entry, one hole in its list (holes are filled in batches, amortised O(1)) |
 //! | [`reset`](Wheel::reset), later    | O(1) | one field of the entry: no list at all (lazy re-file, below) |
-//! | [`reset`](Wheel::reset), earlier  | O(1) | the entry leaves its list (a hole) and joins another |
+//! | [`reset`](Wheel::reset), earlier  | O(1) | as a cancel plus an insert |
 //! | [`poll`](Wheel::poll) / [`advance`](Wheel::advance) | O(1) per timer expired or re-filed | finding the next occupied slot is O(1) however many empty ticks are skipped |
 //! | [`next_deadline`](Wheel::next_deadline) | O(1) | the bitmaps |
 //!
@@ -81,18 +81,12 @@
 //! A pending timer costs one slab entry, [`Wheel::ENTRY_SIZE`] bytes: 18 bytes of bookkeeping
 //! (deadline, generation, list and position) plus the value `T`, rounded up to a multiple of
 //! 8, i.e. **24 bytes** for values up to 6 bytes (`()`, `u32`, a connection index) and 32
-//! for a `u64`; plus **4 bytes** in its slot's list and one bit of tombstone map. Vacant and
-//! occupied entries share one enum whose tag lives in a niche, so there is no tag byte or
-//! padding for it. With growth slack, 10 million `()` timers measured about 30 bytes each
-//! ([`Wheel::memory_bytes`]), plus a fixed 22 KiB for the list table.
-//!
-//! A cancel frees the entry at once (the key is stale from then on) but leaves its index on
-//! its list as a **tombstone**, marked in a bitmap of one bit per slab index: it touches the
-//! entry and a bit, never the list's buffer, which in a server (cancels in random order) was
-//! a second cache miss per cancel. The index is reused only once its list dropped it (when
-//! the slot drains, or when dead members pass half of the list and it is compacted), so a
-//! list member never names a later timer, and a list never holds more than twice its live
-//! timers. Entries are addressed by `u32` index, so a wheel holds up
+//! for a `u64`; plus **4 bytes** in its slot's list. Vacant and occupied entries share one
+//! enum whose tag lives in a niche, so there is no tag byte or padding for it. With growth
+//! slack, 10 million `()` timers measured 30 bytes each ([`Wheel::memory_bytes`]), plus a
+//! fixed 22 KiB for the list table. A cancel leaves a 4-byte hole in its list until the slot
+//! drains or holes pass half of the list (then they are filled), so a list never holds more
+//! than twice its live timers. Entries are addressed by `u32` index, so a wheel holds up
 //! to about 4 billion timers.
 //!
 //! ## Keys

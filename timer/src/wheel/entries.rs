@@ -17,16 +17,12 @@
 //!   and a cancel touches its own entry and not its two neighbours (holes it leaves are
 //!   filled later in batches, see `list.rs`). On the 1M-timer bench workload (1M timers,
 //!   cancel half, 1-tick steps) this halved the time spent advancing.
-//! - A cancel is lazy: the entry is freed at once (its value dropped, its generation bumped,
-//!   so the key is stale), but its index stays on its list as a tombstone until the list
-//!   drops it, and is reused only then (see `list.rs`). The cancel thus touches the entry and
-//!   a bit, not the list's buffer.
 //! - Vacant and occupied entries share the `Slot` enum; the `ListId` niche encodes the
 //!   variant, so an entry costs 18 bytes plus the value, rounded up to 8 (24 for values up
 //!   to 6 bytes), with no tag byte.
 
 use super::level::{LISTS, ListId};
-use super::list::{List, Tombs};
+use super::list::List;
 
 /// "No entry": an empty free list.
 pub(super) const NIL: u32 = u32::MAX;
@@ -64,9 +60,6 @@ pub(super) struct Removed<T> {
 pub(super) struct Entries<T> {
     slots: Vec<Slot<T>>,
     lists: Box<[List]>,
-    /// Cancelled indices still on a list, and indices freed from them.
-    tombs: Tombs,
-    /// The intrusive free list of vacant slots no list names.
     free: u32,
     len: usize,
 }
@@ -76,7 +69,6 @@ impl<T> Entries<T> {
         Entries {
             slots: Vec::with_capacity(capacity),
             lists: (0..LISTS).map(|_| List::default()).collect(),
-            tombs: Tombs::default(),
             free: NIL,
             len: 0,
         }
@@ -138,21 +130,17 @@ impl<T> Entries<T> {
     /// If `u32::MAX` entries are already stored (indices are `u32`, `NIL` excluded).
     pub(super) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> (u32, u32) {
         let pos = self.lists[list.index()].len() as u32;
-        let reused = if self.free != NIL {
+        let (index, generation) = if self.free != NIL {
             let index = self.free;
-            let Slot::Vacant { next_free, .. } = self.slots[index as usize] else {
+            let slot = &mut self.slots[index as usize];
+            let Slot::Vacant {
+                generation,
+                next_free,
+            } = *slot
+            else {
                 unreachable!("the free list holds vacant slots only")
             };
             self.free = next_free;
-            Some(index)
-        } else {
-            self.tombs.reuse.pop()
-        };
-        let (index, generation) = if let Some(index) = reused {
-            let slot = &mut self.slots[index as usize];
-            let Slot::Vacant { generation, .. } = *slot else {
-                unreachable!("free and reusable indices are vacant")
-            };
             *slot = Slot::Occupied(Entry {
                 deadline,
                 pos,
@@ -173,9 +161,6 @@ impl<T> Entries<T> {
                 list,
                 value,
             }));
-            if index % 64 == 0 {
-                self.tombs.cover(self.slots.len());
-            }
             (index, 0)
         };
         let filed = self.lists[list.index()].push(index);
@@ -200,51 +185,15 @@ impl<T> Entries<T> {
         let e = self.entry_mut(index);
         let (list, pos) = (e.list, e.pos);
         let slots = &mut self.slots;
-        let empty =
-            self.lists[list.index()].remove(pos, &mut self.tombs, |i, p| set_pos(slots, i, p));
+        let empty = self.lists[list.index()].remove(pos, |i, p| set_pos(slots, i, p));
         (list, empty)
-    }
-
-    /// Cancels the occupied entry at `index` lazily: frees it and leaves its index on its
-    /// list as a tombstone. Returns the list, whether it is now empty, and the contents.
-    #[inline]
-    pub(super) fn bury(&mut self, index: u32) -> (ListId, bool, Removed<T>) {
-        let e = self.entry_mut(index);
-        let (list, generation) = (e.list, e.generation);
-        let next_generation = generation.wrapping_add(1);
-        if next_generation == 0 {
-            // The slot retires (see `remove`); a tombstone would hand it out again.
-            let (list, empty) = self.unlink(index);
-            return (list, empty, self.remove(index));
-        }
-        let old = std::mem::replace(
-            &mut self.slots[index as usize],
-            Slot::Vacant {
-                generation: next_generation,
-                // Not on the free list: the list still names it (see `Tombs::reuse`).
-                next_free: NIL,
-            },
-        );
-        let Slot::Occupied(e) = old else {
-            unreachable!("checked above")
-        };
-        self.len -= 1;
-        self.tombs.bury(index);
-        let slots = &mut self.slots;
-        let empty = self.lists[list.index()].bury(&mut self.tombs, |i, p| set_pos(slots, i, p));
-        let removed = Removed {
-            generation,
-            deadline: e.deadline,
-            value: e.value,
-        };
-        (list, empty, removed)
     }
 
     /// Takes positions `base..` off `list` and appends their live members to `out` (see
     /// [`List::take_tail`]). Their entries keep a stale `list` until linked again.
     #[inline]
     pub(super) fn take_tail(&mut self, list: ListId, base: usize, out: &mut Vec<u32>) {
-        self.lists[list.index()].take_tail(base, out, &mut self.tombs);
+        self.lists[list.index()].take_tail(base, out);
     }
 
     /// Whether `list` has no entries.
@@ -268,7 +217,7 @@ impl<T> Entries<T> {
     /// Takes a live entry off `list` and returns its index.
     #[inline]
     pub(super) fn pop(&mut self, list: ListId) -> Option<u32> {
-        self.lists[list.index()].pop(&mut self.tombs)
+        self.lists[list.index()].pop()
     }
 
     /// Frees the occupied, already unlinked entry at `index` and returns its contents.
@@ -318,9 +267,8 @@ impl<T> Entries<T> {
     /// counting so old handles stay stale.
     pub(super) fn clear(&mut self) {
         for list in self.lists.iter_mut() {
-            list.forget();
+            list.clear();
         }
-        self.tombs.clear();
         self.free = NIL;
         // Rebuild the free list from the back so that low indices are reused first.
         for (index, slot) in self.slots.iter_mut().enumerate().rev() {
@@ -341,13 +289,11 @@ impl<T> Entries<T> {
         self.len = 0;
     }
 
-    /// Heap bytes held: the slab at capacity, every list's buffer, the list table and the
-    /// tombstone bits.
+    /// Heap bytes held: the slab at capacity, plus every list's buffer and the list table.
     pub(super) fn memory_bytes(&self) -> usize {
         let lists: usize = self.lists.iter().map(List::capacity).sum();
         self.slots.capacity() * Self::entry_size()
             + (lists * std::mem::size_of::<u32>())
-            + self.tombs.memory_bytes()
             + LISTS * std::mem::size_of::<List>()
     }
 
@@ -377,8 +323,8 @@ mod tests {
         let mut out = Vec::new();
         for pos in 0..e.list_len(l) {
             let i = e.member(l, pos);
-            if i == super::super::list::HOLE || matches!(e.slots[i as usize], Slot::Vacant { .. }) {
-                continue; // a hole or a tombstone
+            if i == super::super::list::HOLE {
+                continue;
             }
             let entry = e.entry_mut(i);
             assert_eq!((entry.list, entry.pos as usize), (l, pos));
@@ -434,26 +380,6 @@ mod tests {
         }
         assert!(e.is_list_empty(A));
         assert_eq!(e.len(), 0);
-    }
-
-    #[test]
-    fn a_cancelled_index_is_reused_only_once_its_list_dropped_it() {
-        let mut e = Entries::with_capacity(0);
-        let (i, g) = e.insert(1, 1u32, A);
-        let (other, _) = e.insert(1, 9u32, A);
-        let (_, empty, removed) = e.bury(i);
-        assert_eq!((empty, removed.value), (false, 1));
-        assert!(e.get(i, g).is_none(), "the key is stale at once");
-        assert_eq!(e.len(), 1);
-        let b = ListId::slot(0, 1);
-        let (j, _) = e.insert(2, 2, b);
-        assert_ne!(j, i, "list A still names index {i}");
-        assert_eq!(e.pop(A), Some(other));
-        assert_eq!(e.list_len(A), 0, "only the tombstone was left: cleared");
-        let (k, gk) = e.insert(3, 3, b);
-        assert_eq!(k, i, "reusable once dropped");
-        assert_ne!(gk, g);
-        assert_eq!(list(&mut e, b), [2, 3]);
     }
 
     #[test]

@@ -256,9 +256,9 @@ impl<T> Wheel<T> {
     /// ```
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         self.entries.get(key.index, key.generation)?;
-        let (list, now_empty, removed) = self.entries.bury(key.index);
+        let (list, now_empty) = self.entries.unlink(key.index);
         self.left(list, now_empty);
-        Some(removed.value)
+        Some(self.entries.remove(key.index).value)
     }
 
     /// Moves a pending timer's deadline; `false` if the key is stale.
