@@ -119,3 +119,8 @@ pub use service::{
     delay_add_once, delay_add_singleton, delay_add_times, set_interval, set_timeout,
 };
 pub use wheel::{Advance, Expired, TimerKey, Wheel};
+
+/// The README's examples, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
