@@ -114,6 +114,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod driver;
+mod endpoint;
 pub mod monitor;
 pub mod protocol;
 pub mod shell;
@@ -123,7 +125,7 @@ pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, Snapshot,
+    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

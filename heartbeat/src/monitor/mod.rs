@@ -206,6 +206,9 @@ pub struct Monitor<C: Copy = ()> {
     stats: Stats,
     /// The tick of the previous `handle_timeout` call (or of creation).
     last_call: u64,
+    /// How late, in nanoseconds, the latest timer run by the last `handle_timeout` call was
+    /// against its own deadline; `None` if that call ran none.
+    last_lateness_ns: Option<u64>,
 }
 
 impl<C: Copy> Monitor<C> {
@@ -242,6 +245,7 @@ impl<C: Copy> Monitor<C> {
             events: VecDeque::new(),
             stats: Stats::default(),
             last_call: 0,
+            last_lateness_ns: None,
         }
     }
 
@@ -410,6 +414,7 @@ impl<C: Copy> Monitor<C> {
         let now_ns = self.nanos(now);
         let mut worst_late = 0;
         let mut budget = max_timers;
+        self.last_lateness_ns = None;
         let mut drained = true;
         loop {
             if budget == 0 {
@@ -444,6 +449,8 @@ impl<C: Copy> Monitor<C> {
             // would have fired then) did not run it.
             let late = now_tick.saturating_sub(expired.deadline.max(self.last_call));
             worst_late = worst_late.max(late);
+            let late_ns = now_ns.saturating_sub(expired.deadline.saturating_mul(self.tick_ns));
+            self.last_lateness_ns = Some(self.last_lateness_ns.map_or(late_ns, |l| l.max(late_ns)));
             self.fire(expired, now_tick, now_ns, late);
         }
         if drained {
@@ -458,6 +465,15 @@ impl<C: Copy> Monitor<C> {
             });
         }
         drained
+    }
+
+    /// How late the last [`handle_timeout`](Self::handle_timeout) call ran the most overdue
+    /// timer it fired, measured against that timer's own deadline (not against
+    /// [`poll_timeout`](Self::poll_timeout), which is only a lower bound: a coarse wheel slot's
+    /// start). `None` if the call fired no timer. This is the loop's real lateness, the `L` of
+    /// the bound in the [module docs](self).
+    pub fn last_lateness(&self) -> Option<Duration> {
+        self.last_lateness_ns.map(Duration::from_nanos)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next; `None` when no peer

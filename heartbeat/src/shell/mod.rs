@@ -30,13 +30,11 @@
 //! bytes wait to be written, within the caps in [`Options`]. The demo measures
 //! the whole (RSS per connection, both ends in one process).
 
-mod backoff;
-mod event_loop;
 mod framing;
 pub mod handle;
 pub mod handler;
-mod pacer;
 mod pool;
+mod settings;
 mod server;
 pub mod stats;
 
@@ -46,14 +44,17 @@ use std::time::Duration;
 use wheelbeat_net::{ConnKey, DEFAULT_MAX_FRAME_LEN, SocketOptions};
 
 use crate::monitor::{self, DeadReason};
+use crate::protocol::ProtocolError;
 
 pub use framing::Framing;
 pub use handle::{Handle, SendError};
 pub use handler::{ConnInfo, Context, Handler};
+pub use settings::{SettingsError, StartError};
 pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
 
+pub(crate) use framing::AnyCodec;
 pub(crate) use server::spawn_loops;
 
 /// Names one connection of one loop, from any thread.
@@ -106,15 +107,18 @@ pub enum CloseReason {
     /// The peer closed the connection (end of stream, reset, or closed in the
     /// middle of a frame).
     PeerClosed,
-    /// The peer broke the protocol; `{"error":"<reason>"}` was sent (best effort)
-    /// before closing. The string is that reason.
-    Protocol(&'static str),
+    /// The peer broke the protocol (a frame that is not a JSON object, or over the
+    /// frame cap); `{"error":"<reason>"}` was sent (best effort) before closing.
+    Protocol(ProtocolError),
     /// The peer did not read: the write queue (or its priority lane) hit its cap.
     WriteOverflow,
     /// Another socket error (its message).
     Io(String),
     /// A pool's connect attempt failed or timed out before the connection was up.
     ConnectFailed(String),
+    /// A [`Handler`] callback panicked while handling this connection. The panic was
+    /// caught and logged; only this connection was closed and the loop goes on.
+    HandlerPanicked,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
     /// The loop shut down.
@@ -130,6 +134,7 @@ impl fmt::Display for CloseReason {
             CloseReason::WriteOverflow => f.write_str("write queue full"),
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::HandlerPanicked => f.write_str("handler panicked"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
@@ -154,6 +159,11 @@ pub struct Options {
     /// Cap on bytes queued for one connection (default 1 MiB). An application
     /// send past it closes the connection ([`CloseReason::WriteOverflow`]).
     pub write_cap: usize,
+    /// Longest a loop turn spends reading and parsing before it runs the timers (default
+    /// 5 ms). Checked between frames: what is left is read first in the next turn, so peers
+    /// that flood the loop with expensive frames delay the heartbeat timers by at most this
+    /// (plus one frame's parse), and the loop's own turns never look like a pause.
+    pub turn_budget: Duration,
     /// Capacity of each loop's command channel (default 65,536).
     pub command_capacity: usize,
     /// mio events taken per poll (default 1,024).
@@ -178,6 +188,7 @@ impl Default for Options {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
+            turn_budget: Duration::from_millis(5),
             command_capacity: 65_536,
             events_capacity: 1024,
             socket: SocketOptions::default().nodelay(true),
@@ -190,7 +201,7 @@ impl Default for Options {
 /// How long a best-effort goodbye (an `{"error":...}` frame) may linger: the
 /// loop drains at most this many unread bytes before closing so the kernel sends
 /// FIN rather than RST (which could destroy the goodbye in flight).
-const GOODBYE_DRAIN: usize = 256 * 1024;
+pub(crate) const GOODBYE_DRAIN: usize = 256 * 1024;
 
 /// Default initial reconnect delay of a pool.
 const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);

@@ -44,6 +44,8 @@ pub struct DeadCounts {
     pub write_overflow: u64,
     /// Closed after another I/O error on the socket.
     pub io_error: u64,
+    /// Closed because a handler callback for it panicked.
+    pub handler_panicked: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -55,6 +57,7 @@ impl DeadCounts {
         self.protocol_error += other.protocol_error;
         self.write_overflow += other.write_overflow;
         self.io_error += other.io_error;
+        self.handler_panicked += other.handler_panicked;
         self.local += other.local;
     }
 
@@ -65,6 +68,7 @@ impl DeadCounts {
             + self.protocol_error
             + self.write_overflow
             + self.io_error
+            + self.handler_panicked
             + self.local
     }
 }
@@ -120,6 +124,13 @@ pub struct Snapshot {
     pub timer_lateness_max: Duration,
     /// Timer runs later than 10 ms after they were due.
     pub timer_late_runs: u64,
+    /// Handler callbacks that panicked (each closed the connection it was called for, if
+    /// any, with [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)).
+    pub handler_panics: u64,
+    /// Loops that ended other than by [`Handle::shutdown`](crate::Handle::shutdown) (a
+    /// failed `poll`, a panic outside the handler): their counters are missing from this
+    /// snapshot, and their connections are gone.
+    pub loops_failed: u64,
     rtt: Histogram<u64>,
 }
 
@@ -139,6 +150,8 @@ impl Snapshot {
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
             timer_late_runs: 0,
+            handler_panics: 0,
+            loops_failed: 0,
             rtt: new_histogram(),
         }
     }
@@ -172,6 +185,8 @@ impl Snapshot {
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
         self.timer_late_runs += other.timer_late_runs;
+        self.handler_panics += other.handler_panics;
+        self.loops_failed += other.loops_failed;
         // Both histograms share the same constant bounds, so adding cannot
         // run out of range; saturate instead of failing if it ever did.
         if self.rtt.add(&other.rtt).is_err() {
@@ -237,6 +252,8 @@ impl fmt::Debug for Snapshot {
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
             .field("timer_late_runs", &self.timer_late_runs)
+            .field("handler_panics", &self.handler_panics)
+            .field("loops_failed", &self.loops_failed)
             .field("rtt", &self.rtt())
             .finish()
     }
