@@ -395,8 +395,12 @@ impl<H: Handler> Driver<H> {
                     Err(e) => self.ep.handle_connect_failed(now, key, &e),
                 }
             }
-            ConnectStatus::Failed(e) => self.ep.handle_connect_failed(now, key, &e.into()),
+            ConnectStatus::Failed(e) => {
+                self.sockets.remove(key);
+                self.ep.handle_connect_failed(now, key, &e.into());
+            }
             ConnectStatus::TimedOut => {
+                self.sockets.remove(key);
                 let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
                 self.ep.handle_connect_failed(now, key, &e);
             }
@@ -584,10 +588,9 @@ fn send_heartbeat(conn: &mut Connection<AnyCodec>, frame: &[u8]) -> Result<(), F
 /// goodbye half-close and drain so the kernel sends FIN, not a reset.
 fn close_socket(io: Io, goodbye: bool, registry: &mio::Registry) {
     let mut conn = match io {
-        Io::Connecting(mut c) => {
-            let _ = registry.deregister(c.stream_mut());
-            return;
-        }
+        // Dropping the socket closes it, which also removes it from epoll; after a failed
+        // `poll` the `Connecting` holds no socket at all.
+        Io::Connecting(_) => return,
         Io::Open { conn, .. } | Io::Frozen(conn) => conn,
     };
     let _ = conn.flush();
