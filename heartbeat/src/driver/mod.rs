@@ -278,8 +278,7 @@ impl<H: Handler> Driver<H> {
                     .as_ref()
                     .is_some_and(|a| a.resume_due(now) || a.accept_due(now));
             self.accept_again = false;
-            self.ready
-                .begin_turn(&events, accept.then_some(LISTENER));
+            self.ready.begin_turn(&events, accept.then_some(LISTENER));
             let full = n >= events.capacity();
             self.events = events;
             while let Some(token) = self.ready.next_token() {
@@ -484,7 +483,11 @@ impl<H: Handler> Driver<H> {
     fn apply_outputs(&mut self, now: Instant) {
         while let Some(out) = self.ep.poll_output() {
             match out {
-                Output::Transmit { conn: key, lane, frame } => {
+                Output::Transmit {
+                    conn: key,
+                    lane,
+                    frame,
+                } => {
                     let Some(Io::Open { conn, dirty }) = self.sockets.get_mut(key) else {
                         continue;
                     };
@@ -580,8 +583,7 @@ fn send_heartbeat(conn: &mut Connection<AnyCodec>, frame: &[u8]) -> Result<(), F
     if let Err(e) = conn.flush() {
         return Err(Full::Failed(close_reason_for(&e)));
     }
-    conn.send_priority(frame)
-        .map_err(|e| Full::from(e.error()))
+    conn.send_priority(frame).map_err(|e| Full::from(e.error()))
 }
 
 /// Closes a socket as the endpoint asked: flush what is queued (best effort), and for a

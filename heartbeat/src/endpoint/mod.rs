@@ -300,11 +300,7 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
 
     /// A frame for `conn` did not fit its `lane`: the peer does not read what it is sent.
     pub(crate) fn handle_write_full(&mut self, now: Instant, conn: ConnKey, lane: Lane) {
-        log::debug!(
-            "loop {}: {}: {lane:?} lane full",
-            self.index,
-            self.id(conn)
-        );
+        log::debug!("loop {}: {}: {lane:?} lane full", self.index, self.id(conn));
         self.close(now, conn, CloseReason::WriteOverflow);
         self.settle(now);
     }

@@ -149,6 +149,20 @@ impl Timeline {
         out
     }
 
+    /// Runs the timers at each deadline until one produces outputs: when, and what.
+    fn next_outputs(&mut self, limit: Instant) -> (Instant, Vec<Out>) {
+        while let Some(t) = self.ep.poll_timeout(limit)
+            && t <= limit
+        {
+            self.ep.handle_timeout(t);
+            let out = self.outputs();
+            if !out.is_empty() {
+                return (t, out);
+            }
+        }
+        (limit, Vec::new())
+    }
+
     fn accept(&mut self, ms: u64) -> ConnKey {
         let key = self.ep.handle_accepted(self.at(ms), info());
         assert_eq!(self.rec.take(), [Heard::Connect(key)]);
@@ -170,8 +184,8 @@ fn a_silent_peer_is_pinged_then_dead_within_the_bound_and_on_dead_comes_before_o
     let a = tl.accept(0);
     // Nothing before the silence window ends.
     assert_eq!(tl.run_until(tl.at(999)), []);
-    assert_eq!(tl.run_until(tl.at(1000)), [tx(a, r#"{"ping":0}"#)]);
-    assert_eq!(tl.run_until(tl.at(1500)), [tx(a, r#"{"ping":1}"#)]);
+    assert_eq!(tl.run_until(tl.at(1000)), [tx(a, r#"{"ping":1}"#)]);
+    assert_eq!(tl.run_until(tl.at(1500)), [tx(a, r#"{"ping":2}"#)]);
     assert_eq!(tl.rec.take(), [Heard::Missed(a, 1)]);
     assert_eq!(tl.run_until(tl.at(1999)), []);
     assert_eq!(tl.run_until(tl.at(2010)), [Out::Close(a, false)]);
@@ -185,7 +199,10 @@ fn a_silent_peer_is_pinged_then_dead_within_the_bound_and_on_dead_comes_before_o
         ]
     );
     let s = tl.ep.stats();
-    assert_eq!((s.connections, s.closed.missed_pings, s.pings_sent), (0, 1, 2));
+    assert_eq!(
+        (s.connections, s.closed.missed_pings, s.pings_sent),
+        (0, 1, 2)
+    );
     // The key is stale: inputs for it are ignored.
     assert!(tl.frame(2020, a, r#"{"ping":1}"#).is_break());
     assert_eq!(tl.outputs(), []);
@@ -195,11 +212,23 @@ fn a_silent_peer_is_pinged_then_dead_within_the_bound_and_on_dead_comes_before_o
 fn an_answering_peer_lives_and_its_rtt_is_counted() {
     let mut tl = Timeline::server();
     let a = tl.accept(0);
-    assert_eq!(tl.run_until(tl.at(1000)), [tx(a, r#"{"ping":0}"#)]);
-    assert!(tl.frame(1020, a, r#"{"pong":0}"#).is_continue());
-    assert_eq!(tl.run_until(tl.at(10_000)).len(), 9, "one ping a second");
-    assert_eq!(tl.ep.stats().pongs_received, 1);
+    // Answers every ping 20 ms after it left, for 10 s.
+    for seq in 1..=9 {
+        let (sent, out) = tl.next_outputs(tl.at(10_000));
+        assert_eq!(out, [tx(a, &format!(r#"{{"ping":{seq}}}"#))]);
+        let now = (sent - tl.t0).as_millis() as u64 + 20;
+        assert!(
+            tl.frame(now, a, &format!(r#"{{"pong":{seq}}}"#))
+                .is_continue()
+        );
+        // The next ping a second after this answer, not before.
+        assert!(tl.run_until(tl.at(now + 990)).is_empty());
+    }
+    assert_eq!(tl.ep.stats().pongs_received, 9);
+    let max = tl.ep.stats().rtt().max;
+    assert!(max.abs_diff(Duration::from_millis(20)) < Duration::from_micros(100));
     assert!(tl.ep.is_open(a));
+    assert_eq!(tl.rec.take(), []);
 }
 
 /// Guards issue 8: "a reading peer that pipelines 324 pings in one write gets no pong". The
@@ -212,7 +241,9 @@ fn pipelined_pings_are_all_answered_in_order() {
         assert!(tl.frame(5, a, &format!(r#"{{"ping":{n}}}"#)).is_continue());
     }
     let out = tl.outputs();
-    let want: Vec<_> = (0..324).map(|n| tx(a, &format!(r#"{{"pong":{n}}}"#))).collect();
+    let want: Vec<_> = (0..324)
+        .map(|n| tx(a, &format!(r#"{{"pong":{n}}}"#)))
+        .collect();
     assert_eq!(out, want);
     assert_eq!(tl.ep.stats().pings_received, 324);
 }
@@ -225,10 +256,7 @@ fn replies_to_frames_read_with_the_fin_come_out_before_the_close() {
     let a = tl.accept(0);
     assert!(tl.frame(5, a, r#"{"ping":9}"#).is_continue());
     tl.ep.handle_read_closed(tl.at(5), a);
-    assert_eq!(
-        tl.outputs(),
-        [tx(a, r#"{"pong":9}"#), Out::Close(a, false)]
-    );
+    assert_eq!(tl.outputs(), [tx(a, r#"{"pong":9}"#), Out::Close(a, false)]);
     assert_eq!(tl.rec.take(), [Heard::Close(a, CloseReason::PeerClosed)]);
     assert_eq!(tl.ep.stats().closed.peer_closed, 1);
 }
@@ -266,7 +294,6 @@ fn a_panicking_handler_closes_only_its_connection_and_the_loop_goes_on() {
     let mut tl = Timeline::server();
     let a = tl.accept(0);
     let b = tl.accept(0);
-    // Silence the default hook's backtrace print for this expected panic.
     assert!(tl.frame(5, a, r#"{"boom":1}"#).is_break());
     assert_eq!(tl.outputs(), [Out::Close(a, false)]);
     assert_eq!(
@@ -354,11 +381,18 @@ fn timer_lateness_is_measured_against_the_real_due_time() {
     let a = tl.accept(0);
     // An on-time driver: it wakes at every poll_timeout, which may be early (a coarse slot).
     let out = tl.run_until(tl.at(45_000));
-    assert_eq!(out, [tx(a, r#"{"ping":0}"#)]);
+    assert_eq!(out, [tx(a, r#"{"ping":1}"#)]);
     assert_eq!(tl.ep.stats().timer_lateness_max, Duration::ZERO);
-    // A driver 30 ms late is reported 30 ms late.
-    let due = tl.ep.poll_timeout(tl.at(45_000)).unwrap();
-    tl.ep.handle_timeout(due + Duration::from_millis(30));
+    // The ping's answer is due at 45.5 s, but the wheel's next deadline is only a lower
+    // bound (a coarse slot's start, here 45.44 s): an on-time driver wakes there for nothing.
+    let early = tl.ep.poll_timeout(tl.at(45_000)).unwrap();
+    assert!(early < tl.at(45_500));
+    assert_eq!(tl.run_until(tl.at(45_499)), []);
+    assert_eq!(tl.ep.stats().timer_lateness_max, Duration::ZERO);
+    // A driver 30 ms late for the real due time is reported 30 ms late, not 30 ms plus the
+    // slot's earliness.
+    tl.ep.handle_timeout(tl.at(45_530));
+    assert_eq!(tl.rec.take(), [Heard::Missed(a, 1)]);
     assert_eq!(tl.ep.stats().timer_lateness_max, Duration::from_millis(30));
 }
 
@@ -406,7 +440,10 @@ fn a_pool_reconnects_after_a_jittered_backoff_that_doubles_and_resets_once_conne
     tl.ep.handle_connect_failed(retry, k2, &refused);
     tl.outputs();
     let retry2 = tl.ep.poll_timeout(retry).unwrap();
-    assert!(retry2 <= retry + Duration::from_millis(200), "second at most 200 ms");
+    assert!(
+        retry2 <= retry + Duration::from_millis(200),
+        "second at most 200 ms"
+    );
     let k3 = connects(&tl.run_until(retry2))[0];
     let mut inf = info();
     inf.inbound = false;
@@ -425,7 +462,10 @@ fn a_pool_reconnects_after_a_jittered_backoff_that_doubles_and_resets_once_conne
     // Closed on purpose: never reconnected.
     tl.ep.handle_close(retry3, ConnId::new(0, k4));
     tl.outputs();
-    assert_eq!(connects(&tl.run_until(retry3 + Duration::from_secs(60))), []);
+    assert_eq!(
+        connects(&tl.run_until(retry3 + Duration::from_secs(60))),
+        []
+    );
 }
 
 #[test]
@@ -435,11 +475,13 @@ fn a_connect_that_hangs_times_out_at_its_deadline_and_is_retried() {
     assert_eq!(tl.run_until(tl.at(1999)), []);
     let out = tl.run_until(tl.at(2000));
     assert_eq!(out[0], Out::Close(k1, false));
-    assert_eq!(tl.rec.take(), [Heard::ConnectError(io::ErrorKind::TimedOut)]);
+    assert_eq!(
+        tl.rec.take(),
+        [Heard::ConnectError(io::ErrorKind::TimedOut)]
+    );
     assert_eq!(tl.ep.stats().connect_failures, 1);
     // A late report for the timed-out key is ignored.
-    tl.ep
-        .handle_connected(tl.at(2001), k1, info());
+    tl.ep.handle_connected(tl.at(2001), k1, info());
     assert!(!tl.ep.is_open(k1));
     assert_eq!(connects(&tl.run_until(tl.at(2100))).len(), 1);
 }

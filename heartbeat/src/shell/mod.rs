@@ -34,8 +34,8 @@ mod framing;
 pub mod handle;
 pub mod handler;
 mod pool;
-mod settings;
 mod server;
+mod settings;
 pub mod stats;
 
 use std::fmt;
@@ -49,9 +49,9 @@ use crate::protocol::ProtocolError;
 pub use framing::Framing;
 pub use handle::{Handle, SendError};
 pub use handler::{ConnInfo, Context, Handler};
-pub use settings::{SettingsError, StartError};
 pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
+pub use settings::{SettingsError, StartError};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
 
 pub(crate) use framing::AnyCodec;

@@ -58,7 +58,10 @@ impl fmt::Display for SettingsError {
             SettingsError::ReadBudget => f.write_str("read_budget must be at least 1"),
             SettingsError::TurnBudget(d) => write!(f, "turn_budget {d:?} not in (0, 1s]"),
             SettingsError::WriteCap(n) => {
-                write!(f, "write_cap {n} cannot hold one frame of max_frame_len, or is over 4 GiB")
+                write!(
+                    f,
+                    "write_cap {n} cannot hold one frame of max_frame_len, or is over 4 GiB"
+                )
             }
             SettingsError::CommandCapacity => f.write_str("command_capacity must be at least 1"),
             SettingsError::EventsCapacity => f.write_str("events_capacity must be at least 1"),
@@ -67,7 +70,10 @@ impl fmt::Display for SettingsError {
             }
             SettingsError::ConnectRate => f.write_str("connect_rate must be at least 1 per second"),
             SettingsError::Backoff(i, m) => {
-                write!(f, "backoff ({i:?}, {m:?}): initial must be non-zero, both at most {DURATION_LIMIT:?}")
+                write!(
+                    f,
+                    "backoff ({i:?}, {m:?}): initial must be non-zero, both at most {DURATION_LIMIT:?}"
+                )
             }
         }
     }
@@ -141,7 +147,9 @@ fn duration_ok(d: Duration) -> bool {
 impl Options {
     /// Checks every setting; see [`SettingsError`] for the ranges.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        self.heartbeat.validate().map_err(SettingsError::Heartbeat)?;
+        self.heartbeat
+            .validate()
+            .map_err(SettingsError::Heartbeat)?;
         if self.max_frame_len == 0 || self.max_frame_len > MAX_FRAME_LEN_LIMIT {
             return Err(SettingsError::MaxFrameLen(self.max_frame_len));
         }
@@ -197,7 +205,10 @@ mod tests {
         assert_eq!(o.validate(), Err(SettingsError::MaxFrameLen(usize::MAX)));
         let mut o = ok.clone();
         o.connect_timeout = Duration::MAX;
-        assert_eq!(o.validate(), Err(SettingsError::ConnectTimeout(Duration::MAX)));
+        assert_eq!(
+            o.validate(),
+            Err(SettingsError::ConnectTimeout(Duration::MAX))
+        );
         let mut o = ok.clone();
         o.write_cap = 10;
         assert_eq!(o.validate(), Err(SettingsError::WriteCap(10)));
