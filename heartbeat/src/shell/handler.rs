@@ -8,9 +8,13 @@
 //!   they ask for (send, close) is queued and carried out by the loop right
 //!   after the callback returns, which keeps the loop's borrow story simple
 //!   and makes re-entrancy impossible.
-//! - A panic in a callback ends its loop: the thread unwinds, its sockets are
-//!   dropped (closed), and later commands to it report
-//!   [`SendError::Closed`](crate::SendError::Closed). Catch what you expect to
+//! - A panic in a callback is caught by the loop: the connection the callback
+//!   was called for is closed with
+//!   [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)
+//!   (counted in [`Snapshot::handler_panics`](crate::Snapshot::handler_panics),
+//!   logged), what the callback had queued before panicking is still carried
+//!   out, and every other connection carries on. The handler's own state is
+//!   whatever the panic left: keep it consistent, or catch what you expect to
 //!   fail.
 //! - All methods have empty defaults, so `()` is a valid handler (pure
 //!   heartbeat server) and an application overrides only what it needs.
