@@ -37,6 +37,7 @@
 
 // The modules are public for their docs (ground rules, state tables, bounds); everything in
 // them is also re-exported at the crate root, which is the path to use.
+pub mod clock;
 pub mod codec;
 pub mod conn;
 pub mod connect;
@@ -47,6 +48,7 @@ pub mod ready;
 pub mod table;
 pub mod write;
 
+pub use clock::thread_cpu_time;
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, Decoded, LengthCodec, LineCodec, MAX_MAX_FRAME_LEN};
 pub use conn::{
     Connection, DEFAULT_PRIORITY_CAP, DEFAULT_READ_BUDGET, DEFAULT_WRITE_CAP, Outbox, ReadBuf,

@@ -193,19 +193,25 @@ impl<H: Handler> Driver<H> {
 
     fn turns(mut self) -> io::Result<()> {
         log::debug!("event loop {} started", self.index);
+        let mut stall = StallMeter::new();
         let result = loop {
             // Checked before every poll: the wake-up that follows the flag may have been
             // consumed by an earlier poll of this turn, and would not come again.
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break Ok(());
             }
-            let timeout = self.poll_timeout(Instant::now());
+            let before = Instant::now();
+            let timeout = self.poll_timeout(before);
+            stall.before_poll(before);
             if let Err(e) = self.poll.poll(&mut self.events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 break Err(e);
             }
             let now = Instant::now();
+            if let Some(not_running) = stall.after_poll(now, timeout) {
+                self.ep.report_stall(not_running);
+            }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break Ok(());
             }
@@ -549,6 +555,51 @@ impl<H: Handler> Driver<H> {
             // Keep the allocation for the next turn.
             self.dirty = dirty;
         }
+    }
+}
+
+/// Measures how long the loop thread was not running, for the local-pause guard: between
+/// polls, the wall-clock time in which the thread used no CPU (stopped or not scheduled while
+/// it had work); in `poll`, the time it slept past its timeout. The loop's own busy turns use
+/// CPU and so never count.
+struct StallMeter {
+    /// Wall clock and thread CPU time when the previous `poll` returned.
+    turn_start: Option<(Instant, Duration)>,
+    /// Wall-clock time of the busy part of the turn that used no CPU.
+    busy_idle: Duration,
+    poll_start: Instant,
+}
+
+impl StallMeter {
+    fn new() -> StallMeter {
+        StallMeter {
+            turn_start: None,
+            busy_idle: Duration::ZERO,
+            poll_start: Instant::now(),
+        }
+    }
+
+    fn before_poll(&mut self, now: Instant) {
+        self.poll_start = now;
+        self.busy_idle = match (self.turn_start, wheelbeat_net::thread_cpu_time()) {
+            (Some((wall, cpu)), Some(cpu_now)) => {
+                (now - wall).saturating_sub(cpu_now.saturating_sub(cpu))
+            }
+            _ => Duration::ZERO,
+        };
+    }
+
+    /// The time not running since the last report; `None` where the thread's CPU time is
+    /// unknown (the monitor then keeps treating any lateness over `timeout` as a pause).
+    fn after_poll(&mut self, now: Instant, timeout: Option<Duration>) -> Option<Duration> {
+        let cpu = wheelbeat_net::thread_cpu_time()?;
+        let known = self.turn_start.is_some();
+        self.turn_start = Some((now, cpu));
+        let overslept = timeout.map_or(Duration::ZERO, |t| {
+            now.saturating_duration_since(self.poll_start)
+                .saturating_sub(t)
+        });
+        known.then_some(self.busy_idle + overslept)
     }
 }
 

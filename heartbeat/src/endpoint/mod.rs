@@ -367,6 +367,13 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
         self.settle(now);
     }
 
+    /// The loop thread was not running (stopped, not scheduled) for `not_running` since the
+    /// last report: the only time the local-pause guard forgives. See
+    /// [`Monitor::report_stall`].
+    pub(crate) fn report_stall(&mut self, not_running: std::time::Duration) {
+        self.monitor.report_stall(not_running);
+    }
+
     // ----- outputs ------------------------------------------------------------------
 
     /// The next thing the driver must do, in the order it arose. Call until `None` after

@@ -209,6 +209,10 @@ pub struct Monitor<C: Copy = ()> {
     /// How late, in nanoseconds, the latest timer run by the last `handle_timeout` call was
     /// against its own deadline; `None` if that call ran none.
     last_lateness_ns: Option<u64>,
+    /// Ticks the driver reported the loop not running since the last call that ran
+    /// everything due ([`Monitor::report_stall`]); `None` until the first report, when every
+    /// late call counts as a pause.
+    stall_ticks: Option<u64>,
 }
 
 impl<C: Copy> Monitor<C> {
@@ -246,6 +250,7 @@ impl<C: Copy> Monitor<C> {
             stats: Stats::default(),
             last_call: 0,
             last_lateness_ns: None,
+            stall_ticks: None,
         }
     }
 
@@ -446,8 +451,11 @@ impl<C: Copy> Monitor<C> {
             };
             // How late this call is for this timer: it was due at `expired.deadline`, and the
             // last call that ran everything due (`last_call`, earlier than the deadline or it
-            // would have fired then) did not run it.
+            // would have fired then) did not run it. Once the driver reports stalls, only the
+            // time the loop really was not running counts towards the pause guard: its own
+            // busy turns are lateness, never a pause.
             let late = now_tick.saturating_sub(expired.deadline.max(self.last_call));
+            let late = self.stall_ticks.map_or(late, |stall| late.min(stall));
             worst_late = worst_late.max(late);
             let late_ns = now_ns.saturating_sub(expired.deadline.saturating_mul(self.tick_ns));
             self.last_lateness_ns = Some(self.last_lateness_ns.map_or(late_ns, |l| l.max(late_ns)));
@@ -457,6 +465,9 @@ impl<C: Copy> Monitor<C> {
             // Only a call that left nothing due moves the reference point of lateness, so a
             // backlog worked off over several bounded calls is judged as one late call.
             self.last_call = self.last_call.max(now_tick);
+            if let Some(stall) = &mut self.stall_ticks {
+                *stall = 0;
+            }
         }
         if worst_late > self.pause_ticks {
             self.stats.local_pauses += 1;
@@ -465,6 +476,21 @@ impl<C: Copy> Monitor<C> {
             });
         }
         drained
+    }
+
+    /// Reports that the loop thread was not running (stopped, frozen, not scheduled) for
+    /// `not_running` since the previous report. Once a driver reports at all, the local-pause
+    /// guard forgives a verdict only for such time, never for the loop's own busy turns: a loop
+    /// late because it was computing convicts on its grid, late by its lateness. A driver
+    /// that never calls this keeps the older rule (any lateness over `timeout` is a pause),
+    /// which is what virtual-time drivers want.
+    ///
+    /// The driver measures it as the wall-clock time outside `poll` in which the thread used
+    /// no CPU, plus the time `poll` overslept its timeout.
+    pub fn report_stall(&mut self, not_running: Duration) {
+        let ticks =
+            u64::try_from(not_running.as_nanos() / u128::from(self.tick_ns)).unwrap_or(u64::MAX);
+        self.stall_ticks = Some(self.stall_ticks.unwrap_or(0).saturating_add(ticks));
     }
 
     /// How late the last [`handle_timeout`](Self::handle_timeout) call ran the most overdue
