@@ -270,7 +270,12 @@ impl<H: Handler> Driver<H> {
                 let key = ConnKey::from_token(ev.token());
                 match self.sockets.get_mut(key) {
                     Some(Io::Open { conn, .. }) => {
-                        conn.note_event(ev.is_read_closed() || ev.is_error());
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        conn.note_event(closed);
+                        if ev.is_readable() || closed {
+                            // Not judged before it is read (served this turn or the next).
+                            self.ep.set_unread(key, true);
+                        }
                         // Writable, or anything else: flush at the end of the turn.
                         self.mark_dirty(key);
                     }
@@ -435,7 +440,7 @@ impl<H: Handler> Driver<H> {
             std::ops::ControlFlow::Continue(())
         });
         match result {
-            Ok(ReadStatus::Drained) => {}
+            Ok(ReadStatus::Drained) => self.ep.set_unread(key, false),
             Ok(ReadStatus::BudgetExhausted) => self.ready.again(key.token()),
             Ok(ReadStatus::Stopped) => {
                 if out_of_time && self.ep.is_open(key) {

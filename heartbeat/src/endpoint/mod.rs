@@ -367,6 +367,14 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
         self.settle(now);
     }
 
+    /// Whether the driver holds bytes from `conn` it has not read yet: its heartbeat steps
+    /// wait until they are read (see [`Monitor::set_unread`]).
+    pub(crate) fn set_unread(&mut self, conn: ConnKey, unread: bool) {
+        if let Some(State::Open { peer, .. }) = self.conns.get(conn) {
+            self.monitor.set_unread(*peer, unread);
+        }
+    }
+
     /// The loop thread was not running (stopped, not scheduled) for `not_running` since the
     /// last report: the only time the local-pause guard forgives. See
     /// [`Monitor::report_stall`].

@@ -478,6 +478,22 @@ impl<C: Copy> Monitor<C> {
         drained
     }
 
+    /// Tells the monitor whether the driver holds bytes from `peer` that it has not read yet
+    /// (a readiness event not served yet, or a read cut short by its budget). While it does,
+    /// no miss and no verdict is pronounced for the peer: a step that falls due is looked at
+    /// again one tick later. A peer is never convicted while its answer sits unread in its
+    /// socket; the cost is that a verdict waits for the loop's read lateness, which the
+    /// driver's turn budget bounds. A stale `peer` is ignored.
+    pub fn set_unread(&mut self, peer: PeerId, unread: bool) {
+        if let Some(p) = peer_mut(&mut self.slots, peer) {
+            if unread {
+                p.flags |= flag::UNREAD;
+            } else {
+                p.flags &= !flag::UNREAD;
+            }
+        }
+    }
+
     /// Reports that the loop thread was not running (stopped, frozen, not scheduled) for
     /// `not_running` since the previous report. Once a driver reports at all, the local-pause
     /// guard forgives a verdict only for such time, never for the loop's own busy turns: a loop
@@ -571,7 +587,9 @@ impl<C: Copy> Monitor<C> {
         if p.has(flag::HEARD) {
             // Heard from since (idle or pinged): a new cycle, whose grid starts from `last_seen`
             // with a fresh jitter draw (a new `last_seen` hashes to a new draw).
-            p.flags = 0; // also ends the first cycle (FIRST): later ones draw interval ± jitter
+            // Also ends the first cycle (FIRST): later ones draw interval ± jitter. UNREAD is
+            // the socket's, not the cycle's.
+            p.flags &= flag::UNREAD;
             let interval = p.window_ns(seed, id.key());
             let due = p.ping_due_tick(interval, tick_ns);
             if due > now_tick {
@@ -597,6 +615,15 @@ impl<C: Copy> Monitor<C> {
             // bound by timeout - interval).
             let recheck = now_tick + p.settings.min_interval_ticks(tick_ns);
             p.timer = self.wheel.insert(due.min(recheck), id);
+            return;
+        }
+        if p.has(flag::UNREAD) {
+            // The peer's bytes (perhaps the very answer) wait unread in the driver's socket:
+            // judging now could convict a peer that did answer. Look again one tick later; the
+            // driver reads carried-over sockets first, so this waits only for the loop's own
+            // read lateness.
+            self.stats.deferred += 1;
+            p.timer = self.wheel.insert(now_tick + 1, id);
             return;
         }
         // Lateness of the step itself (this expiry may be an earlier re-check).

@@ -145,4 +145,7 @@ pub struct Stats {
     pub timer_fires: u64,
     /// Lazy re-arms: a timer that fired for a peer heard from since, and was re-filed.
     pub rearms: u64,
+    /// Steps looked at again one tick later because the peer's bytes were still unread
+    /// ([`Monitor::set_unread`](super::Monitor::set_unread)).
+    pub deferred: u64,
 }
