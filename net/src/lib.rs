@@ -43,6 +43,7 @@ pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod listen;
+pub mod mem;
 pub mod options;
 pub mod ready;
 pub mod table;
@@ -57,6 +58,7 @@ pub use conn::{
 pub use connect::{ConnectStatus, Connecting};
 pub use error::{Error, FrameError, SendError};
 pub use listen::{AcceptStatus, Acceptor, FdLimit, ListenConfig, bind, raise_fd_limit};
+pub use mem::release_free_memory;
 pub use options::{Keepalive, SocketOptions};
 pub use ready::Ready;
 pub use table::{ConnKey, ConnTable};

@@ -472,6 +472,7 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
             CloseReason::WriteOverflow => c.write_overflow += 1,
             CloseReason::Io(_) | CloseReason::ConnectFailed(_) => c.io_error += 1,
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
+            CloseReason::MemoryBudget => c.memory_budget += 1,
             CloseReason::Local | CloseReason::Shutdown => c.local += 1,
         }
         self.out.push_back(Queued::Close {

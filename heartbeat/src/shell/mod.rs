@@ -116,6 +116,10 @@ pub enum CloseReason {
     Io(String),
     /// A pool's connect attempt failed or timed out before the connection was up.
     ConnectFailed(String),
+    /// The loop's memory budget ([`Options::memory_budget`]) was exceeded and this
+    /// connection held the most queued bytes: output its peer did not read, or an unfinished
+    /// input frame.
+    MemoryBudget,
     /// A [`Handler`] callback panicked while handling this connection. The panic was
     /// caught and logged; only this connection was closed and the loop goes on.
     HandlerPanicked,
@@ -135,6 +139,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             CloseReason::HandlerPanicked => f.write_str("handler panicked"),
+            CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
@@ -159,6 +164,14 @@ pub struct Options {
     /// Cap on bytes queued for one connection (default 1 MiB). An application
     /// send past it closes the connection ([`CloseReason::WriteOverflow`]).
     pub write_cap: usize,
+    /// Cap on the heap bytes all connections of one loop hold together (default 256 MiB):
+    /// unread output, unfinished input frames, write-queue bookkeeping. Per-connection caps
+    /// (`write_cap`, `max_frame_len`) multiply with the number of peers; this does not. When
+    /// a turn ends above it, the connections holding the most are closed
+    /// ([`CloseReason::MemoryBudget`]) until the loop is back under 7/8 of it, and once the
+    /// pressure is over the freed memory is handed back to the operating system where the
+    /// allocator allows (glibc's `malloc_trim`).
+    pub memory_budget: usize,
     /// Longest a loop turn spends reading and parsing before it runs the timers (default
     /// 5 ms). Checked between frames: what is left is read first in the next turn, so peers
     /// that flood the loop with expensive frames delay the heartbeat timers by at most this
@@ -189,6 +202,7 @@ impl Default for Options {
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
             turn_budget: Duration::from_millis(5),
+            memory_budget: 256 * 1024 * 1024,
             command_capacity: 65_536,
             events_capacity: 1024,
             socket: SocketOptions::default().nodelay(true),

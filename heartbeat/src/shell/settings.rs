@@ -31,6 +31,9 @@ pub enum SettingsError {
     MaxFrameLen(usize),
     /// `read_budget` is 0.
     ReadBudget,
+    /// `memory_budget` is smaller than one connection's worth (`write_cap` plus two frames of
+    /// `max_frame_len`).
+    MemoryBudget(usize),
     /// `turn_budget` is zero or over one second.
     TurnBudget(Duration),
     /// `write_cap` is smaller than one frame of `max_frame_len` bytes could ever need, or over
@@ -56,6 +59,12 @@ impl fmt::Display for SettingsError {
                 write!(f, "max_frame_len {n} not in 1..={MAX_FRAME_LEN_LIMIT}")
             }
             SettingsError::ReadBudget => f.write_str("read_budget must be at least 1"),
+            SettingsError::MemoryBudget(n) => {
+                write!(
+                    f,
+                    "memory_budget {n} is less than one connection's write_cap + 2 frames"
+                )
+            }
             SettingsError::TurnBudget(d) => write!(f, "turn_budget {d:?} not in (0, 1s]"),
             SettingsError::WriteCap(n) => {
                 write!(
@@ -165,6 +174,9 @@ impl Options {
         let one_frame = self.max_frame_len + 4 + wheelbeat_net::FRAME_OVERHEAD;
         if self.write_cap < one_frame || u32::try_from(self.write_cap).is_err() {
             return Err(SettingsError::WriteCap(self.write_cap));
+        }
+        if self.memory_budget < self.write_cap.saturating_add(2 * self.max_frame_len) {
+            return Err(SettingsError::MemoryBudget(self.memory_budget));
         }
         if self.command_capacity == 0 {
             return Err(SettingsError::CommandCapacity);

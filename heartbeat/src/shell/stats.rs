@@ -46,6 +46,8 @@ pub struct DeadCounts {
     pub io_error: u64,
     /// Closed because a handler callback for it panicked.
     pub handler_panicked: u64,
+    /// Closed because its loop was over its memory budget and it held the most.
+    pub memory_budget: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -58,6 +60,7 @@ impl DeadCounts {
         self.write_overflow += other.write_overflow;
         self.io_error += other.io_error;
         self.handler_panicked += other.handler_panicked;
+        self.memory_budget += other.memory_budget;
         self.local += other.local;
     }
 
@@ -69,6 +72,7 @@ impl DeadCounts {
             + self.write_overflow
             + self.io_error
             + self.handler_panicked
+            + self.memory_budget
             + self.local
     }
 }
@@ -124,6 +128,12 @@ pub struct Snapshot {
     pub timer_lateness_max: Duration,
     /// Timer runs later than 10 ms after they were due.
     pub timer_late_runs: u64,
+    /// Heap bytes held by the connections' buffers right now (unread output, unfinished input
+    /// frames), summed over loops: what [`Options::memory_budget`](crate::Options::memory_budget)
+    /// caps per loop.
+    pub memory_bytes: u64,
+    /// The largest `memory_bytes` a loop has held (the maximum over loops).
+    pub memory_peak: u64,
     /// Handler callbacks that panicked (each closed the connection it was called for, if
     /// any, with [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)).
     pub handler_panics: u64,
@@ -150,6 +160,8 @@ impl Snapshot {
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
             timer_late_runs: 0,
+            memory_bytes: 0,
+            memory_peak: 0,
             handler_panics: 0,
             loops_failed: 0,
             rtt: new_histogram(),
@@ -185,6 +197,8 @@ impl Snapshot {
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
         self.timer_late_runs += other.timer_late_runs;
+        self.memory_bytes += other.memory_bytes;
+        self.memory_peak = self.memory_peak.max(other.memory_peak);
         self.handler_panics += other.handler_panics;
         self.loops_failed += other.loops_failed;
         // Both histograms share the same constant bounds, so adding cannot
@@ -252,6 +266,8 @@ impl fmt::Debug for Snapshot {
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
             .field("timer_late_runs", &self.timer_late_runs)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("memory_peak", &self.memory_peak)
             .field("handler_panics", &self.handler_panics)
             .field("loops_failed", &self.loops_failed)
             .field("rtt", &self.rtt())
