@@ -173,3 +173,72 @@ fn demo_passes_at_a_small_size() {
         out.join("\n")
     );
 }
+
+/// Issue 8, item 6: the server's tuning knobs are taken, and `--stats-every` prints one
+/// `STATS {json}` line on stderr per period with the counters.
+#[test]
+fn server_takes_the_tuning_knobs_and_prints_stats_lines() {
+    let mut child = Command::new(example("server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--framing",
+            "length",
+            "--write-cap",
+            "200000",
+            "--max-frame-len",
+            "1000",
+            "--memory-budget",
+            "10000000",
+            "--turn-budget",
+            "2ms",
+            "--stats-every",
+            "100ms",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start server");
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let stats = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("a STATS line within the wait");
+        if let Some(json) = line.strip_prefix("STATS ") {
+            break serde_json::from_str::<serde_json::Value>(json).expect("STATS is JSON");
+        }
+    };
+    assert_eq!(stats["connections"], 0);
+    assert!(stats["closed"]["memory_budget"].is_u64(), "{stats}");
+    assert!(stats["timer_lateness_max_us"].is_u64(), "{stats}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A bad setting is refused at start, naming it, instead of panicking later on a loop thread.
+#[test]
+fn server_refuses_a_bad_setting_at_start_naming_it() {
+    let out = Command::new(example("server"))
+        .args(["--listen", "127.0.0.1:0", "--max-frame-len", "0"])
+        .output()
+        .expect("run server");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_frame_len"), "{err}");
+}
