@@ -77,16 +77,17 @@ impl Handler for Recorder {
 }
 
 fn options() -> Options {
-    let mut o = Options::default();
-    o.heartbeat = Config {
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_millis(500),
-        max_missed: 2,
-        jitter: 0.0,
-        ..Config::default()
-    };
-    o.connect_timeout = Duration::from_secs(2);
-    o
+    Options {
+        heartbeat: Config {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            max_missed: 2,
+            jitter: 0.0,
+            ..Config::default()
+        },
+        connect_timeout: Duration::from_secs(2),
+        ..Options::default()
+    }
 }
 
 const ADDR: &str = "127.0.0.1:7000";

@@ -10,7 +10,7 @@
 //!   and makes re-entrancy impossible.
 //! - A panic in a callback is caught by the loop: the connection the callback
 //!   was called for is closed with
-//!   [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)
+//!   [`CloseReason::HandlerPanicked`]
 //!   (counted in [`Snapshot::handler_panics`](crate::Snapshot::handler_panics),
 //!   logged), what the callback had queued before panicking is still carried
 //!   out, and every other connection carries on. The handler's own state is

@@ -35,7 +35,7 @@ pub mod handle;
 pub mod handler;
 mod pool;
 mod server;
-mod settings;
+pub mod settings;
 pub mod stats;
 
 use std::fmt;
