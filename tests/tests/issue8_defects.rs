@@ -48,6 +48,10 @@ fn pipelined_pings_from_a_reading_peer_are_all_answered() {
     let s = server.stats();
     assert_eq!(s.closed.total(), 0, "{s:?}");
     assert_eq!(s.pings_received, 2000);
+    // Every pong written, nothing half-read: the idle connection holds no heap buffers.
+    assert_eq!(s.connections, 1);
+    assert_eq!(s.memory_bytes, 0, "an idle connection holds no buffers");
+    assert!(s.memory_peak > 0, "the burst did use buffers");
     server.shutdown();
 }
 
