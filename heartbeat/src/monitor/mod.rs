@@ -310,6 +310,41 @@ impl<C: Copy> Monitor<C> {
         id
     }
 
+    /// Changes `peer`'s settings (say once the application has read the keep-alive its
+    /// protocol announced, MQTT's CONNECT): `overrides` replace the monitor's defaults for it,
+    /// as in [`add_with`](Self::add_with). A new silence cycle starts from the peer's last
+    /// sign of life (an outstanding ping is forgotten, its answer still counts as a sign of
+    /// life), so the new window applies at once. An invalid combination is returned as an
+    /// error and changes nothing; a stale `peer` is `Ok` and ignored.
+    pub fn reconfigure(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        overrides: &PeerConfig,
+    ) -> Result<(), ConfigError> {
+        self.config.validate_peer(overrides)?;
+        let settings = resolve(&self.config, overrides, &self.clock);
+        let now_tick = self.clock.now_to_tick(now);
+        let tick_ns = self.tick_ns;
+        let seed = self.config.seed;
+        let Some(p) = peer_mut(&mut self.slots, peer) else {
+            return Ok(());
+        };
+        self.wheel.cancel(p.timer);
+        p.settings = settings;
+        p.missed = 0;
+        p.flags &= flag::UNREAD;
+        let due = p.ping_due_tick(p.window_ns(seed, peer.key()), tick_ns);
+        p.timer = self.wheel.insert(due.max(now_tick + 1), peer);
+        Ok(())
+    }
+
+    /// The sequence number of `peer`'s outstanding (or last) ping, for formats whose pongs
+    /// carry none: such a pong answers the ping outstanding. `None` if stale or never pinged.
+    pub fn last_ping_seq(&self, peer: PeerId) -> Option<u64> {
+        self.peer(peer).map(|p| p.seq).filter(|&s| s != 0)
+    }
+
     /// Stops monitoring `peer` and returns its tag; `None` if the id is stale (already removed,
     /// or declared dead by the monitor). Pings and pongs still queued for it are dropped.
     pub fn remove(&mut self, peer: PeerId) -> Option<C> {
@@ -602,7 +637,22 @@ impl<C: Copy> Monitor<C> {
         }
         if !p.has(flag::PINGED) {
             // Idle and nothing heard since the timer was filed at the cycle's `G`: the silence
-            // window has fully elapsed. Ping 0 of the cycle.
+            // window has fully elapsed.
+            if p.settings.passive {
+                // Passive: the window is the verdict. Not while bytes wait unread, and not
+                // for a stall of the loop itself (a fresh `timeout` of grace instead).
+                if p.has(flag::UNREAD) {
+                    self.stats.deferred += 1;
+                    p.timer = self.wheel.insert(now_tick + 1, id);
+                } else if late > p.settings.timeout_ticks {
+                    self.stats.forgiven += 1;
+                    p.timer = self.wheel.insert(now_tick + p.settings.timeout_ticks, id);
+                } else {
+                    self.kill(id, now_ns, DeadReason::Silent);
+                }
+                return;
+            }
+            // Active: ping 0 of the cycle.
             self.send_ping(id, now_tick, now_ns);
             return;
         }
@@ -739,7 +789,13 @@ fn peer_mut<C>(slots: &mut [Slot<C>], id: PeerId) -> Option<&mut Peer<C>> {
 fn resolve(config: &Config, overrides: &PeerConfig, clock: &TickClock) -> Settings {
     let interval = overrides.interval.unwrap_or(config.interval);
     let timeout = overrides.timeout.unwrap_or(config.timeout);
-    let jitter = overrides.jitter.unwrap_or(config.jitter);
+    let passive = overrides.passive.unwrap_or(false);
+    // A passive window is exact: never a verdict before `interval` of silence.
+    let jitter = if passive {
+        0.0
+    } else {
+        overrides.jitter.unwrap_or(config.jitter)
+    };
     // Validation caps durations at 2^62 ns, so these conversions are exact.
     let interval_ns = interval.as_nanos() as u64;
     // Truncated, so the longest window never exceeds interval * (1 + jitter).
@@ -752,6 +808,7 @@ fn resolve(config: &Config, overrides: &PeerConfig, clock: &TickClock) -> Settin
         data_live: overrides
             .data_counts_as_liveness
             .unwrap_or(config.data_counts_as_liveness),
+        passive,
     }
 }
 

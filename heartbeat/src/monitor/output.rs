@@ -97,12 +97,15 @@ pub enum DeadReason {
         /// The number of unanswered pings.
         missed: u32,
     },
+    /// Passive mode: the peer sent nothing for a whole window.
+    Silent,
 }
 
 impl std::fmt::Display for DeadReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeadReason::MissedPings { missed } => write!(f, "{missed} pings missed"),
+            DeadReason::Silent => f.write_str("silent for a whole window"),
         }
     }
 }

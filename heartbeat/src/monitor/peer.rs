@@ -56,6 +56,9 @@ pub(super) struct Settings {
     pub max_missed: u32,
     /// Whether application data counts as a sign of life.
     pub data_live: bool,
+    /// Passive mode: never ping; silence for a whole window (exactly `interval`, no jitter)
+    /// is the verdict.
+    pub passive: bool,
 }
 
 impl Settings {
@@ -253,6 +256,7 @@ mod tests {
             timeout_ticks: 5,
             max_missed: 3,
             data_live: true,
+            passive: false,
         }
     }
 
