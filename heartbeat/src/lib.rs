@@ -127,6 +127,7 @@
 
 mod driver;
 mod endpoint;
+pub mod format;
 pub mod monitor;
 pub mod protocol;
 pub mod shell;

@@ -78,6 +78,9 @@ pub enum ProtocolError {
     /// The frame is longer than the frame cap (`max_frame_len`); the codec refused it before
     /// anything was parsed.
     FrameTooLong,
+    /// A frame another [`Format`](crate::format::Format) refused, with that format's own short
+    /// lowercase reason.
+    Malformed(&'static str),
 }
 
 impl ProtocolError {
@@ -87,6 +90,7 @@ impl ProtocolError {
             ProtocolError::InvalidJson => "invalid json",
             ProtocolError::NotAnObject => "not a json object",
             ProtocolError::FrameTooLong => "frame too long",
+            ProtocolError::Malformed(reason) => reason,
         }
     }
 }

@@ -165,14 +165,7 @@ impl<H: Handler> Driver<H> {
         acceptor: Option<Acceptor>,
         targets: Vec<Target>,
     ) -> io::Result<Driver<H>> {
-        let ep = Endpoint::new(
-            index,
-            &opts,
-            handler,
-            crate::endpoint::JsonLines,
-            targets,
-            Instant::now(),
-        );
+        let ep = Endpoint::new(index, &opts, handler, targets, Instant::now());
         let mut d = Driver {
             index,
             events: Events::with_capacity(opts.events_capacity.max(16)),

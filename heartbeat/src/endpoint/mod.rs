@@ -34,7 +34,6 @@
 //!   ([`CloseReason::HandlerPanicked`]), counted and logged, and the loop goes on.
 
 mod backoff;
-mod format;
 mod outbound;
 mod pacer;
 #[cfg(test)]
@@ -45,16 +44,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::Instant;
 
 use wheelbeat_net::{ConnKey, ConnTable};
 
-use crate::monitor::{Action, Event, Monitor, PeerId};
+use crate::monitor::{Action, Event, Monitor, PeerConfig, PeerId};
 use crate::protocol::{Message, ProtocolError};
 use crate::shell::handler::{ConnInfo, Context, Handler, Op};
 use crate::shell::{CloseReason, ConnId, Options, Snapshot};
 
-pub(crate) use format::{Format, Inbound, JsonLines};
+pub(crate) use crate::format::{Format, Inbound};
 pub(crate) use outbound::Target;
 
 use outbound::Outbound;
@@ -131,14 +131,16 @@ enum State {
 }
 
 /// The I/O-free core of one loop. See the [module docs](self).
-pub(crate) struct Endpoint<H: Handler, F: Format = JsonLines> {
+pub(crate) struct Endpoint<H: Handler> {
     index: usize,
     conns: ConnTable<State>,
     /// Connections accepted or connected and not closed yet (`Open` or `Frozen`).
     live: usize,
     monitor: Monitor<ConnKey>,
     handler: H,
-    format: F,
+    format: Arc<dyn Format>,
+    /// What every new peer starts with: passive if the format is.
+    peer_config: PeerConfig,
     /// What handler callbacks asked for, carried out after each callback returns.
     ops: Vec<Op>,
     /// Connections whose handler callback panicked, closed once the callback is unwound.
@@ -150,14 +152,13 @@ pub(crate) struct Endpoint<H: Handler, F: Format = JsonLines> {
     pool: Outbound,
 }
 
-impl<H: Handler, F: Format> Endpoint<H, F> {
+impl<H: Handler> Endpoint<H> {
     /// The endpoint of loop `index`, with `targets` to connect to (none for a server). `opts`
     /// must have been validated ([`Options::validate`]).
     pub(crate) fn new(
         index: usize,
         opts: &Options,
         handler: H,
-        format: F,
         targets: Vec<Target>,
         now: Instant,
     ) -> Self {
@@ -171,7 +172,11 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
             live: 0,
             monitor: Monitor::new(heartbeat, now),
             handler,
-            format,
+            format: opts.format.clone(),
+            peer_config: PeerConfig {
+                passive: Some(opts.format.passive()),
+                ..PeerConfig::default()
+            },
             ops: Vec::new(),
             panicked: Vec::new(),
             stats: Snapshot::new(),
@@ -187,8 +192,9 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
     pub(crate) fn handle_accepted(&mut self, now: Instant, info: ConnInfo) -> ConnKey {
         self.stats.accepted += 1;
         let monitor = &mut self.monitor;
+        let base = self.peer_config.clone();
         let key = self.conns.insert_with(|key| State::Open {
-            peer: monitor.add(now, key),
+            peer: monitor.add_with(now, key, base),
             target: None,
         });
         self.opened(now, key, info);
@@ -203,7 +209,7 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
         let target = *target;
         self.pool.connected(target);
         self.stats.connected += 1;
-        let peer = self.monitor.add(now, conn);
+        let peer = self.monitor.add_with(now, conn, self.peer_config.clone());
         if let Some(state) = self.conns.get_mut(conn) {
             *state = State::Open {
                 peer,
@@ -259,9 +265,12 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
         let msg = match inbound {
             Inbound::Ping(n) => {
                 self.stats.pings_received += 1;
-                Message::Ping(n)
+                Message::Ping(n.unwrap_or(0))
             }
-            Inbound::Pong(n) => Message::Pong(n),
+            // Without a sequence number, a pong answers the ping outstanding.
+            Inbound::Pong(n) => {
+                Message::Pong(n.or_else(|| self.monitor.last_ping_seq(peer)).unwrap_or(0))
+            }
             Inbound::Data(d) => Message::Data(d),
         };
         self.monitor.handle_message(peer, now, &msg);
@@ -523,6 +532,7 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
             ops: &mut self.ops,
             now,
             loop_index: self.index,
+            heartbeat: self.monitor.config(),
         };
         let handler = &mut self.handler;
         // The handler's own state may be half-updated after a panic; it is the application's
@@ -553,6 +563,16 @@ impl<H: Handler, F: Format> Endpoint<H, F> {
                 for op in ops {
                     match op {
                         Op::Send(id, frame) => self.send_data(id, &frame),
+                        Op::SetHeartbeat(id, mut overrides) => {
+                            if id.loop_index() == self.index
+                                && let Some(State::Open { peer, .. }) = self.conns.get(id.key())
+                            {
+                                // The format's mode holds unless the handler says otherwise.
+                                overrides.passive = overrides.passive.or(self.peer_config.passive);
+                                // Validated by `Context::set_heartbeat` already.
+                                let _ = self.monitor.reconfigure(*peer, now, &overrides);
+                            }
+                        }
                         Op::Close(id) => {
                             if id.loop_index() == self.index {
                                 self.close(now, id.key(), CloseReason::Local);

@@ -23,7 +23,7 @@ use wheelbeat_net::ConnKey;
 
 use super::backoff::Backoff;
 use super::pacer::Pacer;
-use super::{Endpoint, Format, Queued, State};
+use super::{Endpoint, Queued, State};
 use crate::shell::handler::Handler;
 
 /// Most connects a pool has in flight at once: a burst of thousands of SYNs would overflow the
@@ -127,7 +127,7 @@ impl Outbound {
     }
 }
 
-impl<H: Handler, F: Format> Endpoint<H, F> {
+impl<H: Handler> Endpoint<H> {
     /// Starts connects for ready targets, at most [`MAX_PENDING_CONNECTS`] at once and as fast
     /// as the pacer allows.
     pub(super) fn start_connects(&mut self, now: Instant) {

@@ -61,6 +61,16 @@ impl Handler for Recorder {
         if text.contains("bye") {
             cx.close(conn);
         }
+        // `CONNECT k`: the keep-alive (seconds) is learned; the window is 1.5 × k.
+        if let Some(k) = text.strip_prefix("CONNECT ") {
+            let window = crate::monitor::PeerConfig {
+                interval: Some(Duration::from_millis(k.parse::<u64>().unwrap() * 1500)),
+                ..Default::default()
+            };
+            if cx.set_heartbeat(conn, window).is_err() {
+                cx.close(conn);
+            }
+        }
     }
     fn on_missed(&mut self, _cx: &mut Context<'_>, conn: ConnId, missed: u32) {
         self.push(Heard::Missed(conn.key(), missed));
@@ -114,7 +124,7 @@ impl Timeline {
     fn with(opts: Options, targets: Vec<Target>) -> Timeline {
         let t0 = Instant::now();
         let rec = Recorder::default();
-        let ep = Endpoint::new(0, &opts, rec.clone(), JsonLines, targets, t0);
+        let ep = Endpoint::new(0, &opts, rec.clone(), targets, t0);
         Timeline { t0, ep, rec }
     }
 
@@ -525,4 +535,110 @@ fn shutdown_closes_everything_and_stops_reconnecting() {
     assert_eq!(tl.rec.take(), [Heard::Close(ks[0], CloseReason::Shutdown)]);
     assert_eq!(tl.run_until(tl.at(60_000)), []);
     assert_eq!(tl.ep.live(), 0);
+}
+
+// ----- other formats (issue 9): passive, and pongs without sequence numbers ----------------
+
+/// MQTT's keep-alive, reduced to what the endpoint sees: `C0 00` PINGREQ, `D0 00` PINGRESP,
+/// anything else a packet (data). The server side is passive.
+#[derive(Debug)]
+struct MiniMqtt;
+
+impl Format for MiniMqtt {
+    fn classify<'a>(&self, frame: &'a [u8]) -> Result<Inbound<'a>, ProtocolError> {
+        match frame {
+            [0xC0, 0x00] => Ok(Inbound::Ping(None)),
+            [0xD0, 0x00] => Ok(Inbound::Pong(None)),
+            [] => Err(ProtocolError::Malformed("empty packet")),
+            _ => Ok(Inbound::Data(frame)),
+        }
+    }
+    fn encode_ping(&self, _seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[0xC0, 0x00]);
+    }
+    fn encode_pong(&self, _seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[0xD0, 0x00]);
+    }
+    fn passive(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_passive_format_never_pings_and_closes_after_the_window_the_handler_set() {
+    let mut opts = options();
+    opts.format = Arc::new(MiniMqtt);
+    let mut tl = Timeline::with(opts, Vec::new());
+    let a = tl.accept(0);
+    assert!(tl.frame(100, a, "CONNECT 1").is_continue());
+    // PINGREQ at 1 s: answered, and the window starts again from it.
+    assert!(
+        tl.ep
+            .handle_frame(tl.at(1000), a, &[0xC0, 0x00])
+            .is_continue()
+    );
+    assert_eq!(
+        tl.outputs(),
+        [Out::Tx(a, Lane::Priority, "\u{fffd}\0".into())]
+    );
+    assert_eq!(
+        tl.run_until(tl.at(2499)),
+        [],
+        "never pinged, not dead before 1.5 s"
+    );
+    assert_eq!(tl.run_until(tl.at(2510)), [Out::Close(a, false)]);
+    let heard = tl.rec.take();
+    assert!(
+        heard.contains(&Heard::Dead(a, DeadReason::Silent)),
+        "{heard:?}"
+    );
+    assert_eq!(tl.ep.stats().pings_sent, 0);
+}
+
+#[test]
+fn an_invalid_window_from_the_handler_is_an_error_it_can_act_on() {
+    let mut opts = options();
+    opts.format = Arc::new(MiniMqtt);
+    let mut tl = Timeline::with(opts, Vec::new());
+    let a = tl.accept(0);
+    // Keep-alive 0 makes a zero window: refused, and this handler closes.
+    assert!(tl.frame(100, a, "CONNECT 0").is_break());
+    assert_eq!(tl.outputs(), [Out::Close(a, false)]);
+}
+
+/// Active, but pongs carry no sequence number: a pong answers the ping outstanding.
+#[derive(Debug)]
+struct NoSeq;
+
+impl Format for NoSeq {
+    fn classify<'a>(&self, frame: &'a [u8]) -> Result<Inbound<'a>, ProtocolError> {
+        match frame {
+            b"PING" => Ok(Inbound::Ping(None)),
+            b"PONG" => Ok(Inbound::Pong(None)),
+            _ => Ok(Inbound::Data(frame)),
+        }
+    }
+    fn encode_ping(&self, _seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PING");
+    }
+    fn encode_pong(&self, _seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"PONG");
+    }
+}
+
+#[test]
+fn a_pong_without_a_sequence_number_answers_the_outstanding_ping_and_measures_rtt() {
+    let mut opts = options();
+    opts.format = Arc::new(NoSeq);
+    let mut tl = Timeline::with(opts, Vec::new());
+    let a = tl.accept(0);
+    let (sent, out) = tl.next_outputs(tl.at(2000));
+    assert_eq!(out, [tx(a, "PING")]);
+    let now = (sent - tl.t0).as_millis() as u64 + 30;
+    assert!(tl.frame(now, a, "PONG").is_continue());
+    let s = tl.ep.stats();
+    assert_eq!(s.pongs_received, 1);
+    assert!(s.rtt().max.abs_diff(Duration::from_millis(30)) < Duration::from_micros(100));
+    assert!(tl.frame(now + 1, a, "PING").is_continue());
+    assert_eq!(tl.outputs(), [tx(a, "PONG")]);
 }

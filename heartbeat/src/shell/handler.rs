@@ -26,7 +26,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::monitor::DeadReason;
+use crate::monitor::{Config, ConfigError, DeadReason, PeerConfig};
 
 use super::{CloseReason, ConnId};
 
@@ -48,6 +48,7 @@ pub struct ConnInfo {
 pub(crate) enum Op {
     Send(ConnId, Vec<u8>),
     Close(ConnId),
+    SetHeartbeat(ConnId, PeerConfig),
 }
 
 /// What a callback may do to its loop. Requests are carried out right after
@@ -57,6 +58,8 @@ pub struct Context<'a> {
     pub(crate) ops: &'a mut Vec<Op>,
     pub(crate) now: Instant,
     pub(crate) loop_index: usize,
+    /// The loop's heartbeat settings, against which per-connection overrides are checked.
+    pub(crate) heartbeat: &'a Config,
 }
 
 impl Context<'_> {
@@ -71,6 +74,41 @@ impl Context<'_> {
     /// best effort.
     pub fn close(&mut self, conn: ConnId) {
         self.ops.push(Op::Close(conn));
+    }
+
+    /// Sets `conn`'s heartbeat settings, say once the application has read the keep-alive its
+    /// protocol announced (MQTT's CONNECT): `overrides` replace the loop's settings for this
+    /// connection, and a new silence window starts from its last frame. Call it again to
+    /// change them later. With a passive [`Format`](crate::format::Format) the connection
+    /// stays passive unless `overrides.passive` says otherwise. An invalid combination is
+    /// returned here, and changes nothing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wheelbeat_heartbeat::{ConnId, Context, Handler, monitor::PeerConfig};
+    /// struct Mqtt;
+    /// impl Handler for Mqtt {
+    ///     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
+    ///         let keep_alive = Duration::from_secs(u64::from(frame[0])); // from CONNECT
+    ///         let window = PeerConfig {
+    ///             interval: Some(keep_alive.mul_f64(1.5)),
+    ///             passive: Some(true),
+    ///             ..PeerConfig::default()
+    ///         };
+    ///         if cx.set_heartbeat(conn, window).is_err() {
+    ///             cx.close(conn); // keep-alive 0 or out of range: the application decides
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_heartbeat(
+        &mut self,
+        conn: ConnId,
+        overrides: PeerConfig,
+    ) -> Result<(), ConfigError> {
+        self.heartbeat.validate_peer(&overrides)?;
+        self.ops.push(Op::SetHeartbeat(conn, overrides));
+        Ok(())
     }
 
     /// The loop's clock reading for this turn (the loop reads the clock once

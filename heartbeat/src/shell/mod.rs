@@ -39,10 +39,12 @@ pub mod settings;
 pub mod stats;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wheelbeat_net::{ConnKey, DEFAULT_MAX_FRAME_LEN, SocketOptions};
 
+use crate::format::{Format, JsonLines};
 use crate::monitor::{self, DeadReason};
 use crate::protocol::ProtocolError;
 
@@ -155,6 +157,9 @@ pub struct Options {
     pub heartbeat: monitor::Config,
     /// How frames are delimited on the wire (default: one per line).
     pub framing: Framing,
+    /// What the frames mean: which are heartbeats, how ours are written, active or passive
+    /// (default [`JsonLines`](crate::format::JsonLines)). See [`crate::format`].
+    pub format: Arc<dyn Format>,
     /// Largest frame accepted or sent, in bytes (default 64 KiB). A longer one
     /// is a protocol error (`"frame too long"`).
     pub max_frame_len: usize,
@@ -198,6 +203,7 @@ impl Default for Options {
         Options {
             heartbeat: monitor::Config::default(),
             framing: Framing::Line,
+            format: Arc::new(JsonLines),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,

@@ -67,6 +67,13 @@ impl PoolBuilder {
         self
     }
 
+    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
+    /// [`crate::format`].
+    pub fn format(mut self, format: impl crate::format::Format) -> Self {
+        self.opts.format = std::sync::Arc::new(format);
+        self
+    }
+
     /// How long one connect may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.opts.connect_timeout = timeout;

@@ -73,6 +73,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
+    /// [`crate::format`].
+    pub fn format(mut self, format: impl crate::format::Format) -> Self {
+        self.opts.format = std::sync::Arc::new(format);
+        self
+    }
+
     /// Cap on bytes queued per connection (default 1 MiB).
     pub fn write_cap(mut self, n: usize) -> Self {
         self.opts.write_cap = n;
