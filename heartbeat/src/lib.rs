@@ -137,7 +137,7 @@ pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
+    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

@@ -548,12 +548,16 @@ impl<H: Handler> Driver<H> {
                         Lane::Data => conn.send(frame).map_err(|e| Full::from(e.error())),
                         Lane::Priority => send_heartbeat(conn, frame),
                     };
+                    let data_queued = conn.queued();
                     if !*dirty {
                         *dirty = true;
                         self.dirty.push(key);
                     }
                     self.recharge(key);
                     match queued {
+                        Ok(()) if lane == Lane::Data => {
+                            self.ep.handle_queued(now, key, data_queued);
+                        }
                         Ok(()) => {}
                         Err(Full::Lane) => self.ep.handle_write_full(now, key, lane),
                         Err(Full::Failed(reason)) => self.ep.handle_failure(now, key, reason),
@@ -598,10 +602,14 @@ impl<H: Handler> Driver<H> {
                 }
                 Err(e) => Err(e),
             };
+            let data_queued = conn.queued();
             if let Err(e) = result {
                 self.ep.handle_failure(now, key, close_reason_for(&e));
-                self.apply_outputs(now);
+            } else {
+                // A flush may bring the queue back under the low watermark.
+                self.ep.handle_queued(now, key, data_queued);
             }
+            self.apply_outputs(now);
             self.recharge(key);
         }
         if self.dirty.is_empty() {

@@ -125,9 +125,61 @@ enum Queued {
 /// | `Frozen`     | no        | no             | a close (shutdown, local)                   |
 #[derive(Debug)]
 enum State {
-    Connecting { target: usize },
-    Open { peer: PeerId, target: Option<usize> },
-    Frozen { target: Option<usize> },
+    Connecting {
+        target: usize,
+    },
+    Open {
+        peer: PeerId,
+        target: Option<usize>,
+        /// Bytes queued on the data lane, as the driver last reported plus what was handed
+        /// to it since (see [`Endpoint::handle_queued`]).
+        queued: usize,
+        /// Below the high watermark since it was last under the low one (see
+        /// [`Handler::on_writable_changed`]).
+        writable: bool,
+    },
+    Frozen {
+        target: Option<usize>,
+    },
+}
+
+/// Back-pressure settings of one loop.
+#[derive(Debug, Clone, Copy)]
+struct Watermarks {
+    cap: usize,
+    high: usize,
+    low: usize,
+}
+
+/// What a handler callback may read of its loop's connections (through [`Context`]).
+pub(crate) struct QueueView<'a> {
+    conns: &'a ConnTable<State>,
+    index: usize,
+    cap: usize,
+}
+
+impl QueueView<'_> {
+    /// Bytes queued on `id`'s data lane, if it is open on this loop.
+    pub(crate) fn queued(&self, id: ConnId) -> Option<usize> {
+        if id.loop_index() != self.index {
+            return None;
+        }
+        match self.conns.get(id.key()) {
+            Some(State::Open { queued, .. }) => Some(*queued),
+            _ => None,
+        }
+    }
+
+    /// The data lane's cap.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+}
+
+/// What one data frame of `len` bytes costs against the write cap: the payload, its framing
+/// (at most a 4-byte prefix) and the queue's per-frame bookkeeping.
+pub(crate) fn data_cost(len: usize) -> usize {
+    len + 4 + wheelbeat_net::FRAME_OVERHEAD
 }
 
 /// The I/O-free core of one loop. See the [module docs](self).
@@ -141,6 +193,7 @@ pub(crate) struct Endpoint<H: Handler> {
     format: Arc<dyn Format>,
     /// What every new peer starts with: passive if the format is.
     peer_config: PeerConfig,
+    marks: Watermarks,
     /// What handler callbacks asked for, carried out after each callback returns.
     ops: Vec<Op>,
     /// Connections whose handler callback panicked, closed once the callback is unwound.
@@ -177,6 +230,11 @@ impl<H: Handler> Endpoint<H> {
                 passive: Some(opts.format.passive()),
                 ..PeerConfig::default()
             },
+            marks: Watermarks {
+                cap: opts.write_cap,
+                high: opts.write_high_watermark,
+                low: opts.write_low_watermark,
+            },
             ops: Vec::new(),
             panicked: Vec::new(),
             stats: Snapshot::new(),
@@ -196,6 +254,8 @@ impl<H: Handler> Endpoint<H> {
         let key = self.conns.insert_with(|key| State::Open {
             peer: monitor.add_with(now, key, base),
             target: None,
+            queued: 0,
+            writable: true,
         });
         self.opened(now, key, info);
         key
@@ -214,6 +274,8 @@ impl<H: Handler> Endpoint<H> {
             *state = State::Open {
                 peer,
                 target: Some(target),
+                queued: 0,
+                writable: true,
             };
         }
         self.opened(now, conn, info);
@@ -314,6 +376,37 @@ impl<H: Handler> Endpoint<H> {
         self.settle(now);
     }
 
+    /// `conn`'s data lane now holds `queued` bytes (after frames were queued or flushed).
+    /// Crossing the high watermark upwards, or the low one downwards, tells the handler
+    /// ([`Handler::on_writable_changed`]).
+    pub(crate) fn handle_queued(&mut self, now: Instant, conn: ConnKey, queued: usize) {
+        let marks = self.marks;
+        let Some(State::Open {
+            queued: q,
+            writable,
+            ..
+        }) = self.conns.get_mut(conn)
+        else {
+            return;
+        };
+        *q = queued;
+        let changed = if *writable && queued > marks.high {
+            *writable = false;
+            true
+        } else if !*writable && queued <= marks.low {
+            *writable = true;
+            true
+        } else {
+            false
+        };
+        if changed {
+            let w = *writable;
+            let id = self.id(conn);
+            self.call(now, Some(conn), |h, cx| h.on_writable_changed(cx, id, w));
+            self.settle(now);
+        }
+    }
+
     // ----- inputs: commands ---------------------------------------------------------
 
     /// [`Handle::send`](crate::Handle::send): one application frame for `id`.
@@ -338,7 +431,7 @@ impl<H: Handler> Endpoint<H> {
         }
         let conn = id.key();
         if let Some(state) = self.conns.get_mut(conn)
-            && let State::Open { peer, target } = *state
+            && let State::Open { peer, target, .. } = *state
         {
             *state = State::Frozen { target };
             self.monitor.remove(peer);
@@ -465,7 +558,7 @@ impl<H: Handler> Endpoint<H> {
                 self.pool.stop(target);
                 return;
             }
-            State::Open { peer, target } => {
+            State::Open { peer, target, .. } => {
                 self.monitor.remove(peer);
                 target
             }
@@ -533,6 +626,11 @@ impl<H: Handler> Endpoint<H> {
             now,
             loop_index: self.index,
             heartbeat: self.monitor.config(),
+            view: QueueView {
+                conns: &self.conns,
+                index: self.index,
+                cap: self.marks.cap,
+            },
         };
         let handler = &mut self.handler;
         // The handler's own state may be half-updated after a panic; it is the application's
@@ -656,7 +754,13 @@ impl<H: Handler> Endpoint<H> {
         }
         let start = self.bytes.len();
         self.bytes.extend_from_slice(frame);
-        self.push_transmit(id.key(), Lane::Data, start);
+        if self.push_transmit(id.key(), Lane::Data, start)
+            && let Some(State::Open { queued, .. }) = self.conns.get_mut(id.key())
+        {
+            // Until the driver reports the exact figure: what a `Context::try_send` in the
+            // same turn must count.
+            *queued += data_cost(frame.len());
+        }
     }
 
     /// Queues `bytes[start..]` for `conn` if it is open (else drops them); true if queued.

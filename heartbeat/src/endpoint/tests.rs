@@ -29,6 +29,8 @@ enum Heard {
     Dead(ConnKey, DeadReason),
     Close(ConnKey, CloseReason),
     ConnectError(io::ErrorKind),
+    Writable(ConnKey, bool),
+    Tried(ConnKey, bool),
 }
 
 #[derive(Clone, Default)]
@@ -61,6 +63,13 @@ impl Handler for Recorder {
         if text.contains("bye") {
             cx.close(conn);
         }
+        if let Some(n) = text
+            .strip_prefix("{\"try\":")
+            .and_then(|t| t.strip_suffix('}'))
+        {
+            let ok = cx.try_send(conn, vec![b'x'; n.parse().unwrap()]).is_ok();
+            self.push(Heard::Tried(conn.key(), ok));
+        }
         // `CONNECT k`: the keep-alive (seconds) is learned; the window is 1.5 × k.
         if let Some(k) = text.strip_prefix("CONNECT ") {
             let window = crate::monitor::PeerConfig {
@@ -83,6 +92,9 @@ impl Handler for Recorder {
     }
     fn on_connect_error(&mut self, _: &mut Context<'_>, _: SocketAddr, error: &io::Error) {
         self.push(Heard::ConnectError(error.kind()));
+    }
+    fn on_writable_changed(&mut self, _: &mut Context<'_>, conn: ConnId, writable: bool) {
+        self.push(Heard::Writable(conn.key(), writable));
     }
 }
 
@@ -641,4 +653,48 @@ fn a_pong_without_a_sequence_number_answers_the_outstanding_ping_and_measures_rt
     assert!(s.rtt().max.abs_diff(Duration::from_millis(30)) < Duration::from_micros(100));
     assert!(tl.frame(now + 1, a, "PING").is_continue());
     assert_eq!(tl.outputs(), [tx(a, "PONG")]);
+}
+
+// ----- back-pressure (issue 9) ----------------------------------------------------------
+
+#[test]
+fn the_handler_hears_when_queued_output_crosses_the_watermarks() {
+    let mut tl = Timeline::server();
+    let a = tl.accept(0);
+    let kib = 1024;
+    tl.ep.handle_queued(tl.at(1), a, 500 * kib);
+    assert_eq!(tl.rec.take(), [], "under the 512 KiB high watermark");
+    tl.ep.handle_queued(tl.at(2), a, 600 * kib);
+    assert_eq!(tl.rec.take(), [Heard::Writable(a, false)]);
+    tl.ep.handle_queued(tl.at(3), a, 700 * kib);
+    tl.ep.handle_queued(tl.at(4), a, 100 * kib);
+    assert_eq!(
+        tl.rec.take(),
+        [],
+        "once, and not back before the low watermark"
+    );
+    tl.ep.handle_queued(tl.at(5), a, 64 * kib);
+    assert_eq!(tl.rec.take(), [Heard::Writable(a, true)]);
+}
+
+#[test]
+fn try_send_hands_the_frame_back_at_the_cap_and_the_connection_lives() {
+    let mut tl = Timeline::server();
+    let a = tl.accept(0);
+    let cap = Options::default().write_cap;
+    // The driver reports a nearly full data lane.
+    tl.ep.handle_queued(tl.at(1), a, cap - 100);
+    tl.rec.take();
+    assert!(tl.frame(2, a, r#"{"try":50}"#).is_continue());
+    assert!(tl.frame(3, a, r#"{"try":200}"#).is_continue());
+    let heard = tl.rec.take();
+    assert!(heard.contains(&Heard::Tried(a, true)), "{heard:?}");
+    assert!(heard.contains(&Heard::Tried(a, false)), "{heard:?}");
+    // The accepted one was queued; the refused one was not; nothing was closed.
+    let out = tl.outputs();
+    assert_eq!(out, [Out::Tx(a, Lane::Data, "x".repeat(50))]);
+    assert!(tl.ep.is_open(a));
+    // What this turn queued counts until the driver reports: the next 50 no longer fit.
+    assert!(tl.frame(4, a, r#"{"try":50}"#).is_continue());
+    assert!(tl.rec.take().contains(&Heard::Tried(a, false)));
 }

@@ -26,6 +26,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::endpoint::{QueueView, data_cost};
 use crate::monitor::{Config, ConfigError, DeadReason, PeerConfig};
 
 use super::{CloseReason, ConnId};
@@ -60,6 +61,34 @@ pub struct Context<'a> {
     pub(crate) loop_index: usize,
     /// The loop's heartbeat settings, against which per-connection overrides are checked.
     pub(crate) heartbeat: &'a Config,
+    /// The loop's connections' queued bytes, for [`Context::try_send`].
+    pub(crate) view: QueueView<'a>,
+}
+
+impl std::fmt::Debug for QueueView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueView")
+    }
+}
+
+/// Why [`Context::try_send`] handed a frame back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// Queueing it would pass the connection's write cap (its peer is not reading fast
+    /// enough): drop it, retry after [`Handler::on_writable_changed`] says `true`, or close.
+    Full(Vec<u8>),
+    /// The connection is not open on this loop (closed, frozen, or another loop's).
+    Closed(Vec<u8>),
+}
+
+impl TrySendError {
+    /// The frame handed back.
+    pub fn into_inner(self) -> Vec<u8> {
+        match self {
+            TrySendError::Full(f) | TrySendError::Closed(f) => f,
+        }
+    }
 }
 
 impl Context<'_> {
@@ -68,6 +97,40 @@ impl Context<'_> {
     /// away are dropped.
     pub fn send(&mut self, conn: ConnId, frame: impl Into<Vec<u8>>) {
         self.ops.push(Op::Send(conn, frame.into()));
+    }
+
+    /// Queues one application frame for `conn` if it fits under the connection's write cap,
+    /// else hands it back ([`TrySendError::Full`]) and the connection lives on: unlike
+    /// [`send`](Self::send), whose overflow closes the connection
+    /// ([`CloseReason::WriteOverflow`]). Counts what this callback already queued.
+    pub fn try_send(
+        &mut self,
+        conn: ConnId,
+        frame: impl Into<Vec<u8>>,
+    ) -> Result<(), TrySendError> {
+        let frame = frame.into();
+        let Some(queued) = self.view.queued(conn) else {
+            return Err(TrySendError::Closed(frame));
+        };
+        let pending: usize = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Send(id, f) if *id == conn => Some(data_cost(f.len())),
+                _ => None,
+            })
+            .sum();
+        if queued + pending + data_cost(frame.len()) > self.view.cap() {
+            return Err(TrySendError::Full(frame));
+        }
+        self.ops.push(Op::Send(conn, frame));
+        Ok(())
+    }
+
+    /// Bytes queued on `conn`'s data lane (frame bookkeeping included, what the write cap
+    /// limits), as of this callback; `None` if it is not open on this loop.
+    pub fn queued(&self, conn: ConnId) -> Option<usize> {
+        self.view.queued(conn)
     }
 
     /// Closes `conn` (reason [`CloseReason::Local`]); unsent data is flushed
@@ -171,6 +234,12 @@ pub trait Handler: Send + 'static {
 
     /// The connection is closed (for whatever reason); `conn` is stale from now.
     fn on_close(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {}
+
+    /// `conn`'s queued output crossed a watermark: `false` once it passed
+    /// [`Options::write_high_watermark`](crate::Options::write_high_watermark) (its peer reads
+    /// slower than we write: hold back, or use [`Context::try_send`]), `true` once it fell back
+    /// to [`Options::write_low_watermark`](crate::Options::write_low_watermark).
+    fn on_writable_changed(&mut self, cx: &mut Context<'_>, conn: ConnId, writable: bool) {}
 
     /// A pool failed to connect to `addr`; it retries after a backoff.
     fn on_connect_error(&mut self, cx: &mut Context<'_>, addr: SocketAddr, error: &io::Error) {}

@@ -50,7 +50,7 @@ use crate::protocol::ProtocolError;
 
 pub use framing::Framing;
 pub use handle::{Handle, SendError};
-pub use handler::{ConnInfo, Context, Handler};
+pub use handler::{ConnInfo, Context, Handler, TrySendError};
 pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
 pub use settings::{SettingsError, StartError};
@@ -167,8 +167,15 @@ pub struct Options {
     /// to the others (default 64 KiB).
     pub read_budget: usize,
     /// Cap on bytes queued for one connection (default 1 MiB). An application
-    /// send past it closes the connection ([`CloseReason::WriteOverflow`]).
+    /// send past it closes the connection ([`CloseReason::WriteOverflow`]);
+    /// [`Context::try_send`] hands the frame back instead.
     pub write_cap: usize,
+    /// Queued bytes above which a connection is reported not writable
+    /// ([`Handler::on_writable_changed`] with `false`). Default 512 KiB.
+    pub write_high_watermark: usize,
+    /// Queued bytes at or below which a connection reported not writable is reported
+    /// writable again. Default 64 KiB.
+    pub write_low_watermark: usize,
     /// Cap on the heap bytes all connections of one loop hold together (default 256 MiB):
     /// unread output, unfinished input frames, write-queue bookkeeping. Per-connection caps
     /// (`write_cap`, `max_frame_len`) multiply with the number of peers; this does not. When
@@ -207,6 +214,8 @@ impl Default for Options {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
+            write_high_watermark: 512 * 1024,
+            write_low_watermark: 64 * 1024,
             turn_budget: Duration::from_millis(5),
             memory_budget: 256 * 1024 * 1024,
             command_capacity: 65_536,

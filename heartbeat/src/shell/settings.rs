@@ -39,6 +39,8 @@ pub enum SettingsError {
     /// `write_cap` is smaller than one frame of `max_frame_len` bytes could ever need, or over
     /// 4 GiB.
     WriteCap(usize),
+    /// The watermarks are not `low < high <= write_cap`.
+    Watermarks(usize, usize),
     /// `command_capacity` is 0.
     CommandCapacity,
     /// `events_capacity` is 0.
@@ -70,6 +72,12 @@ impl fmt::Display for SettingsError {
                 write!(
                     f,
                     "write_cap {n} cannot hold one frame of max_frame_len, or is over 4 GiB"
+                )
+            }
+            SettingsError::Watermarks(l, h) => {
+                write!(
+                    f,
+                    "write watermarks (low {l}, high {h}) must be low < high <= write_cap"
                 )
             }
             SettingsError::CommandCapacity => f.write_str("command_capacity must be at least 1"),
@@ -177,6 +185,14 @@ impl Options {
         }
         if self.memory_budget < self.write_cap.saturating_add(2 * self.max_frame_len) {
             return Err(SettingsError::MemoryBudget(self.memory_budget));
+        }
+        if self.write_low_watermark >= self.write_high_watermark
+            || self.write_high_watermark > self.write_cap
+        {
+            return Err(SettingsError::Watermarks(
+                self.write_low_watermark,
+                self.write_high_watermark,
+            ));
         }
         if self.command_capacity == 0 {
             return Err(SettingsError::CommandCapacity);
