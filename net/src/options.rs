@@ -33,6 +33,14 @@ pub struct SocketOptions {
     /// kernel drops the connection. Bounds how long a dead peer behind a full send queue
     /// goes unnoticed.
     pub user_timeout: Option<Duration>,
+    /// `SO_SNDBUF`: the kernel's send buffer, in bytes (`None`: the kernel's default and
+    /// autotuning). A small one keeps bytes in the connection's own write queue, where a
+    /// heartbeat can still jump ahead of data, instead of in the kernel where it cannot.
+    pub send_buffer: Option<usize>,
+    /// `TCP_NOTSENT_LOWAT` (Linux; ignored elsewhere): the socket reports writable only while fewer than
+    /// this many bytes wait unsent in the kernel, so a heartbeat queued later does not wait
+    /// behind megabytes already handed to the kernel.
+    pub notsent_lowat: Option<u32>,
 }
 
 impl Default for SocketOptions {
@@ -41,6 +49,8 @@ impl Default for SocketOptions {
             nodelay: true,
             keepalive: None,
             user_timeout: None,
+            send_buffer: None,
+            notsent_lowat: None,
         }
     }
 }
@@ -64,6 +74,18 @@ impl SocketOptions {
         self
     }
 
+    /// Sets [`send_buffer`](Self::send_buffer).
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// Sets [`notsent_lowat`](Self::notsent_lowat).
+    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
+        self.notsent_lowat = bytes;
+        self
+    }
+
     /// Applies the options to a socket.
     pub fn apply(&self, socket: SockRef<'_>) -> Result<(), Error> {
         socket.set_tcp_nodelay(self.nodelay)?;
@@ -84,6 +106,33 @@ impl SocketOptions {
         if let Some(t) = self.user_timeout {
             socket.set_tcp_user_timeout(Some(t))?;
         }
+        if let Some(n) = self.send_buffer {
+            socket.set_send_buffer_size(n)?;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(n) = self.notsent_lowat {
+            socket.set_tcp_notsent_lowat(n)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_buffer_and_notsent_lowat_reach_the_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let opts = SocketOptions::default()
+            .send_buffer(Some(64 * 1024))
+            .notsent_lowat(Some(16 * 1024));
+        opts.apply(SockRef::from(&s)).unwrap();
+        let sock = SockRef::from(&s);
+        // Linux doubles SO_SNDBUF for its bookkeeping; it is at least what was asked.
+        assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(sock.tcp_notsent_lowat().unwrap(), 16 * 1024);
     }
 }

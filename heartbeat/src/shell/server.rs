@@ -73,6 +73,21 @@ impl ServerBuilder {
         self
     }
 
+    /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
+    /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.opts.socket = self.opts.socket.send_buffer(bytes);
+        self
+    }
+
+    /// `TCP_NOTSENT_LOWAT` of every socket (Linux; default none), so a heartbeat does not
+    /// wait behind megabytes already in the kernel. See
+    /// [`SocketOptions::notsent_lowat`](wheelbeat_net::SocketOptions::notsent_lowat).
+    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
+        self.opts.socket = self.opts.socket.notsent_lowat(bytes);
+        self
+    }
+
     /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
     /// [`crate::format`].
     pub fn format(mut self, format: impl crate::format::Format) -> Self {
