@@ -71,33 +71,9 @@ enum Io {
         conn: Connection<AnyCodec>,
         /// Listed in `Driver::dirty` (bytes to flush, interest to sync).
         dirty: bool,
-        /// The heap bytes last counted for it in `Memory::total`.
-        charged: usize,
     },
-    /// Deregistered, socket kept open (fault injection); its buffers stay counted.
-    Frozen {
-        conn: Connection<AnyCodec>,
-        charged: usize,
-    },
-}
-
-impl Io {
-    fn charged(&self) -> usize {
-        match self {
-            Io::Connecting(_) => 0,
-            Io::Open { charged, .. } | Io::Frozen { charged, .. } => *charged,
-        }
-    }
-}
-
-/// The loop's memory budget: every connection's heap bytes, summed. See
-/// [`Options::memory_budget`].
-#[derive(Debug, Default)]
-struct Memory {
-    total: usize,
-    peak: usize,
-    /// Above half the budget since the last trim: memory to give back once it is over.
-    pressure: bool,
+    /// Deregistered, socket kept open (fault injection).
+    Frozen(Connection<AnyCodec>),
 }
 
 /// The driver's per-key sockets, indexed by the endpoint's keys (the endpoint issues them;
@@ -149,7 +125,6 @@ pub(crate) struct Driver<H: Handler> {
     accept_again: bool,
     accepted: Vec<(Stream, std::net::SocketAddr)>,
     dirty: Vec<ConnKey>,
-    mem: Memory,
 }
 
 impl<H: Handler> Driver<H> {
@@ -180,7 +155,6 @@ impl<H: Handler> Driver<H> {
             accept_again: false,
             accepted: Vec::new(),
             dirty: Vec::new(),
-            mem: Memory::default(),
             opts,
         };
         if let Some(a) = d.acceptor.as_mut() {
@@ -244,7 +218,7 @@ impl<H: Handler> Driver<H> {
                 self.apply_outputs(now);
             }
             self.flush_dirty(now);
-            self.enforce_memory_budget(now);
+            self.check_memory(now);
         };
         let now = Instant::now();
         if let Some(mut a) = self.acceptor.take() {
@@ -377,14 +351,7 @@ impl<H: Handler> Driver<H> {
         );
         conn.set_write_cap(self.opts.write_cap);
         let reg = conn.sync_interest(self.poll.registry(), key.token());
-        self.sockets.insert(
-            key,
-            Io::Open {
-                conn,
-                dirty: false,
-                charged: 0,
-            },
-        );
+        self.sockets.insert(key, Io::Open { conn, dirty: false });
         if let Err(e) = reg {
             self.ep
                 .handle_failure(now, key, CloseReason::Io(e.to_string()));
@@ -487,9 +454,7 @@ impl<H: Handler> Driver<H> {
         self.apply_outputs(now);
         // What this read made the handler queue counts at once, not at the end of the turn:
         // the budget then holds within one connection's growth.
-        if self.mem.total > self.opts.memory_budget {
-            self.enforce_memory_budget(now);
-        }
+        self.check_memory(now);
     }
 
     // ----- commands --------------------------------------------------------------------
@@ -504,17 +469,12 @@ impl<H: Handler> Driver<H> {
                 Command::Send(id, frame) => {
                     self.ep.handle_send(now, id, &frame);
                     self.apply_outputs(now);
-                    if self.mem.total > self.opts.memory_budget {
-                        self.enforce_memory_budget(now);
-                    }
+                    self.check_memory(now);
                 }
                 Command::Close(id) => self.ep.handle_close(now, id),
                 Command::Freeze(id) => self.ep.handle_freeze(id),
                 Command::Snapshot(reply) => {
-                    let mut s = self.ep.stats().clone();
-                    s.memory_bytes = self.mem.total as u64;
-                    s.memory_peak = self.mem.peak as u64;
-                    let _ = reply.try_send(s);
+                    let _ = reply.try_send(self.ep.stats().clone());
                 }
             }
             self.apply_outputs(now);
@@ -568,19 +528,15 @@ impl<H: Handler> Driver<H> {
                 }
                 Output::Close { conn: key, goodbye } => {
                     if let Some(io) = self.sockets.remove(key) {
-                        self.mem.total -= io.charged();
                         close_socket(io, goodbye, self.poll.registry());
                         // A slot freed below max_connections: look at the backlog again.
                         self.accept_again = self.acceptor.is_some();
                     }
                 }
                 Output::Freeze { conn: key } => {
-                    if let Some(Io::Open {
-                        mut conn, charged, ..
-                    }) = self.sockets.remove(key)
-                    {
+                    if let Some(Io::Open { mut conn, .. }) = self.sockets.remove(key) {
                         let _ = conn.deregister(self.poll.registry());
-                        self.sockets.insert(key, Io::Frozen { conn, charged });
+                        self.sockets.insert(key, Io::Frozen(conn));
                     }
                 }
                 Output::Connect { conn: key, addr } => self.start_connect(key, addr, now),
@@ -620,54 +576,19 @@ impl<H: Handler> Driver<H> {
 }
 
 impl<H: Handler> Driver<H> {
-    /// Counts `key`'s heap bytes again after its buffers may have changed.
+    /// Tells the endpoint what `key`'s buffers hold now, after they may have changed.
     fn recharge(&mut self, key: ConnKey) {
-        if let Some(Io::Open { conn, charged, .. }) = self.sockets.get_mut(key) {
-            let bytes = conn.heap_bytes();
-            self.mem.total = self.mem.total - *charged + bytes;
-            *charged = bytes;
-            self.mem.peak = self.mem.peak.max(self.mem.total);
+        if let Some(Io::Open { conn, .. }) = self.sockets.get_mut(key) {
+            self.ep.handle_held(key, conn.heap_bytes());
         }
     }
 
-    /// The memory budget's policy, at the end of a turn: above the budget, close the
-    /// connections holding the most (unread output, unfinished input) until the loop is back
-    /// under 7/8 of it; once a pressure episode is over, give the freed memory back.
-    fn enforce_memory_budget(&mut self, now: Instant) {
-        let budget = self.opts.memory_budget;
-        if self.mem.total > budget / 2 {
-            self.mem.pressure = true;
-        }
-        if self.mem.total > budget {
-            let mut holders: Vec<(usize, ConnKey)> = self
-                .sockets
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(|(key, io)| match io {
-                    Io::Open { charged, .. } => Some((*charged, *key)),
-                    _ => None,
-                })
-                .collect();
-            holders.sort_unstable_by(|a, b| b.cmp(a));
-            let target = budget / 8 * 7;
-            let before = self.mem.total;
-            let mut closed = 0;
-            for (_, key) in holders {
-                if self.mem.total <= target {
-                    break;
-                }
-                self.ep.handle_failure(now, key, CloseReason::MemoryBudget);
-                self.apply_outputs(now);
-                closed += 1;
-            }
-            log::warn!(
-                "loop {}: {before} bytes buffered, over the {budget}-byte memory budget: \
-                 closed the {closed} connection(s) holding the most",
-                self.index
-            );
-        } else if self.mem.pressure && self.mem.total <= budget / 16 {
-            self.mem.pressure = false;
+    /// Runs the endpoint's memory-budget policy and carries out its closes; gives freed
+    /// memory back to the OS when it says a pressure episode is over.
+    fn check_memory(&mut self, now: Instant) {
+        let release = self.ep.check_memory(now);
+        self.apply_outputs(now);
+        if release {
             let released = wheelbeat_net::release_free_memory();
             log::debug!(
                 "loop {}: memory pressure over; freed memory released to the OS: {released}",
@@ -763,7 +684,7 @@ fn close_socket(io: Io, goodbye: bool, registry: &mio::Registry) {
         // Dropping the socket closes it, which also removes it from epoll; after a failed
         // `poll` the `Connecting` holds no socket at all.
         Io::Connecting(_) => return,
-        Io::Open { conn, .. } | Io::Frozen { conn, .. } => conn,
+        Io::Open { conn, .. } | Io::Frozen(conn) => conn,
     };
     let _ = conn.flush();
     let _ = conn.deregister(registry);

@@ -137,10 +137,23 @@ enum State {
         /// Below the high watermark since it was last under the low one (see
         /// [`Handler::on_writable_changed`]).
         writable: bool,
+        /// Heap bytes its buffers hold, as the driver last reported.
+        held: usize,
     },
     Frozen {
         target: Option<usize>,
+        held: usize,
     },
+}
+
+/// The loop's memory budget: every connection's buffered bytes, summed. See
+/// [`Options::memory_budget`].
+#[derive(Debug)]
+struct Memory {
+    budget: usize,
+    total: usize,
+    /// Above half the budget since the last release: memory to give back once it is over.
+    pressure: bool,
 }
 
 /// Back-pressure settings of one loop.
@@ -194,6 +207,7 @@ pub(crate) struct Endpoint<H: Handler> {
     /// What every new peer starts with: passive if the format is.
     peer_config: PeerConfig,
     marks: Watermarks,
+    mem: Memory,
     /// What handler callbacks asked for, carried out after each callback returns.
     ops: Vec<Op>,
     /// Connections whose handler callback panicked, closed once the callback is unwound.
@@ -230,6 +244,11 @@ impl<H: Handler> Endpoint<H> {
                 passive: Some(opts.format.passive()),
                 ..PeerConfig::default()
             },
+            mem: Memory {
+                budget: opts.memory_budget,
+                total: 0,
+                pressure: false,
+            },
             marks: Watermarks {
                 cap: opts.write_cap,
                 high: opts.write_high_watermark,
@@ -256,6 +275,7 @@ impl<H: Handler> Endpoint<H> {
             target: None,
             queued: 0,
             writable: true,
+            held: 0,
         });
         self.opened(now, key, info);
         key
@@ -276,6 +296,7 @@ impl<H: Handler> Endpoint<H> {
                 target: Some(target),
                 queued: 0,
                 writable: true,
+                held: 0,
             };
         }
         self.opened(now, conn, info);
@@ -407,6 +428,61 @@ impl<H: Handler> Endpoint<H> {
         }
     }
 
+    /// `conn`'s buffers (unread output, an unfinished input frame) now hold `bytes` of heap.
+    pub(crate) fn handle_held(&mut self, conn: ConnKey, bytes: usize) {
+        if let Some(State::Open { held, .. }) = self.conns.get_mut(conn) {
+            self.mem.total = self.mem.total - *held + bytes;
+            *held = bytes;
+            self.stats.memory_bytes = self.mem.total as u64;
+            self.stats.memory_peak = self.stats.memory_peak.max(self.stats.memory_bytes);
+        }
+    }
+
+    /// The memory budget's policy; call after any input that may have grown the buffers.
+    /// Above the budget, the open connections holding the most are closed
+    /// ([`CloseReason::MemoryBudget`]) until the loop is back under 7/8 of it. Returns `true`
+    /// when a pressure episode (over half the budget) has just ended (under 1/16 of it): the
+    /// moment to hand freed memory back to the OS.
+    pub(crate) fn check_memory(&mut self, now: Instant) -> bool {
+        let budget = self.mem.budget;
+        if self.mem.total > budget / 2 {
+            self.mem.pressure = true;
+        }
+        if self.mem.total > budget {
+            let mut holders: Vec<(usize, ConnKey)> = self
+                .conns
+                .iter()
+                .filter_map(|(key, s)| match s {
+                    State::Open { held, .. } => Some((*held, key)),
+                    _ => None,
+                })
+                .collect();
+            holders.sort_unstable_by(|a, b| b.cmp(a));
+            let before = self.mem.total;
+            let target = budget / 8 * 7;
+            let mut closed = 0;
+            for (_, key) in holders {
+                if self.mem.total <= target {
+                    break;
+                }
+                self.close(now, key, CloseReason::MemoryBudget);
+                closed += 1;
+            }
+            self.settle(now);
+            log::warn!(
+                "loop {}: {before} bytes buffered, over the {budget}-byte memory budget: \
+                 closed the {closed} connection(s) holding the most",
+                self.index
+            );
+            return false;
+        }
+        if self.mem.pressure && self.mem.total <= budget / 16 {
+            self.mem.pressure = false;
+            return true;
+        }
+        false
+    }
+
     // ----- inputs: commands ---------------------------------------------------------
 
     /// [`Handle::send`](crate::Handle::send): one application frame for `id`.
@@ -431,9 +507,11 @@ impl<H: Handler> Endpoint<H> {
         }
         let conn = id.key();
         if let Some(state) = self.conns.get_mut(conn)
-            && let State::Open { peer, target, .. } = *state
+            && let State::Open {
+                peer, target, held, ..
+            } = *state
         {
-            *state = State::Frozen { target };
+            *state = State::Frozen { target, held };
             self.monitor.remove(peer);
             self.out.push_back(Queued::Freeze { conn });
             log::debug!("loop {}: {id} frozen", self.index);
@@ -558,12 +636,19 @@ impl<H: Handler> Endpoint<H> {
                 self.pool.stop(target);
                 return;
             }
-            State::Open { peer, target, .. } => {
+            State::Open {
+                peer, target, held, ..
+            } => {
                 self.monitor.remove(peer);
+                self.mem.total -= held;
                 target
             }
-            State::Frozen { target } => target,
+            State::Frozen { target, held } => {
+                self.mem.total -= held;
+                target
+            }
         };
+        self.stats.memory_bytes = self.mem.total as u64;
         self.live -= 1;
         self.stats.connections -= 1;
         let c = &mut self.stats.closed;

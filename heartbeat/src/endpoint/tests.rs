@@ -698,3 +698,40 @@ fn try_send_hands_the_frame_back_at_the_cap_and_the_connection_lives() {
     assert!(tl.frame(4, a, r#"{"try":50}"#).is_continue());
     assert!(tl.rec.take().contains(&Heard::Tried(a, false)));
 }
+
+// ----- the memory budget (issue 8) ------------------------------------------------------
+
+#[test]
+fn over_the_memory_budget_the_biggest_holders_are_closed_and_the_release_comes_after() {
+    let kib = 1024;
+    let opts = Options {
+        memory_budget: 1024 * kib,
+        write_cap: 256 * kib,
+        write_high_watermark: 128 * kib,
+        write_low_watermark: 16 * kib,
+        ..options()
+    };
+    let mut tl = Timeline::with(opts, Vec::new());
+    let (a, b, c) = (tl.accept(0), tl.accept(0), tl.accept(0));
+    tl.ep.handle_held(a, 300 * kib);
+    tl.ep.handle_held(b, 500 * kib);
+    assert!(!tl.ep.check_memory(tl.at(1)));
+    assert_eq!(tl.outputs(), [], "under the budget: nothing happens");
+    tl.ep.handle_held(c, 400 * kib);
+    assert!(!tl.ep.check_memory(tl.at(2)));
+    // 1,200 KiB > 1,024 KiB: the biggest holder goes, which is enough (700 <= 896).
+    assert_eq!(tl.outputs(), [Out::Close(b, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(b, CloseReason::MemoryBudget)]);
+    let s = tl.ep.stats();
+    assert_eq!(s.closed.memory_budget, 1);
+    assert_eq!(s.memory_bytes, 700 * 1024);
+    assert_eq!(s.memory_peak, 1200 * 1024);
+    // The pressure ends when the others drain: the release is asked for once.
+    tl.ep.handle_held(a, 0);
+    tl.ep.handle_held(c, 10 * kib);
+    assert!(tl.ep.check_memory(tl.at(3)), "pressure over: release");
+    assert!(!tl.ep.check_memory(tl.at(4)), "once");
+    // A closed connection's bytes leave the total with it.
+    tl.ep.handle_close(tl.at(5), ConnId::new(0, c));
+    assert_eq!(tl.ep.stats().memory_bytes, 0);
+}
