@@ -11,8 +11,11 @@
 //!
 //! # Calling it
 //! - Inputs, `handle_*`: a connection accepted or connected, a connect failed, a frame read,
-//!   the peer's read end closed, a socket failure or a full write queue, a command from a
-//!   [`Handle`](crate::Handle), the timeout, shutdown.
+//!   the peer's read end closed, a socket failure or a full write queue, how many bytes a
+//!   connection's data lane holds (back-pressure watermarks) and its buffers hold (the memory
+//!   budget), bytes left unread, the loop's measured stalls, a command from a
+//!   [`Handle`](crate::Handle), the timeout, shutdown; and [`Endpoint::check_memory`], the
+//!   memory budget's policy.
 //! - Outputs: [`Endpoint::poll_output`] until `None` after every input (frames to queue on a
 //!   lane, connections to close, freeze or connect), and [`Endpoint::poll_timeout`] for the
 //!   next wake-up.
@@ -32,6 +35,8 @@
 //!   written before the socket is closed.
 //! - A handler callback that panics is caught: the connection it was called for is closed
 //!   ([`CloseReason::HandlerPanicked`]), counted and logged, and the loop goes on.
+//! - What the format says a frame is decides everything about it ([`Format`]); the JSON
+//!   default is one implementation among others, passive formats included.
 
 mod backoff;
 mod outbound;
