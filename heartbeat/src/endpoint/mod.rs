@@ -256,8 +256,8 @@ impl<H: Handler> Endpoint<H> {
             },
             marks: Watermarks {
                 cap: opts.write_cap,
-                high: opts.write_high_watermark,
-                low: opts.write_low_watermark,
+                high: opts.watermarks().1,
+                low: opts.watermarks().0,
             },
             ops: Vec::new(),
             panicked: Vec::new(),
