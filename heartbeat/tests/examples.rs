@@ -299,7 +299,7 @@ fn a_stopped_server_forgives_the_verdicts_that_fell_in_its_stop() {
     let deadline = Instant::now() + WAIT;
     let mut stalled = false;
     // Returns the next STATS object (noting a pause warning on the way).
-    let mut next_stats = |stalled: &mut bool| loop {
+    let next_stats = |stalled: &mut bool| loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
