@@ -602,3 +602,19 @@ impl<H: Handler> Driver<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the per-connection cost stated in the shell's module docs: the driver's slot
+    /// (socket, codec, write-queue bookkeeping) and the endpoint's table entry.
+    #[test]
+    fn per_connection_state_stays_small() {
+        let driver = std::mem::size_of::<Option<(ConnKey, Io)>>();
+        let endpoint = crate::endpoint::state_size();
+        eprintln!("driver slot {driver} B, endpoint entry {endpoint} B");
+        assert!(driver <= 200, "driver slot is {driver} bytes");
+        assert!(endpoint <= 64, "endpoint entry is {endpoint} bytes");
+    }
+}

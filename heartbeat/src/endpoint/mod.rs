@@ -154,6 +154,13 @@ enum State {
     },
 }
 
+/// Bytes of one entry of the endpoint's connection table, for the memory figures: a
+/// `ConnTable` slot is the value (optional) plus its 4-byte generation.
+#[cfg(test)]
+pub(crate) fn state_size() -> usize {
+    std::mem::size_of::<Option<State>>() + std::mem::size_of::<u32>()
+}
+
 /// The I/O-free core of one loop. See the [module docs](self).
 pub(crate) struct Endpoint<H: Handler> {
     index: usize,
