@@ -8,6 +8,12 @@
 //! Prints exactly `listening on IP:PORT` on stdout once ready (port 0 picks a
 //! free one). SIGINT or SIGTERM shuts it down gracefully. Try it by hand:
 //! `nc 127.0.0.1 7000`, then type `{"ping":1}`.
+//!
+//! The knobs a user tuning it needs: `--framing line|length`, `--write-cap BYTES`,
+//! `--max-frame-len BYTES`, `--memory-budget BYTES` (per loop), `--turn-budget DURATION`,
+//! and `--stats-every DURATION`, which prints one line `STATS {json}` on stderr with the
+//! counters (connections, close reasons, timer lateness, memory) every period. A bad value
+//! is refused at start with the setting named.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -20,7 +26,9 @@ use clap::Parser;
 use common::{HeartbeatArgs, fmt_dur, raise_fds};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wheelbeat_heartbeat::{CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, Server};
+use wheelbeat_heartbeat::{
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, Server, Snapshot,
+};
 
 #[derive(Debug, Parser)]
 #[command(about = "Heartbeat server: JSON ping/pong over newline-delimited TCP")]
@@ -36,6 +44,89 @@ struct Args {
     /// Most connections per loop.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// How frames are delimited on the wire.
+    #[arg(long, value_enum, default_value_t = FramingArg::Line)]
+    framing: FramingArg,
+    /// Cap on bytes queued for one connection (default 1 MiB).
+    #[arg(long)]
+    write_cap: Option<usize>,
+    /// Largest frame accepted or sent, in bytes (default 64 KiB).
+    #[arg(long)]
+    max_frame_len: Option<usize>,
+    /// Cap on the bytes all connections of one loop hold (default 256 MiB).
+    #[arg(long)]
+    memory_budget: Option<usize>,
+    /// Longest a loop turn reads before running its timers (default 5 ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    turn_budget: Option<Duration>,
+    /// Print `STATS {json}` on stderr this often (off by default).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    stats_every: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FramingArg {
+    /// One frame per line (`\n`).
+    Line,
+    /// A 4-byte big-endian length prefix.
+    Length,
+}
+
+impl Args {
+    fn options(&self) -> Options {
+        let mut o = Options::default();
+        o.heartbeat = self.heartbeat.config(0);
+        o.framing = match self.framing {
+            FramingArg::Line => Framing::Line,
+            FramingArg::Length => Framing::Length,
+        };
+        if let Some(n) = self.write_cap {
+            o.write_cap = n;
+        }
+        if let Some(n) = self.max_frame_len {
+            o.max_frame_len = n;
+        }
+        if let Some(n) = self.memory_budget {
+            o.memory_budget = n;
+        }
+        if let Some(d) = self.turn_budget {
+            o.turn_budget = d;
+        }
+        o
+    }
+}
+
+/// The `STATS` line: every counter of the snapshot, as one JSON object.
+fn stats_json(s: &Snapshot) -> serde_json::Value {
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let rtt = s.rtt();
+    serde_json::json!({
+        "connections": s.connections,
+        "accepted": s.accepted,
+        "pings_sent": s.pings_sent,
+        "pongs_received": s.pongs_received,
+        "pings_received": s.pings_received,
+        "messages_received": s.messages_received,
+        "misses": s.misses,
+        "protocol_errors": s.protocol_errors,
+        "closed": {
+            "missed_pings": s.closed.missed_pings,
+            "peer_closed": s.closed.peer_closed,
+            "protocol_error": s.closed.protocol_error,
+            "write_overflow": s.closed.write_overflow,
+            "memory_budget": s.closed.memory_budget,
+            "io_error": s.closed.io_error,
+            "handler_panicked": s.closed.handler_panicked,
+            "local": s.closed.local,
+        },
+        "timer_lateness_max_us": us(s.timer_lateness_max),
+        "timer_late_runs": s.timer_late_runs,
+        "memory_bytes": s.memory_bytes,
+        "memory_peak": s.memory_peak,
+        "handler_panics": s.handler_panics,
+        "loops_failed": s.loops_failed,
+        "rtt_us": { "count": rtt.count, "p50": us(rtt.p50), "p99": us(rtt.p99), "max": us(rtt.max) },
+    })
 }
 
 /// Logs everything; echoes application frames.
@@ -96,9 +187,9 @@ fn main() {
         }
     };
     let server = match Server::builder(args.listen)
+        .options(args.options())
         .loops(args.loops)
         .max_connections(max_connections)
-        .heartbeat(args.heartbeat.config(0))
         .start(|_| Logger)
     {
         Ok(s) => s,
@@ -109,8 +200,24 @@ fn main() {
     };
     println!("listening on {}", server.local_addr());
     let _ = std::io::stdout().flush();
+    // The stats printer waits on a channel with a timeout, so dropping `stop` ends it at once.
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let printer = args.stats_every.map(|every| {
+        let handle = server.handle();
+        std::thread::spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(every)
+            {
+                eprintln!("STATS {}", stats_json(&handle.stats()));
+            }
+        })
+    });
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: shutting down");
+    }
+    drop(stop);
+    if let Some(p) = printer {
+        let _ = p.join();
     }
     let s = server.stats();
     server.shutdown();

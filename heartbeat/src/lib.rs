@@ -11,8 +11,19 @@
 //!   ([`wheelbeat_timer::Wheel`]). It is fed `now` and received frames and returns actions (send
 //!   a ping, answer one, close) and events (dead, RTT, missed ping, local pause). It reads no
 //!   clock and touches no socket, so it is tested in virtual time.
-//! - the mio shell (a server and a client pool, on one event loop each or on several) drives
-//!   the monitor with real sockets and `Instant::now()`.
+//! - the loop's endpoint (crate-private, `src/endpoint/`): the second I/O-free level, above the
+//!   monitor, in the style of quinn-proto's `Endpoint`. It owns every connection's bookkeeping
+//!   (the table, reconnects with backoff and pacing, the one close path with a typed
+//!   [`CloseReason`], the statistics, the [`Handler`] calls) and the wire format, fed `now` and
+//!   socket events, handing back frames to write, closes and connects. Tested as timelines.
+//! - the thin mio driver (`src/driver/`) moves bytes, readiness and `Instant::now()` between
+//!   the sockets (through `wheelbeat-net`'s `Ready`, `Acceptor` and `Connection`) and the
+//!   endpoint, with every loop turn bounded in bytes and in time ([`Options::turn_budget`]).
+//! - the [`shell`]: the public face, [`Server`] and [`Pool`] (one loop thread each, or
+//!   several), [`Handle`], [`Handler`], [`Snapshot`], settings checked when built.
+//!
+//! A received frame goes: socket -> driver (codec) -> endpoint (format) -> monitor -> endpoint
+//! (a pong to send) -> driver (write queue) -> socket.
 //!
 //! ## The wire protocol, byte for byte
 //!
@@ -114,6 +125,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod driver;
+mod endpoint;
+pub mod format;
 pub mod monitor;
 pub mod protocol;
 pub mod shell;
@@ -123,7 +137,7 @@ pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, Snapshot,
+    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

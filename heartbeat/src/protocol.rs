@@ -75,6 +75,12 @@ pub enum ProtocolError {
     InvalidJson,
     /// The frame is valid JSON but not an object (an array, a string, a number, ...).
     NotAnObject,
+    /// The frame is longer than the frame cap (`max_frame_len`); the codec refused it before
+    /// anything was parsed.
+    FrameTooLong,
+    /// A frame another [`Format`](crate::format::Format) refused, with that format's own short
+    /// lowercase reason.
+    Malformed(&'static str),
 }
 
 impl ProtocolError {
@@ -83,6 +89,8 @@ impl ProtocolError {
         match self {
             ProtocolError::InvalidJson => "invalid json",
             ProtocolError::NotAnObject => "not a json object",
+            ProtocolError::FrameTooLong => "frame too long",
+            ProtocolError::Malformed(reason) => reason,
         }
     }
 }

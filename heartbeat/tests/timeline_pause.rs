@@ -197,3 +197,41 @@ fn bounded_calls_work_off_a_stall_backlog_with_the_same_forgiveness() {
     assert_eq!(h.m.stats().missed, 0);
     assert!(h.m.poll_timeout().is_some_and(|t| t > now));
 }
+
+/// Guards issue 8: the loop's own busy turns were taken for a pause of the process and every
+/// verdict was forgiven for as long as peers kept the loop busy. Once the driver reports how
+/// long it really was not running, a busy (late) loop convicts on its grid.
+#[test]
+fn a_busy_loop_is_not_a_pause_once_the_driver_reports_real_stalls() {
+    let mut h = Timeline::new(config());
+    h.add(0, 1);
+    h.run_to(30_000);
+    // The loop computed from 30 s to 55 s without stopping: it reports no stall.
+    h.m.report_stall(Duration::ZERO);
+    h.stall_until(55_000);
+    assert!(pauses(&h).is_empty(), "busy is not paused");
+    assert_eq!(h.m.stats().forgiven, 0);
+    assert_eq!(
+        h.misses(1).len(),
+        1,
+        "the answer deadline at 40 s is a miss, judged late"
+    );
+}
+
+#[test]
+fn a_reported_stall_still_forgives_the_verdicts_it_covers() {
+    let mut h = Timeline::new(config());
+    h.add(0, 1);
+    h.run_to(30_000);
+    // Stopped (SIGSTOP) from 30 s to 55 s: the driver saw 25 s without running.
+    h.m.report_stall(Duration::from_secs(25));
+    h.stall_until(55_000);
+    assert_eq!(pauses(&h), vec![(55_000, Duration::from_secs(15))]);
+    assert!(h.misses(1).is_empty());
+    // The evidence is used up by that call: a later busy delay is not forgiven.
+    h.run_to(65_000);
+    h.m.report_stall(Duration::ZERO);
+    h.stall_until(90_000);
+    assert_eq!(h.m.stats().forgiven, 1);
+    assert!(!h.misses(1).is_empty());
+}

@@ -91,8 +91,9 @@ fn check_max(max: usize) -> u32 {
 
 /// Newline-delimited frames: the default codec.
 ///
-/// A frame is the bytes before a `\n`; one `\r` right before the `\n` is stripped too, so
-/// `nc` and Windows peers work. The seed's `{"ping":10}` travels as `{"ping":10}\n`.
+/// A frame is the bytes before a `\n`; any `\r` right before the `\n` are stripped too, so
+/// `nc` and Windows peers work, and a decoded frame never ends with `\r` (so it can always be
+/// encoded back). The seed's `{"ping":10}` travels as `{"ping":10}\n`.
 ///
 /// Bounds: a frame is at most `max_frame_len` bytes (default 64 KiB); a line with no `\n`
 /// is an error as soon as `max_frame_len + 2` bytes have arrived. Encoding refuses payloads
@@ -150,11 +151,14 @@ impl Codec for LineCodec {
             Some(i) => {
                 let nl = from + i;
                 self.scanned = 0;
-                let end = if nl > 0 && buf[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
+                // Every `\r` right before the `\n` is stripped, not just one: a frame then
+                // never ends with `\r`, which is exactly what `encode` accepts, so whatever is
+                // decoded can be sent back (issue 8: `{"a":1}\r\r\n` was accepted, then its
+                // echo refused).
+                let mut end = nl;
+                while end > 0 && buf[end - 1] == b'\r' {
+                    end -= 1;
+                }
                 if end > max {
                     return Err(Error::FrameTooLong {
                         len: end as u64,
@@ -322,6 +326,24 @@ impl Codec for LengthCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards issue 8: `{"a":1}\r\r\n` was accepted as data, then echoing it back failed.
+    #[test]
+    fn carriage_returns_are_handled_the_same_way_on_decode_and_encode() {
+        let mut codec = LineCodec::new();
+        for wire in [&b"{\"a\":1}\r\r\n"[..], b"{\"a\":1}\r\n", b"{\"a\":1}\n"] {
+            codec.reset();
+            let d = codec.decode(wire).unwrap().unwrap();
+            assert_eq!(&wire[d.frame.clone()], b"{\"a\":1}");
+            assert_eq!(d.consumed, wire.len());
+            let mut echo = Vec::new();
+            codec.encode(&wire[d.frame], &mut echo).unwrap();
+            assert_eq!(echo, b"{\"a\":1}\n");
+        }
+        codec.reset();
+        let d = codec.decode(b"\r\r\n").unwrap().unwrap();
+        assert_eq!(d.frame, 0..0);
+    }
 
     /// Feeds `chunks` to `codec` the way a connection does (keep unconsumed bytes, append,
     /// decode until `Ok(None)`), collecting frames until the first error.

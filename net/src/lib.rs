@@ -48,11 +48,13 @@
 
 // The modules are public for their docs (ground rules, state tables, bounds); everything in
 // them is also re-exported at the crate root, which is the path to use.
+pub mod clock;
 pub mod codec;
 pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod listen;
+pub mod mem;
 pub mod options;
 pub mod ready;
 pub mod table;
@@ -62,6 +64,7 @@ pub mod transport;
 pub mod write;
 pub mod ws;
 
+pub use clock::thread_cpu_time;
 pub use codec::{Codec, DEFAULT_MAX_FRAME_LEN, Decoded, LengthCodec, LineCodec, MAX_MAX_FRAME_LEN};
 pub use conn::{
     Connection, DEFAULT_PRIORITY_CAP, DEFAULT_READ_BUDGET, DEFAULT_WRITE_CAP, Outbox, ReadBuf,
@@ -70,6 +73,7 @@ pub use conn::{
 pub use connect::{ConnectStatus, Connecting};
 pub use error::{Error, FrameError, SendError};
 pub use listen::{AcceptStatus, Acceptor, FdLimit, ListenConfig, Listener, bind, raise_fd_limit};
+pub use mem::release_free_memory;
 pub use options::{Keepalive, SocketOptions};
 pub use ready::Ready;
 pub use table::{ConnKey, ConnTable};

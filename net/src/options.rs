@@ -133,3 +133,23 @@ impl SocketOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_buffer_and_notsent_lowat_reach_the_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let opts = SocketOptions::default()
+            .send_buffer(Some(64 * 1024))
+            .notsent_lowat(Some(16 * 1024));
+        opts.apply(SockRef::from(&s)).unwrap();
+        let sock = SockRef::from(&s);
+        // Linux doubles SO_SNDBUF for its bookkeeping; it is at least what was asked.
+        assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(sock.tcp_notsent_lowat().unwrap(), 16 * 1024);
+    }
+}

@@ -71,6 +71,15 @@ impl Ready {
         self.next.push(token);
     }
 
+    /// Ends the turn early (say its time budget is spent): the tokens of this turn not served
+    /// yet are served first next turn, ahead of those passed to [`again`](Self::again), so
+    /// the order of service rotates fairly instead of favouring the front of the turn.
+    pub fn defer_rest(&mut self) {
+        let Ready { turn, next } = self;
+        // `turn` is served from the back, so its serving order is reversed.
+        next.splice(0..0, turn.drain(..).rev());
+    }
+
     /// True if work is carried over to the next turn.
     pub fn has_carried(&self) -> bool {
         !self.next.is_empty()
@@ -107,5 +116,20 @@ mod tests {
         ready.begin_turn(&events, None);
         assert_eq!(ready.next_token(), Some(Token(2)));
         assert_eq!(ready.next_token(), None);
+    }
+
+    #[test]
+    fn a_turn_cut_short_serves_the_unserved_first_next_turn() {
+        let mut ready = Ready::new();
+        let events = Events::with_capacity(4);
+        ready.begin_turn(&events, [Token(3), Token(2), Token(1)]);
+        assert_eq!(ready.next_token(), Some(Token(1)));
+        ready.again(Token(1)); // served, still has bytes
+        ready.defer_rest(); // out of time: 2 and 3 were not served
+        assert_eq!(ready.next_token(), None);
+        assert_eq!(ready.timeout(None), Some(Duration::ZERO));
+        ready.begin_turn(&events, None);
+        let served: Vec<_> = std::iter::from_fn(|| ready.next_token()).collect();
+        assert_eq!(served, [Token(2), Token(3), Token(1)]);
     }
 }

@@ -8,7 +8,10 @@ set -uo pipefail
 cd "$(dirname "$0")"
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
-  suites=(SUITES_PLACEHOLDER)
+  # Every suite here: each `NAME.sh` but this one.
+  for f in *.sh; do
+    [ "$f" = run.sh ] || suites+=("${f%.sh}")
+  done
 fi
 passed=0
 failed=0

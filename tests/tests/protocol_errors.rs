@@ -96,7 +96,7 @@ fn bad_frames_close_only_their_own_connection() {
     let reasons: Vec<_> = rx
         .try_iter()
         .filter_map(|e| match e {
-            Seen::Close(_, CloseReason::Protocol(r)) => Some(r),
+            Seen::Close(_, CloseReason::Protocol(r)) => Some(r.reason()),
             _ => None,
         })
         .collect();

@@ -138,6 +138,13 @@ pub struct PeerConfig {
     pub jitter: Option<f64>,
     /// Overrides [`Config::data_counts_as_liveness`].
     pub data_counts_as_liveness: Option<bool>,
+    /// Passive mode for this peer (default off): it is never pinged, and a silence of a whole
+    /// `interval` (exactly: `jitter` does not apply) is the verdict,
+    /// [`DeadReason::Silent`](super::DeadReason::Silent). For protocols whose keep-alive the
+    /// client drives (MQTT's server side, Netty's reader-idle). Pings it sends are still
+    /// answered. The bound: a peer silent since `t` is dead no later than
+    /// `t + interval + one tick` (plus the loop's lateness), and never before `t + interval`.
+    pub passive: Option<bool>,
 }
 
 /// An invalid [`Config`] or [`PeerConfig`].

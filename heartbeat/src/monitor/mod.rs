@@ -206,6 +206,13 @@ pub struct Monitor<C: Copy = ()> {
     stats: Stats,
     /// The tick of the previous `handle_timeout` call (or of creation).
     last_call: u64,
+    /// How late, in nanoseconds, the latest timer run by the last `handle_timeout` call was
+    /// against its own deadline; `None` if that call ran none.
+    last_lateness_ns: Option<u64>,
+    /// Ticks the driver reported the loop not running since the last call that ran
+    /// everything due ([`Monitor::report_stall`]); `None` until the first report, when every
+    /// late call counts as a pause.
+    stall_ticks: Option<u64>,
 }
 
 impl<C: Copy> Monitor<C> {
@@ -242,6 +249,8 @@ impl<C: Copy> Monitor<C> {
             events: VecDeque::new(),
             stats: Stats::default(),
             last_call: 0,
+            last_lateness_ns: None,
+            stall_ticks: None,
         }
     }
 
@@ -299,6 +308,41 @@ impl<C: Copy> Monitor<C> {
         self.stats.added += 1;
         self.stats.peers += 1;
         id
+    }
+
+    /// Changes `peer`'s settings (say once the application has read the keep-alive its
+    /// protocol announced, MQTT's CONNECT): `overrides` replace the monitor's defaults for it,
+    /// as in [`add_with`](Self::add_with). A new silence cycle starts from the peer's last
+    /// sign of life (an outstanding ping is forgotten, its answer still counts as a sign of
+    /// life), so the new window applies at once. An invalid combination is returned as an
+    /// error and changes nothing; a stale `peer` is `Ok` and ignored.
+    pub fn reconfigure(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        overrides: &PeerConfig,
+    ) -> Result<(), ConfigError> {
+        self.config.validate_peer(overrides)?;
+        let settings = resolve(&self.config, overrides, &self.clock);
+        let now_tick = self.clock.now_to_tick(now);
+        let tick_ns = self.tick_ns;
+        let seed = self.config.seed;
+        let Some(p) = peer_mut(&mut self.slots, peer) else {
+            return Ok(());
+        };
+        self.wheel.cancel(p.timer);
+        p.settings = settings;
+        p.missed = 0;
+        p.flags &= flag::UNREAD;
+        let due = p.ping_due_tick(p.window_ns(seed, peer.key()), tick_ns);
+        p.timer = self.wheel.insert(due.max(now_tick + 1), peer);
+        Ok(())
+    }
+
+    /// The sequence number of `peer`'s outstanding (or last) ping, for formats whose pongs
+    /// carry none: such a pong answers the ping outstanding. `None` if stale or never pinged.
+    pub fn last_ping_seq(&self, peer: PeerId) -> Option<u64> {
+        self.peer(peer).map(|p| p.seq).filter(|&s| s != 0)
     }
 
     /// Stops monitoring `peer` and returns its tag; `None` if the id is stale (already removed,
@@ -410,6 +454,7 @@ impl<C: Copy> Monitor<C> {
         let now_ns = self.nanos(now);
         let mut worst_late = 0;
         let mut budget = max_timers;
+        self.last_lateness_ns = None;
         let mut drained = true;
         loop {
             if budget == 0 {
@@ -441,15 +486,23 @@ impl<C: Copy> Monitor<C> {
             };
             // How late this call is for this timer: it was due at `expired.deadline`, and the
             // last call that ran everything due (`last_call`, earlier than the deadline or it
-            // would have fired then) did not run it.
+            // would have fired then) did not run it. Once the driver reports stalls, only the
+            // time the loop really was not running counts towards the pause guard: its own
+            // busy turns are lateness, never a pause.
             let late = now_tick.saturating_sub(expired.deadline.max(self.last_call));
+            let late = self.stall_ticks.map_or(late, |stall| late.min(stall));
             worst_late = worst_late.max(late);
+            let late_ns = now_ns.saturating_sub(expired.deadline.saturating_mul(self.tick_ns));
+            self.last_lateness_ns = Some(self.last_lateness_ns.map_or(late_ns, |l| l.max(late_ns)));
             self.fire(expired, now_tick, now_ns, late);
         }
         if drained {
             // Only a call that left nothing due moves the reference point of lateness, so a
             // backlog worked off over several bounded calls is judged as one late call.
             self.last_call = self.last_call.max(now_tick);
+            if let Some(stall) = &mut self.stall_ticks {
+                *stall = 0;
+            }
         }
         if worst_late > self.pause_ticks {
             self.stats.local_pauses += 1;
@@ -458,6 +511,46 @@ impl<C: Copy> Monitor<C> {
             });
         }
         drained
+    }
+
+    /// Tells the monitor whether the driver holds bytes from `peer` that it has not read yet
+    /// (a readiness event not served yet, or a read cut short by its budget). While it does,
+    /// no miss and no verdict is pronounced for the peer: a step that falls due is looked at
+    /// again one tick later. A peer is never convicted while its answer sits unread in its
+    /// socket; the cost is that a verdict waits for the loop's read lateness, which the
+    /// driver's turn budget bounds. A stale `peer` is ignored.
+    pub fn set_unread(&mut self, peer: PeerId, unread: bool) {
+        if let Some(p) = peer_mut(&mut self.slots, peer) {
+            if unread {
+                p.flags |= flag::UNREAD;
+            } else {
+                p.flags &= !flag::UNREAD;
+            }
+        }
+    }
+
+    /// Reports that the loop thread was not running (stopped, frozen, not scheduled) for
+    /// `not_running` since the previous report. Once a driver reports at all, the local-pause
+    /// guard forgives a verdict only for such time, never for the loop's own busy turns: a loop
+    /// late because it was computing convicts on its grid, late by its lateness. A driver
+    /// that never calls this keeps the older rule (any lateness over `timeout` is a pause),
+    /// which is what virtual-time drivers want.
+    ///
+    /// The driver measures it as the wall-clock time outside `poll` in which the thread used
+    /// no CPU, plus the time `poll` overslept its timeout.
+    pub fn report_stall(&mut self, not_running: Duration) {
+        let ticks =
+            u64::try_from(not_running.as_nanos() / u128::from(self.tick_ns)).unwrap_or(u64::MAX);
+        self.stall_ticks = Some(self.stall_ticks.unwrap_or(0).saturating_add(ticks));
+    }
+
+    /// How late the last [`handle_timeout`](Self::handle_timeout) call ran the most overdue
+    /// timer it fired, measured against that timer's own deadline (not against
+    /// [`poll_timeout`](Self::poll_timeout), which is only a lower bound: a coarse wheel slot's
+    /// start). `None` if the call fired no timer. This is the loop's real lateness, the `L` of
+    /// the bound in the [module docs](self).
+    pub fn last_lateness(&self) -> Option<Duration> {
+        self.last_lateness_ns.map(Duration::from_nanos)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next; `None` when no peer
@@ -529,7 +622,9 @@ impl<C: Copy> Monitor<C> {
         if p.has(flag::HEARD) {
             // Heard from since (idle or pinged): a new cycle, whose grid starts from `last_seen`
             // with a fresh jitter draw (a new `last_seen` hashes to a new draw).
-            p.flags = 0; // also ends the first cycle (FIRST): later ones draw interval ± jitter
+            // Also ends the first cycle (FIRST): later ones draw interval ± jitter. UNREAD is
+            // the socket's, not the cycle's.
+            p.flags &= flag::UNREAD;
             let interval = p.window_ns(seed, id.key());
             let due = p.ping_due_tick(interval, tick_ns);
             if due > now_tick {
@@ -542,7 +637,22 @@ impl<C: Copy> Monitor<C> {
         }
         if !p.has(flag::PINGED) {
             // Idle and nothing heard since the timer was filed at the cycle's `G`: the silence
-            // window has fully elapsed. Ping 0 of the cycle.
+            // window has fully elapsed.
+            if p.settings.passive {
+                // Passive: the window is the verdict. Not while bytes wait unread, and not
+                // for a stall of the loop itself (a fresh `timeout` of grace instead).
+                if p.has(flag::UNREAD) {
+                    self.stats.deferred += 1;
+                    p.timer = self.wheel.insert(now_tick + 1, id);
+                } else if late > p.settings.timeout_ticks {
+                    self.stats.forgiven += 1;
+                    p.timer = self.wheel.insert(now_tick + p.settings.timeout_ticks, id);
+                } else {
+                    self.kill(id, now_ns, DeadReason::Silent);
+                }
+                return;
+            }
+            // Active: ping 0 of the cycle.
             self.send_ping(id, now_tick, now_ns);
             return;
         }
@@ -555,6 +665,15 @@ impl<C: Copy> Monitor<C> {
             // bound by timeout - interval).
             let recheck = now_tick + p.settings.min_interval_ticks(tick_ns);
             p.timer = self.wheel.insert(due.min(recheck), id);
+            return;
+        }
+        if p.has(flag::UNREAD) {
+            // The peer's bytes (perhaps the very answer) wait unread in the driver's socket:
+            // judging now could convict a peer that did answer. Look again one tick later; the
+            // driver reads carried-over sockets first, so this waits only for the loop's own
+            // read lateness.
+            self.stats.deferred += 1;
+            p.timer = self.wheel.insert(now_tick + 1, id);
             return;
         }
         // Lateness of the step itself (this expiry may be an earlier re-check).
@@ -670,7 +789,13 @@ fn peer_mut<C>(slots: &mut [Slot<C>], id: PeerId) -> Option<&mut Peer<C>> {
 fn resolve(config: &Config, overrides: &PeerConfig, clock: &TickClock) -> Settings {
     let interval = overrides.interval.unwrap_or(config.interval);
     let timeout = overrides.timeout.unwrap_or(config.timeout);
-    let jitter = overrides.jitter.unwrap_or(config.jitter);
+    let passive = overrides.passive.unwrap_or(false);
+    // A passive window is exact: never a verdict before `interval` of silence.
+    let jitter = if passive {
+        0.0
+    } else {
+        overrides.jitter.unwrap_or(config.jitter)
+    };
     // Validation caps durations at 2^62 ns, so these conversions are exact.
     let interval_ns = interval.as_nanos() as u64;
     // Truncated, so the longest window never exceeds interval * (1 + jitter).
@@ -683,6 +808,7 @@ fn resolve(config: &Config, overrides: &PeerConfig, clock: &TickClock) -> Settin
         data_live: overrides
             .data_counts_as_liveness
             .unwrap_or(config.data_counts_as_liveness),
+        passive,
     }
 }
 

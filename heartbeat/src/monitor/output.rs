@@ -97,12 +97,15 @@ pub enum DeadReason {
         /// The number of unanswered pings.
         missed: u32,
     },
+    /// Passive mode: the peer sent nothing for a whole window.
+    Silent,
 }
 
 impl std::fmt::Display for DeadReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeadReason::MissedPings { missed } => write!(f, "{missed} pings missed"),
+            DeadReason::Silent => f.write_str("silent for a whole window"),
         }
     }
 }
@@ -145,4 +148,7 @@ pub struct Stats {
     pub timer_fires: u64,
     /// Lazy re-arms: a timer that fired for a peer heard from since, and was re-filed.
     pub rearms: u64,
+    /// Steps looked at again one tick later because the peer's bytes were still unread
+    /// ([`Monitor::set_unread`](super::Monitor::set_unread)).
+    pub deferred: u64,
 }

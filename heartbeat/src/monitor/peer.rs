@@ -56,6 +56,9 @@ pub(super) struct Settings {
     pub max_missed: u32,
     /// Whether application data counts as a sign of life.
     pub data_live: bool,
+    /// Passive mode: never ping; silence for a whole window (exactly `interval`, no jitter)
+    /// is the verdict.
+    pub passive: bool,
 }
 
 impl Settings {
@@ -82,6 +85,10 @@ pub(super) mod flag {
     /// drawn by [`draw_first_interval`](super::draw_first_interval). Cleared when a new cycle
     /// starts.
     pub const FIRST: u8 = 16;
+    /// The driver has bytes from this peer it has not read yet (see
+    /// [`Monitor::set_unread`](super::super::Monitor::set_unread)): no step of its cycle is
+    /// judged until they are read. A property of the socket, kept across cycles and pings.
+    pub const UNREAD: u8 = 32;
 }
 
 /// One jittered silence window, in nanoseconds, for the cycle of peer `peer_key` that started
@@ -201,11 +208,12 @@ impl<C> Peer<C> {
     }
 
     /// Records a ping emitted at `now_ns` and returns its sequence number.
-    /// Keeps `CHAINED` and `FIRST` (properties of the cycle, not of one ping).
+    /// Keeps `CHAINED` and `FIRST` (properties of the cycle, not of one ping) and `UNREAD` (of
+    /// the socket).
     pub fn start_ping(&mut self, now_ns: u64) -> u64 {
         self.seq = self.seq.wrapping_add(1);
         self.ping_sent = now_ns;
-        self.flags = flag::PINGED | (self.flags & (flag::CHAINED | flag::FIRST));
+        self.flags = flag::PINGED | (self.flags & (flag::CHAINED | flag::FIRST | flag::UNREAD));
         self.seq
     }
 
@@ -248,6 +256,7 @@ mod tests {
             timeout_ticks: 5,
             max_missed: 3,
             data_live: true,
+            passive: false,
         }
     }
 

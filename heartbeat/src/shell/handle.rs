@@ -16,7 +16,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -42,10 +42,12 @@ pub(crate) struct LoopLink {
     pub(crate) waker: Arc<mio::Waker>,
 }
 
-/// Shared between a loop and every handle: the shutdown flag.
+/// Shared between the loops and every handle: the shutdown flag, and how many loops ended
+/// without being asked to.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
+    pub(crate) failed: AtomicUsize,
 }
 
 /// A command could not be delivered; the payload is handed back.
@@ -224,6 +226,7 @@ impl Handle {
         }
         drop(loops);
         let mut total = Snapshot::new();
+        total.loops_failed = self.failed_loops() as u64;
         let deadline = Instant::now() + STATS_WAIT;
         for rx in waiting {
             if let Ok(s) = rx.recv_deadline(deadline) {
@@ -236,6 +239,15 @@ impl Handle {
     /// `true` once [`shutdown`](Self::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
         self.inner.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    /// How many loops have ended without [`shutdown`](Self::shutdown) being called (their
+    /// `poll` failed, or the loop itself panicked; a panicking handler callback does not end
+    /// its loop). Their connections are closed and their counters are missing from
+    /// [`stats`](Self::stats), which reports this number as
+    /// [`Snapshot::loops_failed`]. Zero for a healthy server or pool.
+    pub fn failed_loops(&self) -> usize {
+        self.inner.shared.failed.load(Ordering::Acquire)
     }
 
     /// Shuts every loop down gracefully: each closes all its connections

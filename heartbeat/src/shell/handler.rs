@@ -8,9 +8,13 @@
 //!   they ask for (send, close) is queued and carried out by the loop right
 //!   after the callback returns, which keeps the loop's borrow story simple
 //!   and makes re-entrancy impossible.
-//! - A panic in a callback ends its loop: the thread unwinds, its sockets are
-//!   dropped (closed), and later commands to it report
-//!   [`SendError::Closed`](crate::SendError::Closed). Catch what you expect to
+//! - A panic in a callback is caught by the loop: the connection the callback
+//!   was called for is closed with
+//!   [`CloseReason::HandlerPanicked`]
+//!   (counted in [`Snapshot::handler_panics`](crate::Snapshot::handler_panics),
+//!   logged), what the callback had queued before panicking is still carried
+//!   out, and every other connection carries on. The handler's own state is
+//!   whatever the panic left: keep it consistent, or catch what you expect to
 //!   fail.
 //! - All methods have empty defaults, so `()` is a valid handler (pure
 //!   heartbeat server) and an application overrides only what it needs.
@@ -22,7 +26,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::monitor::DeadReason;
+use crate::endpoint::{QueueView, data_cost};
+use crate::monitor::{Config, ConfigError, DeadReason, PeerConfig};
 
 use super::{CloseReason, ConnId};
 
@@ -44,6 +49,7 @@ pub struct ConnInfo {
 pub(crate) enum Op {
     Send(ConnId, Vec<u8>),
     Close(ConnId),
+    SetHeartbeat(ConnId, PeerConfig),
 }
 
 /// What a callback may do to its loop. Requests are carried out right after
@@ -53,6 +59,36 @@ pub struct Context<'a> {
     pub(crate) ops: &'a mut Vec<Op>,
     pub(crate) now: Instant,
     pub(crate) loop_index: usize,
+    /// The loop's heartbeat settings, against which per-connection overrides are checked.
+    pub(crate) heartbeat: &'a Config,
+    /// The loop's connections' queued bytes, for [`Context::try_send`].
+    pub(crate) view: QueueView<'a>,
+}
+
+impl std::fmt::Debug for QueueView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueView")
+    }
+}
+
+/// Why [`Context::try_send`] handed a frame back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// Queueing it would pass the connection's write cap (its peer is not reading fast
+    /// enough): drop it, retry after [`Handler::on_writable_changed`] says `true`, or close.
+    Full(Vec<u8>),
+    /// The connection is not open on this loop (closed, frozen, or another loop's).
+    Closed(Vec<u8>),
+}
+
+impl TrySendError {
+    /// The frame handed back.
+    pub fn into_inner(self) -> Vec<u8> {
+        match self {
+            TrySendError::Full(f) | TrySendError::Closed(f) => f,
+        }
+    }
 }
 
 impl Context<'_> {
@@ -63,10 +99,79 @@ impl Context<'_> {
         self.ops.push(Op::Send(conn, frame.into()));
     }
 
+    /// Queues one application frame for `conn` if it fits under the connection's write cap,
+    /// else hands it back ([`TrySendError::Full`]) and the connection lives on: unlike
+    /// [`send`](Self::send), whose overflow closes the connection
+    /// ([`CloseReason::WriteOverflow`]). Counts what this callback already queued.
+    pub fn try_send(
+        &mut self,
+        conn: ConnId,
+        frame: impl Into<Vec<u8>>,
+    ) -> Result<(), TrySendError> {
+        let frame = frame.into();
+        let Some(queued) = self.view.queued(conn) else {
+            return Err(TrySendError::Closed(frame));
+        };
+        let pending: usize = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Send(id, f) if *id == conn => Some(data_cost(f.len())),
+                _ => None,
+            })
+            .sum();
+        if queued + pending + data_cost(frame.len()) > self.view.cap() {
+            return Err(TrySendError::Full(frame));
+        }
+        self.ops.push(Op::Send(conn, frame));
+        Ok(())
+    }
+
+    /// Bytes queued on `conn`'s data lane (frame bookkeeping included, what the write cap
+    /// limits), as of this callback; `None` if it is not open on this loop.
+    pub fn queued(&self, conn: ConnId) -> Option<usize> {
+        self.view.queued(conn)
+    }
+
     /// Closes `conn` (reason [`CloseReason::Local`]); unsent data is flushed
     /// best effort.
     pub fn close(&mut self, conn: ConnId) {
         self.ops.push(Op::Close(conn));
+    }
+
+    /// Sets `conn`'s heartbeat settings, say once the application has read the keep-alive its
+    /// protocol announced (MQTT's CONNECT): `overrides` replace the loop's settings for this
+    /// connection, and a new silence window starts from its last frame. Call it again to
+    /// change them later. With a passive [`Format`](crate::format::Format) the connection
+    /// stays passive unless `overrides.passive` says otherwise. An invalid combination is
+    /// returned here, and changes nothing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wheelbeat_heartbeat::{ConnId, Context, Handler, monitor::PeerConfig};
+    /// struct Mqtt;
+    /// impl Handler for Mqtt {
+    ///     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
+    ///         let keep_alive = Duration::from_secs(u64::from(frame[0])); // from CONNECT
+    ///         let window = PeerConfig {
+    ///             interval: Some(keep_alive.mul_f64(1.5)),
+    ///             passive: Some(true),
+    ///             ..PeerConfig::default()
+    ///         };
+    ///         if cx.set_heartbeat(conn, window).is_err() {
+    ///             cx.close(conn); // keep-alive 0 or out of range: the application decides
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_heartbeat(
+        &mut self,
+        conn: ConnId,
+        overrides: PeerConfig,
+    ) -> Result<(), ConfigError> {
+        self.heartbeat.validate_peer(&overrides)?;
+        self.ops.push(Op::SetHeartbeat(conn, overrides));
+        Ok(())
     }
 
     /// The loop's clock reading for this turn (the loop reads the clock once
@@ -129,6 +234,12 @@ pub trait Handler: Send + 'static {
 
     /// The connection is closed (for whatever reason); `conn` is stale from now.
     fn on_close(&mut self, cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {}
+
+    /// `conn`'s queued output crossed a watermark: `false` once it passed
+    /// [`Options::write_high_watermark`](crate::Options::write_high_watermark) (its peer reads
+    /// slower than we write: hold back, or use [`Context::try_send`]), `true` once it fell back
+    /// to [`Options::write_low_watermark`](crate::Options::write_low_watermark).
+    fn on_writable_changed(&mut self, cx: &mut Context<'_>, conn: ConnId, writable: bool) {}
 
     /// A pool failed to connect to `addr`; it retries after a backoff.
     fn on_connect_error(&mut self, cx: &mut Context<'_>, addr: SocketAddr, error: &io::Error) {}

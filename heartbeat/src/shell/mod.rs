@@ -23,37 +23,41 @@
 //!   [`CloseReason`]; nothing a peer sends can stop a loop.
 //!
 //! # Memory per connection
-//! An idle connection costs the shell a 72-byte table slot plus a 192-byte
-//! boxed state (socket, codec, write-queue bookkeeping, monitor handle; both
-//! sizes asserted by a test), the monitor's peer entry and timer, and the
-//! kernel's socket. Buffers are allocated only while a frame is half-read or
-//! bytes wait to be written, within the caps in [`Options`]. The demo measures
-//! the whole (RSS per connection, both ends in one process).
+//! An idle connection costs the driver one slot (socket, codec, write-queue
+//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
+//! by a test, plus the monitor's peer entry and timer and the kernel's socket.
+//! Buffers are allocated only while a frame is half-read or bytes wait to be
+//! written, within the caps in [`Options`] and the loop's memory budget. The
+//! demo measures the whole (RSS per connection, both ends in one process).
 
-mod backoff;
-mod event_loop;
 mod framing;
 pub mod handle;
 pub mod handler;
-mod pacer;
 mod pool;
 mod server;
+pub mod settings;
 pub mod stats;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wheelbeat_net::{ConnKey, DEFAULT_MAX_FRAME_LEN, SocketOptions};
 
+use crate::format::{Format, JsonLines};
 use crate::monitor::{self, DeadReason};
+use crate::protocol::ProtocolError;
 
 pub use framing::Framing;
 pub use handle::{Handle, SendError};
-pub use handler::{ConnInfo, Context, Handler};
+pub use handler::{ConnInfo, Context, Handler, TrySendError};
 pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
+pub use settings::{SettingsError, StartError};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
 
+pub(crate) use framing::AnyCodec;
 pub(crate) use server::spawn_loops;
 
 /// Names one connection of one loop, from any thread.
@@ -106,15 +110,22 @@ pub enum CloseReason {
     /// The peer closed the connection (end of stream, reset, or closed in the
     /// middle of a frame).
     PeerClosed,
-    /// The peer broke the protocol; `{"error":"<reason>"}` was sent (best effort)
-    /// before closing. The string is that reason.
-    Protocol(&'static str),
+    /// The peer broke the protocol (a frame that is not a JSON object, or over the
+    /// frame cap); `{"error":"<reason>"}` was sent (best effort) before closing.
+    Protocol(ProtocolError),
     /// The peer did not read: the write queue (or its priority lane) hit its cap.
     WriteOverflow,
     /// Another socket error (its message).
     Io(String),
     /// A pool's connect attempt failed or timed out before the connection was up.
     ConnectFailed(String),
+    /// The loop's memory budget ([`Options::memory_budget`]) was exceeded and this
+    /// connection held the most queued bytes: output its peer did not read, or an unfinished
+    /// input frame.
+    MemoryBudget,
+    /// A [`Handler`] callback panicked while handling this connection. The panic was
+    /// caught and logged; only this connection was closed and the loop goes on.
+    HandlerPanicked,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
     /// The loop shut down.
@@ -130,6 +141,8 @@ impl fmt::Display for CloseReason {
             CloseReason::WriteOverflow => f.write_str("write queue full"),
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::HandlerPanicked => f.write_str("handler panicked"),
+            CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
@@ -145,6 +158,9 @@ pub struct Options {
     pub heartbeat: monitor::Config,
     /// How frames are delimited on the wire (default: one per line).
     pub framing: Framing,
+    /// What the frames mean: which are heartbeats, how ours are written, active or passive
+    /// (default [`JsonLines`]). See [`crate::format`].
+    pub format: Arc<dyn Format>,
     /// Largest frame accepted or sent, in bytes (default 64 KiB). A longer one
     /// is a protocol error (`"frame too long"`).
     pub max_frame_len: usize,
@@ -152,8 +168,29 @@ pub struct Options {
     /// to the others (default 64 KiB).
     pub read_budget: usize,
     /// Cap on bytes queued for one connection (default 1 MiB). An application
-    /// send past it closes the connection ([`CloseReason::WriteOverflow`]).
+    /// send past it closes the connection ([`CloseReason::WriteOverflow`]);
+    /// [`Context::try_send`] hands the frame back instead.
     pub write_cap: usize,
+    /// Queued bytes above which a connection is reported not writable
+    /// ([`Handler::on_writable_changed`] with `false`). Default (`None`): half the
+    /// write cap (512 KiB with the default cap).
+    pub write_high_watermark: Option<usize>,
+    /// Queued bytes at or below which a connection reported not writable is reported
+    /// writable again. Default (`None`): a sixteenth of the write cap (64 KiB).
+    pub write_low_watermark: Option<usize>,
+    /// Cap on the heap bytes all connections of one loop hold together (default 256 MiB):
+    /// unread output, unfinished input frames, write-queue bookkeeping. Per-connection caps
+    /// (`write_cap`, `max_frame_len`) multiply with the number of peers; this does not. When
+    /// a turn ends above it, the connections holding the most are closed
+    /// ([`CloseReason::MemoryBudget`]) until the loop is back under 7/8 of it, and once the
+    /// pressure is over the freed memory is handed back to the operating system where the
+    /// allocator allows (glibc's `malloc_trim`).
+    pub memory_budget: usize,
+    /// Longest a loop turn spends reading and parsing before it runs the timers (default
+    /// 5 ms). Checked between frames: what is left is read first in the next turn, so peers
+    /// that flood the loop with expensive frames delay the heartbeat timers by at most this
+    /// (plus one frame's parse), and the loop's own turns never look like a pause.
+    pub turn_budget: Duration,
     /// Capacity of each loop's command channel (default 65,536).
     pub command_capacity: usize,
     /// mio events taken per poll (default 1,024).
@@ -170,14 +207,29 @@ pub struct Options {
     pub connect_rate: Option<u32>,
 }
 
+impl Options {
+    /// The watermarks in effect: `(low, high)`.
+    pub(crate) fn watermarks(&self) -> (usize, usize) {
+        (
+            self.write_low_watermark.unwrap_or(self.write_cap / 16),
+            self.write_high_watermark.unwrap_or(self.write_cap / 2),
+        )
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
             heartbeat: monitor::Config::default(),
             framing: Framing::Line,
+            format: Arc::new(JsonLines),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
+            write_high_watermark: None,
+            write_low_watermark: None,
+            turn_budget: Duration::from_millis(5),
+            memory_budget: 256 * 1024 * 1024,
             command_capacity: 65_536,
             events_capacity: 1024,
             socket: SocketOptions::default().nodelay(true),
@@ -190,7 +242,7 @@ impl Default for Options {
 /// How long a best-effort goodbye (an `{"error":...}` frame) may linger: the
 /// loop drains at most this many unread bytes before closing so the kernel sends
 /// FIN rather than RST (which could destroy the goodbye in flight).
-const GOODBYE_DRAIN: usize = 256 * 1024;
+pub(crate) const GOODBYE_DRAIN: usize = 256 * 1024;
 
 /// Default initial reconnect delay of a pool.
 const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);

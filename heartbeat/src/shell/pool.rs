@@ -12,16 +12,16 @@
 //!   connections does not overflow the server's accept backlog; with
 //!   [`PoolBuilder::connect_rate`], at most that many start per second.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::event_loop::Target;
 use super::handle::{Handle, SendError};
+use super::settings::validate_backoff;
 use super::{
     ConnId, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Framing, Handler, Options, Snapshot,
-    spawn_loops,
+    StartError, spawn_loops,
 };
+use crate::endpoint::Target;
 use crate::monitor;
 
 /// Builds a [`Pool`]. See [`Pool::builder`].
@@ -67,6 +67,28 @@ impl PoolBuilder {
         self
     }
 
+    /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
+    /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.opts.socket = self.opts.socket.send_buffer(bytes);
+        self
+    }
+
+    /// `TCP_NOTSENT_LOWAT` of every socket (Linux; default none), so a heartbeat does not
+    /// wait behind megabytes already in the kernel. See
+    /// [`SocketOptions::notsent_lowat`](wheelbeat_net::SocketOptions::notsent_lowat).
+    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
+        self.opts.socket = self.opts.socket.notsent_lowat(bytes);
+        self
+    }
+
+    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
+    /// [`crate::format`].
+    pub fn format(mut self, format: impl crate::format::Format) -> Self {
+        self.opts.format = std::sync::Arc::new(format);
+        self
+    }
+
     /// How long one connect may take (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.opts.connect_timeout = timeout;
@@ -88,17 +110,18 @@ impl PoolBuilder {
         self
     }
 
-    /// Spawns the pool's loops and starts connecting. `make_handler(i)` builds
-    /// the handler of loop `i` (called once per loop, from this thread).
-    pub fn start<H, F>(self, mut make_handler: F) -> io::Result<Pool>
+    /// Checks every setting ([`Options::validate`], and the backoff), spawns the pool's
+    /// loops and starts connecting. `make_handler(i)` builds the handler of loop `i` (called
+    /// once per loop, from this thread).
+    ///
+    /// A bad setting is [`StartError::Settings`], naming it; nothing is spawned.
+    pub fn start<H, F>(self, mut make_handler: F) -> Result<Pool, StartError>
     where
         H: Handler,
         F: FnMut(usize) -> H,
     {
-        self.opts
-            .heartbeat
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        self.opts.validate()?;
+        validate_backoff(self.backoff_initial, self.backoff_max)?;
         let mut loops: Vec<_> = (0..self.loops).map(|_| (None, Vec::new())).collect();
         let all = self
             .targets

@@ -13,9 +13,10 @@ use std::thread;
 use mio::{Poll, Waker};
 use wheelbeat_net::{Acceptor, ListenConfig};
 
-use super::event_loop::{EventLoop, LISTENER, Target, WAKER, net_to_io};
 use super::handle::{Handle, LoopLink, SendError, Shared};
-use super::{ConnId, Framing, Handler, Options, Snapshot};
+use super::{ConnId, Framing, Handler, Options, Snapshot, StartError};
+use crate::driver::{Driver, LISTENER, WAKER};
+use crate::endpoint::Target;
 use crate::monitor;
 
 /// Builds a [`Server`]. See [`Server::builder`].
@@ -72,34 +73,55 @@ impl ServerBuilder {
         self
     }
 
+    /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
+    /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.opts.socket = self.opts.socket.send_buffer(bytes);
+        self
+    }
+
+    /// `TCP_NOTSENT_LOWAT` of every socket (Linux; default none), so a heartbeat does not
+    /// wait behind megabytes already in the kernel. See
+    /// [`SocketOptions::notsent_lowat`](wheelbeat_net::SocketOptions::notsent_lowat).
+    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
+        self.opts.socket = self.opts.socket.notsent_lowat(bytes);
+        self
+    }
+
+    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
+    /// [`crate::format`].
+    pub fn format(mut self, format: impl crate::format::Format) -> Self {
+        self.opts.format = std::sync::Arc::new(format);
+        self
+    }
+
     /// Cap on bytes queued per connection (default 1 MiB).
     pub fn write_cap(mut self, n: usize) -> Self {
         self.opts.write_cap = n;
         self
     }
 
-    /// Binds, spawns the loops and starts serving. `make_handler(i)` builds the
-    /// handler of loop `i` (on the calling thread).
-    pub fn start<H, F>(self, mut make_handler: F) -> io::Result<Server>
+    /// Checks every setting ([`Options::validate`]), binds, spawns the loops and starts
+    /// serving. `make_handler(i)` builds the handler of loop `i` (on the calling thread).
+    ///
+    /// A bad setting is [`StartError::Settings`], naming it; nothing is bound or spawned.
+    pub fn start<H, F>(self, mut make_handler: F) -> Result<Server, StartError>
     where
         H: Handler,
         F: FnMut(usize) -> H,
     {
-        self.opts
-            .heartbeat
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        self.opts.validate()?;
         let mut listen = self.listen.clone();
         listen.socket = self.opts.socket;
         if self.loops > 1 {
             listen.reuse_port = true;
         }
         // The first bind resolves port 0; the others join that port.
-        let first = wheelbeat_net::bind(self.addr, &listen).map_err(net_to_io)?;
+        let first = wheelbeat_net::bind(self.addr, &listen).map_err(io::Error::from)?;
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.loops {
-            listeners.push(wheelbeat_net::bind(local_addr, &listen).map_err(net_to_io)?);
+            listeners.push(wheelbeat_net::bind(local_addr, &listen).map_err(io::Error::from)?);
         }
         let acceptors = listeners
             .into_iter()
@@ -111,7 +133,7 @@ impl ServerBuilder {
     }
 }
 
-/// Builds one [`EventLoop`] per entry (on this thread, so set-up errors are
+/// Builds one [`Driver`] per entry (on this thread, so set-up errors are
 /// returned here) and runs each on its own thread.
 pub(crate) fn spawn_loops<H, F>(
     loops: Vec<(Option<Acceptor>, Vec<Target>)>,
@@ -130,7 +152,7 @@ where
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::bounded(opts.command_capacity.max(1));
-        let el = EventLoop::new(
+        let el = Driver::new(
             i,
             poll,
             make_handler(i),

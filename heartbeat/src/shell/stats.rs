@@ -44,6 +44,10 @@ pub struct DeadCounts {
     pub write_overflow: u64,
     /// Closed after another I/O error on the socket.
     pub io_error: u64,
+    /// Closed because a handler callback for it panicked.
+    pub handler_panicked: u64,
+    /// Closed because its loop was over its memory budget and it held the most.
+    pub memory_budget: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -55,6 +59,8 @@ impl DeadCounts {
         self.protocol_error += other.protocol_error;
         self.write_overflow += other.write_overflow;
         self.io_error += other.io_error;
+        self.handler_panicked += other.handler_panicked;
+        self.memory_budget += other.memory_budget;
         self.local += other.local;
     }
 
@@ -65,6 +71,8 @@ impl DeadCounts {
             + self.protocol_error
             + self.write_overflow
             + self.io_error
+            + self.handler_panicked
+            + self.memory_budget
             + self.local
     }
 }
@@ -120,6 +128,19 @@ pub struct Snapshot {
     pub timer_lateness_max: Duration,
     /// Timer runs later than 10 ms after they were due.
     pub timer_late_runs: u64,
+    /// Heap bytes held by the connections' buffers right now (unread output, unfinished input
+    /// frames), summed over loops: what [`Options::memory_budget`](crate::Options::memory_budget)
+    /// caps per loop.
+    pub memory_bytes: u64,
+    /// The largest `memory_bytes` a loop has held (the maximum over loops).
+    pub memory_peak: u64,
+    /// Handler callbacks that panicked (each closed the connection it was called for, if
+    /// any, with [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)).
+    pub handler_panics: u64,
+    /// Loops that ended other than by [`Handle::shutdown`](crate::Handle::shutdown) (a
+    /// failed `poll`, a panic outside the handler): their counters are missing from this
+    /// snapshot, and their connections are gone.
+    pub loops_failed: u64,
     rtt: Histogram<u64>,
 }
 
@@ -139,6 +160,10 @@ impl Snapshot {
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
             timer_late_runs: 0,
+            memory_bytes: 0,
+            memory_peak: 0,
+            handler_panics: 0,
+            loops_failed: 0,
             rtt: new_histogram(),
         }
     }
@@ -172,6 +197,10 @@ impl Snapshot {
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
         self.timer_late_runs += other.timer_late_runs;
+        self.memory_bytes += other.memory_bytes;
+        self.memory_peak = self.memory_peak.max(other.memory_peak);
+        self.handler_panics += other.handler_panics;
+        self.loops_failed += other.loops_failed;
         // Both histograms share the same constant bounds, so adding cannot
         // run out of range; saturate instead of failing if it ever did.
         if self.rtt.add(&other.rtt).is_err() {
@@ -237,6 +266,10 @@ impl fmt::Debug for Snapshot {
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
             .field("timer_late_runs", &self.timer_late_runs)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("memory_peak", &self.memory_peak)
+            .field("handler_panics", &self.handler_panics)
+            .field("loops_failed", &self.loops_failed)
             .field("rtt", &self.rtt())
             .finish()
     }

@@ -1,0 +1,620 @@
+//! The thin mio driver of one loop thread: it moves bytes, readiness and `now` between the
+//! sockets and the [`Endpoint`], and decides nothing else.
+//!
+//! It is built on `wheelbeat-net`'s own turn bookkeeping: [`Ready`] (work carried over
+//! between turns), [`Acceptor`] (accept budget, descriptor exhaustion), [`Connecting`],
+//! [`Connection`] (framing, the two write lanes, interest). The endpoint owns every decision
+//! and every key; the driver keeps, per key, only the socket side ([`Io`]).
+//!
+//! # The turn
+//! 1. `poll`, with the timeout the endpoint, the acceptor and carried-over work ask for.
+//! 2. Read the clock: `now` for every decision of the turn, and the turn's read deadline,
+//!    `now + turn_budget`.
+//! 3. Serve the ready tokens, carried-over ones first: accept, finish connects, read frames
+//!    into [`Endpoint::handle_frame`]. Reading stops at a connection's byte budget, and for
+//!    the whole turn when the read deadline passes (checked between frames, so an expensive
+//!    frame costs at most its own parse): what is left is served first next turn
+//!    ([`Ready::defer_rest`]), so an expensive flood delays the timers by at most the budget.
+//!    If the event batch was full, poll again (without sleeping) while time is left.
+//! 4. Drain the command channel (bounded).
+//! 5. Re-read the clock and run the endpoint's timers when due: the verdicts are judged at
+//!    the real time, after this turn's reads.
+//! 6. After every input, carry out the endpoint's outputs in order (queue frames, close,
+//!    freeze, connect); at the end of the turn flush every connection written to and sync its
+//!    interest (a syscall only when it changes).
+//!
+//! # Ground rules
+//! - The driver never blocks except in `poll`, and nothing a peer sends can panic it or make
+//!   it spin: every read is bounded in bytes and in time.
+//! - The stream type is named once ([`Stream`]); peer addresses appear only where a
+//!   connection starts ([`ConnInfo`]).
+//! - A loop that ends other than by shutdown (a failed `poll`, a panic here) is counted in
+//!   the shared state, so [`Handle`](crate::Handle) and [`Snapshot`](crate::Snapshot) report
+//!   it.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use wheelbeat_net::{
+    AcceptStatus, Acceptor, ConnKey, ConnectStatus, Connecting, Connection, Error as NetError,
+    FlushStatus, ReadBuf, ReadStatus, Ready,
+};
+
+use crate::endpoint::{Endpoint, Lane, Output, Target};
+use crate::protocol::ProtocolError;
+use crate::shell::handle::{Command, CommandRx, Shared};
+use crate::shell::handler::{ConnInfo, Handler};
+use crate::shell::{AnyCodec, CloseReason, Options};
+
+mod socket;
+mod stall;
+
+use socket::{Full, close_reason_for, close_socket, send_heartbeat};
+use stall::StallMeter;
+
+/// The waker's token; the table never issues tokens with the top bit set.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// The listener's token.
+pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
+
+/// Most batches of events taken in one turn before the timers run.
+const MAX_IO_ROUNDS: usize = 16;
+
+/// The byte stream under every connection. The one place that names it: a transport seam
+/// (Unix sockets, TLS) changes this type and the places that create one (accept, connect).
+type Stream = mio::net::TcpStream;
+
+/// The socket side of one endpoint key.
+enum Io {
+    /// A connect in flight.
+    Connecting(Connecting),
+    /// Served: read, written, registered.
+    Open {
+        conn: Connection<AnyCodec>,
+        /// Listed in `Driver::dirty` (bytes to flush, interest to sync).
+        dirty: bool,
+    },
+    /// Deregistered, socket kept open (fault injection).
+    Frozen(Connection<AnyCodec>),
+}
+
+/// The driver's per-key sockets, indexed by the endpoint's keys (the endpoint issues them;
+/// the generation stored with each rejects a stale token).
+#[derive(Default)]
+struct Sockets {
+    slots: Vec<Option<(ConnKey, Io)>>,
+}
+
+impl Sockets {
+    fn insert(&mut self, key: ConnKey, io: Io) {
+        let i = key.index();
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some((key, io));
+    }
+
+    fn get_mut(&mut self, key: ConnKey) -> Option<&mut Io> {
+        match self.slots.get_mut(key.index()) {
+            Some(Some((k, io))) if *k == key => Some(io),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, key: ConnKey) -> Option<Io> {
+        let slot = self.slots.get_mut(key.index())?;
+        match slot {
+            Some((k, _)) if *k == key => slot.take().map(|(_, io)| io),
+            _ => None,
+        }
+    }
+}
+
+/// One loop. Built on the spawning thread, then moved to its own.
+pub(crate) struct Driver<H: Handler> {
+    index: usize,
+    poll: Poll,
+    events: Events,
+    ready: Ready,
+    sockets: Sockets,
+    ep: Endpoint<H>,
+    scratch: ReadBuf,
+    rx: CommandRx,
+    shared: Arc<Shared>,
+    opts: Options,
+    acceptor: Option<Acceptor>,
+    /// A close freed a slot below `max_connections`, or accepting stopped at its budget.
+    accept_again: bool,
+    accepted: Vec<(Stream, std::net::SocketAddr)>,
+    dirty: Vec<ConnKey>,
+}
+
+impl<H: Handler> Driver<H> {
+    /// `opts` must have been validated.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        handler: H,
+        rx: CommandRx,
+        shared: Arc<Shared>,
+        opts: Options,
+        acceptor: Option<Acceptor>,
+        targets: Vec<Target>,
+    ) -> io::Result<Driver<H>> {
+        let ep = Endpoint::new(index, &opts, handler, targets, Instant::now());
+        let mut d = Driver {
+            index,
+            events: Events::with_capacity(opts.events_capacity.max(16)),
+            poll,
+            ready: Ready::new(),
+            sockets: Sockets::default(),
+            ep,
+            scratch: ReadBuf::with_max_frame_len(opts.max_frame_len),
+            rx,
+            shared,
+            acceptor,
+            accept_again: false,
+            accepted: Vec::new(),
+            dirty: Vec::new(),
+            opts,
+        };
+        if let Some(a) = d.acceptor.as_mut() {
+            a.register(d.poll.registry())?;
+        }
+        Ok(d)
+    }
+
+    /// Runs the loop until shutdown (or a failure, counted in the shared state).
+    pub(crate) fn run(self) {
+        let index = self.index;
+        let shared = self.shared.clone();
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turns()));
+        let failed = match ended {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                log::error!("event loop {index}: poll failed: {e}; loop ended");
+                true
+            }
+            Err(_) => {
+                log::error!("event loop {index}: panicked; loop ended");
+                true
+            }
+        };
+        if failed {
+            shared.failed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn turns(mut self) -> io::Result<()> {
+        log::debug!("event loop {} started", self.index);
+        let mut stall = StallMeter::new();
+        let result = loop {
+            // Checked before every poll: the wake-up that follows the flag may have been
+            // consumed by an earlier poll of this turn, and would not come again.
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break Ok(());
+            }
+            let before = Instant::now();
+            let timeout = self.poll_timeout(before);
+            stall.before_poll(before);
+            if let Err(e) = self.poll.poll(&mut self.events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                break Err(e);
+            }
+            let now = Instant::now();
+            if let Some(not_running) = stall.after_poll(now, timeout) {
+                self.ep.report_stall(not_running);
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break Ok(());
+            }
+            let deadline = now + self.opts.turn_budget;
+            self.io_rounds(now, deadline)?;
+            self.commands(now);
+            // The reads may have taken up to the turn budget: judge at the real time.
+            let now = Instant::now();
+            if self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
+                self.ep.handle_timeout(now);
+                self.apply_outputs(now);
+            }
+            self.flush_dirty(now);
+            self.check_memory(now);
+        };
+        let now = Instant::now();
+        if let Some(mut a) = self.acceptor.take() {
+            let _ = a.deregister(self.poll.registry());
+        }
+        self.ep.handle_shutdown(now);
+        self.apply_outputs(now);
+        log::debug!("event loop {} stopped", self.index);
+        result
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.dirty.is_empty() || self.accept_again {
+            return Some(Duration::ZERO);
+        }
+        let next = [
+            self.ep.poll_timeout(now),
+            self.acceptor.as_ref().and_then(Acceptor::resume_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        self.ready
+            .timeout(next.map(|t| t.saturating_duration_since(now)))
+    }
+
+    /// Serves this turn's ready tokens, in rounds of events while batches come full and time
+    /// is left.
+    fn io_rounds(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
+        for round in 0..MAX_IO_ROUNDS {
+            if round > 0
+                && let Err(e) = self.poll.poll(&mut self.events, Some(Duration::ZERO))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(e);
+            }
+            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            let mut n = 0;
+            for ev in events.iter() {
+                n += 1;
+                // What each event says is recorded before serving (the short-read stop and
+                // the sticky read-closed flag live in `Connection`).
+                let key = ConnKey::from_token(ev.token());
+                match self.sockets.get_mut(key) {
+                    Some(Io::Open { conn, .. }) => {
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        conn.note_event(closed);
+                        if ev.is_readable() || closed {
+                            // Not judged before it is read (served this turn or the next).
+                            self.ep.set_unread(key, true);
+                        }
+                        // Writable, or anything else: flush at the end of the turn.
+                        self.mark_dirty(key);
+                    }
+                    Some(Io::Connecting(_)) => self.finish_connect(key, now),
+                    _ => {}
+                }
+            }
+            let accept = self.accept_again
+                || self
+                    .acceptor
+                    .as_ref()
+                    .is_some_and(|a| a.resume_due(now) || a.accept_due(now));
+            self.accept_again = false;
+            self.ready.begin_turn(&events, accept.then_some(LISTENER));
+            let full = n >= events.capacity();
+            self.events = events;
+            while let Some(token) = self.ready.next_token() {
+                if Instant::now() >= deadline {
+                    self.ready.again(token);
+                    self.ready.defer_rest();
+                    return Ok(());
+                }
+                match token {
+                    WAKER => {}
+                    LISTENER => self.accept(now),
+                    token => self.read(ConnKey::from_token(token), now, deadline),
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- accept and connect ----------------------------------------------------------
+
+    fn accept(&mut self, now: Instant) {
+        let Some(acceptor) = self.acceptor.as_mut() else {
+            return;
+        };
+        let mut accepted = std::mem::take(&mut self.accepted);
+        let status = acceptor.accept(self.poll.registry(), now, self.ep.live(), |s, peer| {
+            accepted.push((s, peer));
+        });
+        match status {
+            Ok(AcceptStatus::Drained) | Ok(AcceptStatus::BackedOff { .. }) => {}
+            // At the cap the listener keeps its backlog; a close re-arms accepting.
+            Ok(AcceptStatus::Full) => {}
+            Ok(_) => self.ready.again(LISTENER),
+            Err(e) => log::error!("loop {}: accept failed: {e}", self.index),
+        }
+        for (stream, peer) in accepted.drain(..) {
+            let local = match stream.local_addr() {
+                Ok(a) => a,
+                Err(e) => {
+                    // The peer reset before we got here: nothing to serve.
+                    log::debug!("loop {}: connection from {peer} lost: {e}", self.index);
+                    continue;
+                }
+            };
+            let info = ConnInfo {
+                local,
+                peer,
+                inbound: true,
+            };
+            let key = self.ep.handle_accepted(now, info);
+            self.start_serving(key, stream, now);
+        }
+        self.accepted = accepted;
+    }
+
+    /// Registers an established connection under `key` and applies what the endpoint
+    /// decided on opening it (`on_connect` may have sent or closed).
+    fn start_serving(&mut self, key: ConnKey, stream: Stream, now: Instant) {
+        let mut conn = Connection::with_codec(
+            stream,
+            AnyCodec::new(self.opts.framing, self.opts.max_frame_len),
+        );
+        conn.set_write_cap(self.opts.write_cap);
+        let reg = conn.sync_interest(self.poll.registry(), key.token());
+        self.sockets.insert(key, Io::Open { conn, dirty: false });
+        if let Err(e) = reg {
+            self.ep
+                .handle_failure(now, key, CloseReason::Io(e.to_string()));
+        }
+        // Bytes that arrived before registration raise an event anyway: registering a
+        // readable socket fires.
+        self.apply_outputs(now);
+    }
+
+    fn start_connect(&mut self, key: ConnKey, addr: std::net::SocketAddr, now: Instant) {
+        let started = Connecting::start(addr, &self.opts.socket, now, self.opts.connect_timeout)
+            .and_then(|mut c| {
+                self.poll
+                    .registry()
+                    .register(c.stream_mut(), key.token(), Interest::WRITABLE)?;
+                Ok(c)
+            });
+        match started {
+            Ok(c) => self.sockets.insert(key, Io::Connecting(c)),
+            Err(e) => self.ep.handle_connect_failed(now, key, &e.into()),
+        }
+    }
+
+    /// Checks a connect in flight after an event on it.
+    fn finish_connect(&mut self, key: ConnKey, now: Instant) {
+        let Some(Io::Connecting(c)) = self.sockets.get_mut(key) else {
+            return;
+        };
+        let peer = c.peer();
+        match c.poll(now) {
+            ConnectStatus::Pending => {}
+            ConnectStatus::Connected(mut stream) => {
+                self.sockets.remove(key);
+                let _ = self.poll.registry().deregister(&mut stream);
+                match stream.local_addr() {
+                    Ok(local) => {
+                        let info = ConnInfo {
+                            local,
+                            peer,
+                            inbound: false,
+                        };
+                        self.ep.handle_connected(now, key, info);
+                        self.start_serving(key, stream, now);
+                    }
+                    Err(e) => self.ep.handle_connect_failed(now, key, &e),
+                }
+            }
+            ConnectStatus::Failed(e) => {
+                self.sockets.remove(key);
+                self.ep.handle_connect_failed(now, key, &e.into());
+            }
+            ConnectStatus::TimedOut => {
+                self.sockets.remove(key);
+                let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                self.ep.handle_connect_failed(now, key, &e);
+            }
+        }
+        self.apply_outputs(now);
+    }
+
+    // ----- reading ---------------------------------------------------------------------
+
+    /// Reads `key` for one byte budget, or until the turn's `deadline`.
+    fn read(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+        let Some(Io::Open { conn, .. }) = self.sockets.get_mut(key) else {
+            return; // "Sporadic events happen": a stale or frozen token.
+        };
+        let ep = &mut self.ep;
+        let mut out_of_time = false;
+        let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, _| {
+            if ep.handle_frame(now, key, frame).is_break() {
+                return std::ops::ControlFlow::Break(());
+            }
+            // Between frames, so one frame is never cut; the clock read costs little next to
+            // a frame's parse.
+            if Instant::now() >= deadline {
+                out_of_time = true;
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        match result {
+            Ok(ReadStatus::Drained) => self.ep.set_unread(key, false),
+            Ok(ReadStatus::BudgetExhausted) => self.ready.again(key.token()),
+            Ok(ReadStatus::Stopped) => {
+                if out_of_time && self.ep.is_open(key) {
+                    // The rest of what was read stays in the connection: next turn.
+                    self.ready.again(key.token());
+                }
+            }
+            Ok(ReadStatus::Closed) => self.ep.handle_read_closed(now, key),
+            Err(NetError::FrameTooLong { .. }) => {
+                self.ep
+                    .handle_bad_frame(now, key, ProtocolError::FrameTooLong);
+            }
+            Err(e) => self.ep.handle_failure(now, key, close_reason_for(&e)),
+        }
+        self.recharge(key);
+        self.mark_dirty(key);
+        self.apply_outputs(now);
+        // What this read made the handler queue counts at once, not at the end of the turn:
+        // the budget then holds within one connection's growth.
+        self.check_memory(now);
+    }
+
+    // ----- commands --------------------------------------------------------------------
+
+    fn commands(&mut self, now: Instant) {
+        // Bounded: a flood of commands cannot starve the sockets and timers.
+        for _ in 0..self.opts.command_capacity {
+            let Ok(cmd) = self.rx.try_recv() else {
+                break;
+            };
+            match cmd {
+                Command::Send(id, frame) => {
+                    self.ep.handle_send(now, id, &frame);
+                    self.apply_outputs(now);
+                    self.check_memory(now);
+                }
+                Command::Close(id) => self.ep.handle_close(now, id),
+                Command::Freeze(id) => self.ep.handle_freeze(id),
+                Command::Snapshot(reply) => {
+                    let _ = reply.try_send(self.ep.stats().clone());
+                }
+            }
+            self.apply_outputs(now);
+        }
+    }
+
+    // ----- outputs ---------------------------------------------------------------------
+
+    fn mark_dirty(&mut self, key: ConnKey) {
+        if let Some(Io::Open { dirty, .. }) = self.sockets.get_mut(key)
+            && !*dirty
+        {
+            *dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    /// Carries out everything the endpoint has decided, in order.
+    fn apply_outputs(&mut self, now: Instant) {
+        while let Some(out) = self.ep.poll_output() {
+            match out {
+                Output::Transmit {
+                    conn: key,
+                    lane,
+                    frame,
+                } => {
+                    let Some(Io::Open { conn, dirty, .. }) = self.sockets.get_mut(key) else {
+                        continue;
+                    };
+                    let queued = match lane {
+                        Lane::Data => conn.send(frame).map_err(|e| Full::from(e.error())),
+                        Lane::Priority => send_heartbeat(conn, frame),
+                    };
+                    let data_queued = conn.queued();
+                    if !*dirty {
+                        *dirty = true;
+                        self.dirty.push(key);
+                    }
+                    self.recharge(key);
+                    match queued {
+                        Ok(()) if lane == Lane::Data => {
+                            self.ep.handle_queued(now, key, data_queued);
+                        }
+                        Ok(()) => {}
+                        Err(Full::Lane) => self.ep.handle_write_full(now, key, lane),
+                        Err(Full::Failed(reason)) => self.ep.handle_failure(now, key, reason),
+                        Err(Full::Refused(e)) => {
+                            log::warn!("loop {}: frame dropped: {e}", self.index);
+                        }
+                    }
+                }
+                Output::Close { conn: key, goodbye } => {
+                    if let Some(io) = self.sockets.remove(key) {
+                        close_socket(io, goodbye, self.poll.registry());
+                        // A slot freed below max_connections: look at the backlog again.
+                        self.accept_again = self.acceptor.is_some();
+                    }
+                }
+                Output::Freeze { conn: key } => {
+                    if let Some(Io::Open { mut conn, .. }) = self.sockets.remove(key) {
+                        let _ = conn.deregister(self.poll.registry());
+                        self.sockets.insert(key, Io::Frozen(conn));
+                    }
+                }
+                Output::Connect { conn: key, addr } => self.start_connect(key, addr, now),
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            let registry = self.poll.registry();
+            let Some(Io::Open { conn, dirty, .. }) = self.sockets.get_mut(key) else {
+                continue;
+            };
+            *dirty = false;
+            let result = match conn.flush() {
+                Ok(FlushStatus::Empty) | Ok(FlushStatus::Pending) => {
+                    conn.sync_interest(registry, key.token())
+                }
+                Err(e) => Err(e),
+            };
+            let data_queued = conn.queued();
+            if let Err(e) = result {
+                self.ep.handle_failure(now, key, close_reason_for(&e));
+            } else {
+                // A flush may bring the queue back under the low watermark.
+                self.ep.handle_queued(now, key, data_queued);
+            }
+            self.apply_outputs(now);
+            self.recharge(key);
+        }
+        if self.dirty.is_empty() {
+            // Keep the allocation for the next turn.
+            self.dirty = dirty;
+        }
+    }
+}
+
+impl<H: Handler> Driver<H> {
+    /// Tells the endpoint what `key`'s buffers hold now, after they may have changed.
+    fn recharge(&mut self, key: ConnKey) {
+        if let Some(Io::Open { conn, .. }) = self.sockets.get_mut(key) {
+            self.ep.handle_held(key, conn.heap_bytes());
+        }
+    }
+
+    /// Runs the endpoint's memory-budget policy and carries out its closes; gives freed
+    /// memory back to the OS when it says a pressure episode is over.
+    fn check_memory(&mut self, now: Instant) {
+        let release = self.ep.check_memory(now);
+        self.apply_outputs(now);
+        if release {
+            let released = wheelbeat_net::release_free_memory();
+            log::debug!(
+                "loop {}: memory pressure over; freed memory released to the OS: {released}",
+                self.index
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the per-connection cost stated in the shell's module docs: the driver's slot
+    /// (socket, codec, write-queue bookkeeping) and the endpoint's table entry.
+    #[test]
+    fn per_connection_state_stays_small() {
+        let driver = std::mem::size_of::<Option<(ConnKey, Io)>>();
+        let endpoint = crate::endpoint::state_size();
+        eprintln!("driver slot {driver} B, endpoint entry {endpoint} B");
+        assert!(driver <= 200, "driver slot is {driver} bytes");
+        assert!(endpoint <= 64, "endpoint entry is {endpoint} bytes");
+    }
+}
