@@ -81,6 +81,9 @@ pub enum ProtocolError {
     /// A frame another [`Format`](crate::format::Format) refused, with that format's own short
     /// lowercase reason.
     Malformed(&'static str),
+    /// The peer sent more pings than the ping-flood policy allows
+    /// ([`Config::max_pings_per_interval`](crate::Config::max_pings_per_interval)).
+    TooManyPings,
 }
 
 impl ProtocolError {
@@ -91,6 +94,7 @@ impl ProtocolError {
             ProtocolError::NotAnObject => "not a json object",
             ProtocolError::FrameTooLong => "frame too long",
             ProtocolError::Malformed(reason) => reason,
+            ProtocolError::TooManyPings => "too many pings",
         }
     }
 }
@@ -567,7 +571,11 @@ mod tests {
 
     #[test]
     fn reasons_are_short_lowercase() {
-        for e in [ProtocolError::InvalidJson, ProtocolError::NotAnObject] {
+        for e in [
+            ProtocolError::InvalidJson,
+            ProtocolError::NotAnObject,
+            ProtocolError::TooManyPings,
+        ] {
             let r = e.reason();
             assert_eq!(r, r.to_lowercase());
             assert!(!r.ends_with('.'));

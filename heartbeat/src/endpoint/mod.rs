@@ -540,11 +540,12 @@ impl<H: Handler> Endpoint<H> {
             CloseReason::Io(_) | CloseReason::ConnectFailed(_) => c.io_error += 1,
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
             CloseReason::MemoryBudget => c.memory_budget += 1,
+            CloseReason::TooManyPings => c.too_many_pings += 1,
             CloseReason::Local | CloseReason::Shutdown => c.local += 1,
         }
         self.out.push_back(Queued::Close {
             conn: key,
-            goodbye: matches!(reason, CloseReason::Protocol(_)),
+            goodbye: matches!(reason, CloseReason::Protocol(_) | CloseReason::TooManyPings),
         });
         let id = self.id(key);
         log::debug!("loop {}: {id} closed: {reason}", self.index);
@@ -708,6 +709,18 @@ impl<H: Handler> Endpoint<H> {
                 }
                 Action::Close { conn, reason, .. } => {
                     self.close(now, conn, CloseReason::Dead(reason));
+                }
+                Action::PingFlood { conn, .. } => {
+                    log::info!(
+                        "loop {}: {} refused: too many pings",
+                        self.index,
+                        self.id(conn)
+                    );
+                    let start = self.bytes.len();
+                    self.format
+                        .encode_error(ProtocolError::TooManyPings, &mut self.bytes);
+                    self.push_transmit(conn, Lane::Priority, start);
+                    self.close(now, conn, CloseReason::TooManyPings);
                 }
             }
         }

@@ -41,6 +41,17 @@ pub struct Config {
     /// Whether application data (frames that are not ping/pong) counts as a sign of life.
     /// With it (the default) a busy connection is never pinged. Pings and pongs always count.
     pub data_counts_as_liveness: bool,
+    /// Most pings a peer may send in one silence cycle (about one `interval`) before it earns
+    /// a strike; 0 turns the ping-flood policy off. Default 256: a peer pinging on a schedule
+    /// of its own sends one per its interval, so only a peer whose interval is over 256 times
+    /// shorter than ours, or a flood, reaches it. See [`max_ping_strikes`](Self::max_ping_strikes).
+    pub max_pings_per_interval: u16,
+    /// Strikes after which a ping-flooding peer is refused ([`Action::PingFlood`]: the shell
+    /// sends its format's "too many pings" error and closes the connection), as gRPC servers
+    /// answer `too_many_pings`. A cycle without a strike clears them. Default 2, at least 1.
+    ///
+    /// [`Action::PingFlood`]: super::Action::PingFlood
+    pub max_ping_strikes: u8,
     /// Seed of the jitter draws (a hash of the seed, the peer and its last sign of life), so a
     /// run can be replayed exactly. Default 0.
     pub seed: u64,
@@ -58,6 +69,8 @@ impl Default for Config {
             max_missed: 3,
             jitter: 0.1,
             data_counts_as_liveness: true,
+            max_pings_per_interval: 256,
+            max_ping_strikes: 2,
             seed: 0,
             tick: Duration::from_millis(10),
         }
@@ -73,6 +86,9 @@ impl Config {
         }
         if u64::try_from(self.tick.as_nanos()).is_err() {
             return Err(ConfigError::TooLong);
+        }
+        if self.max_ping_strikes == 0 {
+            return Err(ConfigError::ZeroPingStrikes);
         }
         self.settings_check(self.interval, self.timeout, self.max_missed, self.jitter)
     }
@@ -163,6 +179,8 @@ pub enum ConfigError {
     Jitter,
     /// A duration is too long to be counted in nanoseconds (over ~146 years).
     TooLong,
+    /// `max_ping_strikes` is zero (set `max_pings_per_interval` to 0 to turn the policy off).
+    ZeroPingStrikes,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -174,6 +192,7 @@ impl std::fmt::Display for ConfigError {
             ConfigError::ZeroMaxMissed => "max_missed must be at least 1",
             ConfigError::Jitter => "jitter must be in 0.0..1.0",
             ConfigError::TooLong => "duration too long",
+            ConfigError::ZeroPingStrikes => "max_ping_strikes must be at least 1",
         })
     }
 }

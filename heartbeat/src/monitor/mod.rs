@@ -88,6 +88,17 @@
 //! `tests/timeline_late_loop.rs` and `tests/timeline_props.rs` check these in virtual time,
 //! the latter with a driver that wakes up late at random.
 //!
+//! # The ping-flood policy
+//!
+//! Answering pings costs the loop, so a peer may send at most
+//! [`Config::max_pings_per_interval`] (default 256) in one silence cycle (between two firings
+//! of its timer, about one `interval`). Each time it passes that it earns a strike and the
+//! count starts over; at [`Config::max_ping_strikes`] (default 2) it is refused with
+//! [`Action::PingFlood`] (the shell sends "too many pings" in the peer's format and closes), as
+//! gRPC servers answer `too_many_pings`. A cycle that ends without a strike clears them. A peer
+//! pinging once per an interval of its own reaches the cap only if that interval is over 256
+//! times shorter than ours. The count lives in padding of the peer's slot: no memory per peer.
+//!
 //! # The local-pause guard
 //!
 //! Every timer knows the tick it was due at. If `handle_timeout` runs a step more than the
@@ -407,12 +418,26 @@ impl<C: Copy> Monitor<C> {
         match *msg {
             Message::Ping(seq) => {
                 self.stats.pings_received += 1;
+                p.on_alive(now_ns);
+                let cap = self.config.max_pings_per_interval;
+                if cap > 0 {
+                    p.pings = p.pings.saturating_add(1);
+                    if p.pings > cap {
+                        // A strike; the count starts over, so each strike takes `cap` more.
+                        p.pings = 0;
+                        p.strikes = p.strikes.saturating_add(1);
+                        p.flags |= flag::STRUCK;
+                        if p.strikes >= self.config.max_ping_strikes {
+                            self.evict_flooder(peer);
+                            return;
+                        }
+                    }
+                }
                 self.actions.push_back(Action::SendPong {
                     peer,
                     conn: p.conn,
                     seq,
                 });
-                p.on_alive(now_ns);
             }
             Message::Pong(seq) => {
                 self.stats.pongs_received += 1;
@@ -609,6 +634,18 @@ impl<C: Copy> Monitor<C> {
         Self::slot_size() + Wheel::<PeerId>::ENTRY_SIZE + std::mem::size_of::<u32>()
     }
 
+    /// Removes a peer that flooded pings past its last strike (its timer is still filed) and
+    /// queues [`Action::PingFlood`]. Not a death: no [`Event::Dead`].
+    fn evict_flooder(&mut self, id: PeerId) {
+        let Some(p) = self.take(id) else { return };
+        self.wheel.cancel(p.timer);
+        self.stats.ping_floods += 1;
+        self.actions.push_back(Action::PingFlood {
+            peer: id,
+            conn: p.conn,
+        });
+    }
+
     /// One timer of `expired.value` fired at `now_tick`. See the state table in `peer.rs`.
     fn fire(&mut self, expired: Expired<PeerId>, now_tick: u64, now_ns: u64, late: u64) {
         let id = expired.value;
@@ -620,6 +657,11 @@ impl<C: Copy> Monitor<C> {
             return;
         };
         if p.has(flag::HEARD) {
+            // The ping-flood count is per cycle; a cycle that ends without a strike clears them.
+            if !p.has(flag::STRUCK) {
+                p.strikes = 0;
+            }
+            p.pings = 0;
             // Heard from since (idle or pinged): a new cycle, whose grid starts from `last_seen`
             // with a fresh jitter draw (a new `last_seen` hashes to a new draw).
             // Also ends the first cycle (FIRST): later ones draw interval ± jitter. UNREAD is

@@ -37,6 +37,19 @@ pub enum Action<C> {
         /// Why.
         reason: DeadReason,
     },
+    /// The peer sent more pings than [`Config::max_pings_per_interval`] allows, for
+    /// [`Config::max_ping_strikes`] cycles: send it the format's "too many pings" error and
+    /// close the connection. The peer is already removed from the monitor; it is not dead, so
+    /// no [`Event::Dead`] comes with this.
+    ///
+    /// [`Config::max_pings_per_interval`]: super::Config::max_pings_per_interval
+    /// [`Config::max_ping_strikes`]: super::Config::max_ping_strikes
+    PingFlood {
+        /// The peer (already stale).
+        peer: PeerId,
+        /// Its caller tag.
+        conn: C,
+    },
 }
 
 /// Something that happened, for the application and for statistics. Drained with
@@ -142,6 +155,8 @@ pub struct Stats {
     pub local_pauses: u64,
     /// Verdicts forgiven by the local-pause guard.
     pub forgiven: u64,
+    /// Peers refused by the ping-flood policy ([`Action::PingFlood`]).
+    pub ping_floods: u64,
     /// Calls made with a stale or unknown [`PeerId`] (ignored).
     pub stale_ignored: u64,
     /// Timer expiries processed (wheel work).

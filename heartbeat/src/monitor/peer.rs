@@ -89,6 +89,9 @@ pub(super) mod flag {
     /// [`Monitor::set_unread`](super::super::Monitor::set_unread)): no step of its cycle is
     /// judged until they are read. A property of the socket, kept across cycles and pings.
     pub const UNREAD: u8 = 32;
+    /// A ping-flood strike was given in the current cycle. Kept across the cycle's pings;
+    /// looked at and cleared when the cycle ends (the timer fires and finds the peer heard).
+    pub const STRUCK: u8 = 64;
 }
 
 /// One jittered silence window, in nanoseconds, for the cycle of peer `peer_key` that started
@@ -157,6 +160,11 @@ pub(super) struct Peer<C> {
     pub missed: u32,
     /// [`flag`] bits.
     pub flags: u8,
+    /// Pings received in the current silence cycle (the ping-flood policy's count). Lives in
+    /// what was padding, so it costs no memory per peer.
+    pub pings: u16,
+    /// Ping-flood strikes not yet cleared by a cycle without one.
+    pub strikes: u8,
 }
 
 impl<C> Peer<C> {
@@ -171,6 +179,8 @@ impl<C> Peer<C> {
             settings,
             missed: 0,
             flags: flag::FIRST,
+            pings: 0,
+            strikes: 0,
         }
     }
 
@@ -213,7 +223,8 @@ impl<C> Peer<C> {
     pub fn start_ping(&mut self, now_ns: u64) -> u64 {
         self.seq = self.seq.wrapping_add(1);
         self.ping_sent = now_ns;
-        self.flags = flag::PINGED | (self.flags & (flag::CHAINED | flag::FIRST | flag::UNREAD));
+        self.flags = flag::PINGED
+            | (self.flags & (flag::CHAINED | flag::FIRST | flag::UNREAD | flag::STRUCK));
         self.seq
     }
 

@@ -123,6 +123,11 @@ pub enum CloseReason {
     /// connection held the most queued bytes: output its peer did not read, or an unfinished
     /// input frame.
     MemoryBudget,
+    /// The peer flooded pings past the ping-flood policy
+    /// ([`Config::max_pings_per_interval`](crate::Config::max_pings_per_interval),
+    /// [`max_ping_strikes`](crate::Config::max_ping_strikes)); its format's "too many pings"
+    /// error was sent (best effort) before closing.
+    TooManyPings,
     /// A [`Handler`] callback panicked while handling this connection. The panic was
     /// caught and logged; only this connection was closed and the loop goes on.
     HandlerPanicked,
@@ -142,6 +147,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Io(e) => write!(f, "i/o error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             CloseReason::HandlerPanicked => f.write_str("handler panicked"),
+            CloseReason::TooManyPings => f.write_str("too many pings"),
             CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Shutdown => f.write_str("shut down"),

@@ -48,6 +48,8 @@ pub struct DeadCounts {
     pub handler_panicked: u64,
     /// Closed because its loop was over its memory budget and it held the most.
     pub memory_budget: u64,
+    /// Closed by the ping-flood policy (too many pings).
+    pub too_many_pings: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -61,6 +63,7 @@ impl DeadCounts {
         self.io_error += other.io_error;
         self.handler_panicked += other.handler_panicked;
         self.memory_budget += other.memory_budget;
+        self.too_many_pings += other.too_many_pings;
         self.local += other.local;
     }
 

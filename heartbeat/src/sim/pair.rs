@@ -242,7 +242,10 @@ impl Pair {
                 match action {
                     Action::SendPing { seq, .. } => out.push(Frame::Ping(seq)),
                     Action::SendPong { seq, .. } => out.push(Frame::Pong(seq)),
-                    Action::Close { .. } => side.declared_dead_at = Some(now),
+                    // A refused flooder is closed too: for the pair, the link is over.
+                    Action::Close { .. } | Action::PingFlood { .. } => {
+                        side.declared_dead_at = Some(now)
+                    }
                 }
             }
             while let Some(e) = side.monitor.poll_event() {
