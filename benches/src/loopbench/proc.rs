@@ -63,13 +63,17 @@ mod tests {
     fn proc_sample_reads_cpu_and_rss() {
         let s = Sample::now();
         assert!(s.rss_bytes > 0, "statm parsed");
-        // Burn a little CPU so utime can be seen to move; 10 ms ticks make it coarse.
-        let t = Instant::now();
+        // Burn CPU until utime moves: its 10 ms ticks are coarse, and on a busy machine this
+        // thread may get little of the wall-clock time, so wait on the condition itself, with
+        // a generous deadline, rather than for a fixed time.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
         let mut x = 0u64;
-        while t.elapsed().as_millis() < 30 {
-            x = x.wrapping_mul(31).wrapping_add(1);
+        while Sample::now().cpu_ns <= s.cpu_ns {
+            assert!(Instant::now() < deadline, "CPU time never moved");
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(31).wrapping_add(1);
+            }
         }
         std::hint::black_box(x);
-        assert!(Sample::now().cpu_ns > s.cpu_ns);
     }
 }
