@@ -15,9 +15,13 @@ use wheelbeat_heartbeat::{
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn server_with<H: Handler>(h: H) -> Server {
+    server_with_config(h, heartbeat(10_000, 5_000, 3))
+}
+
+fn server_with_config<H: Handler>(h: H, config: wheelbeat_heartbeat::Config) -> Server {
     let mut h = Some(h);
     Server::builder("127.0.0.1:0".parse().unwrap())
-        .heartbeat(heartbeat(10_000, 5_000, 3))
+        .heartbeat(config)
         .start(|_| h.take().expect("one loop"))
         .expect("start the server")
 }
@@ -30,10 +34,19 @@ fn client(server: &Server) -> TcpStream {
 
 /// Issue 8: "a reading peer that pipelines 324 pings in one write gets no pong and is closed
 /// as write queue full". 2,000 pings (26 KiB of pongs, six times the priority lane) in one
-/// write: every one is answered, in order, and nothing is closed.
+/// write: every one is answered, in order, and nothing is closed. (The ping-flood policy of
+/// issue 12 would refuse a peer past 513 pings in one cycle, as it should refuse a flood; it is
+/// turned off here so that this test guards the write path alone. 324 pings pass it with the
+/// defaults; the policy has its own tests in `ping_flood.rs`.)
 #[test]
 fn pipelined_pings_from_a_reading_peer_are_all_answered() {
-    let server = server_with(());
+    let server = server_with_config(
+        (),
+        wheelbeat_heartbeat::Config {
+            max_pings_per_interval: 0,
+            ..heartbeat(10_000, 5_000, 3)
+        },
+    );
     let mut c = client(&server);
     let mut burst = Vec::new();
     for n in 0..2000 {
