@@ -5,53 +5,15 @@
 //! Run with: `cargo test -p wheelbeat-net --test idle_memory -- --nocapture`.
 
 mod common;
+mod counting;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{WAIT, read_n};
 use mio::{Events, Poll, Token};
 use wheelbeat_net::{ConnTable, Connection, ListenConfig, ReadBuf, ReadStatus, bind};
-
-/// Counts live heap bytes; everything else is the system allocator's.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees hold; the counter is only arithmetic on the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above (which is `System.alloc`) with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as is; `ptr` and `layout` come from this allocator.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
 
 const CONNS: usize = 1_000;
 
@@ -81,7 +43,7 @@ fn idle_connections_hold_at_most_256_bytes_each() {
     }
 
     // Everything above is the loop's, not the connections'. From here on, count.
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut table = ConnTable::with_capacity(CONNS);
     for stream in accepted.drain(..) {
         let key = table.insert(Connection::new(stream));
@@ -123,7 +85,7 @@ fn idle_connections_hold_at_most_256_bytes_each() {
             .iter()
             .all(|(_, c)| !c.wants_write() && c.heap_bytes() == 0)
     );
-    let per_conn = (LIVE.load(Ordering::Relaxed) - before) as f64 / CONNS as f64;
+    let per_conn = (counting::live() - before) as f64 / CONNS as f64;
     eprintln!(
         "{per_conn:.1} heap bytes per idle connection (size_of Connection = {})",
         std::mem::size_of::<Connection>()

@@ -6,54 +6,16 @@
 //! Run with: `cargo test -p wheelbeat-net --release --test tls_idle_memory -- --nocapture`.
 #![cfg(feature = "tls")]
 
+mod counting;
 mod tls_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use tls_common::{TlsConn, WAIT, cert, client_cfg, server_cfg, tcp_pair};
 use wheelbeat_net::tls::TlsStream;
 use wheelbeat_net::{ConnTable, Connection, ReadBuf};
-
-/// Counts live heap bytes; everything else is the system allocator's.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees hold; the counter is only arithmetic on the sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above (which is `System.alloc`) with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as is; `ptr` and `layout` come from this allocator.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
 
 const PAIRS: usize = 200;
 
@@ -157,9 +119,9 @@ fn unbuffered_per_conn() -> f64 {
             "a buffer is left on an idle TLS connection"
         );
     }
-    let with = LIVE.load(Ordering::Relaxed);
+    let with = counting::live();
     drop(servers);
-    let without = LIVE.load(Ordering::Relaxed);
+    let without = counting::live();
     let per_conn = (with - without) as f64 / PAIRS as f64;
     eprintln!(
         "{per_conn:.0} heap bytes per idle TLS server connection (freed on drop; \
@@ -217,9 +179,9 @@ fn buffered_per_conn() -> f64 {
         servers.push(s);
         clients.push(c);
     }
-    let with = LIVE.load(Ordering::Relaxed);
+    let with = counting::live();
     drop(servers);
-    let without = LIVE.load(Ordering::Relaxed);
+    let without = counting::live();
     let per_conn = (with - without) as f64 / PAIRS as f64;
     eprintln!(
         "{per_conn:.0} heap bytes per idle buffered rustls ServerConnection (size_of = {}), \
