@@ -64,11 +64,13 @@ fn cancel<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, w: &PerOp) {
         b.iter_batched(
             || {
                 let mut c = C::new(n);
-                let keys = workloads::insert_all(&mut c, w.deadlines());
+                let mut keys = workloads::insert_all(&mut c, w.deadlines());
+                // Random order, as connections close; shuffled outside the timed part.
+                fastrand::Rng::with_seed(SEED ^ 0xca9c).shuffle(&mut keys);
                 (c, keys)
             },
             |(mut c, keys)| {
-                workloads::cancel_all(&mut c, keys);
+                workloads::cancel_all_in_order(&mut c, keys);
                 c
             },
             BatchSize::PerIteration,
@@ -112,6 +114,7 @@ fn bench_mixed(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     mixed::<WheelbeatContender>(&mut group, &w);
     mixed::<HeapContender>(&mut group, &w);
+    mixed::<PackedHeapContender>(&mut group, &w);
     mixed::<DelayQueueContender>(&mut group, &w);
     mixed::<SleepContender>(&mut group, &w);
     mixed::<NexusContender>(&mut group, &w);
@@ -123,6 +126,7 @@ fn bench_mixed(c: &mut Criterion) {
     one_million(&mut group);
     mixed::<WheelbeatContender>(&mut group, &w);
     mixed::<HeapContender>(&mut group, &w);
+    mixed::<PackedHeapContender>(&mut group, &w);
     mixed::<DelayQueueContender>(&mut group, &w);
     mixed::<SleepContender>(&mut group, &w);
     mixed::<NexusContender>(&mut group, &w);
@@ -137,6 +141,7 @@ fn bench_rearm(c: &mut Criterion) {
     one_million(&mut group);
     rearm::<WheelbeatContender>(&mut group, &w, n);
     rearm::<HeapContender>(&mut group, &w, n);
+    rearm::<PackedHeapContender>(&mut group, &w, n);
     rearm::<DelayQueueContender>(&mut group, &w, n);
     rearm::<SleepContender>(&mut group, &w, n);
     rearm::<NexusContender>(&mut group, &w, n);
@@ -147,12 +152,13 @@ fn bench_rearm(c: &mut Criterion) {
 fn bench_per_op(c: &mut Criterion) {
     let w = PerOp::new(1_000_000, SEED);
     type Phase = fn(&mut BenchmarkGroup<'_, WallTime>, &PerOp);
-    let phases: [(&str, [Phase; 6]); 3] = [
+    let phases: [(&str, [Phase; 7]); 3] = [
         (
             "per_op_1M_insert",
             [
                 insert::<WheelbeatContender>,
                 insert::<HeapContender>,
+                insert::<PackedHeapContender>,
                 insert::<DelayQueueContender>,
                 insert::<SleepContender>,
                 insert::<NexusContender>,
@@ -164,6 +170,7 @@ fn bench_per_op(c: &mut Criterion) {
             [
                 cancel::<WheelbeatContender>,
                 cancel::<HeapContender>,
+                cancel::<PackedHeapContender>,
                 cancel::<DelayQueueContender>,
                 cancel::<SleepContender>,
                 cancel::<NexusContender>,
@@ -175,6 +182,7 @@ fn bench_per_op(c: &mut Criterion) {
             [
                 expire::<WheelbeatContender>,
                 expire::<HeapContender>,
+                expire::<PackedHeapContender>,
                 expire::<DelayQueueContender>,
                 expire::<SleepContender>,
                 expire::<NexusContender>,

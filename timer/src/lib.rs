@@ -114,4 +114,13 @@ pub mod wheel;
 
 pub use clock::TickClock;
 pub use service::{Entry, EntryOptions, JobContext, ManualClock, Schedule, Status, Timer};
+pub use service::{
+    add, add_entry, add_once, add_singleton, add_times, default_timer, delay_add, delay_add_entry,
+    delay_add_once, delay_add_singleton, delay_add_times, set_interval, set_timeout,
+};
 pub use wheel::{Advance, Expired, TimerKey, Wheel};
+
+/// The README's examples, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
@@ -168,11 +168,11 @@ fn panicking_job_is_caught_logged_counted_and_others_are_unaffected() {
 }
 
 #[test]
-fn stopped_timer_dispatches_nothing_and_start_resumes() {
+fn held_timer_dispatches_nothing_and_release_runs_what_came_due_once() {
     let v = Virtual::new(0);
     let runs = Runs::new(&v);
     let entry = v.timer.add(10 * MS, runs.job());
-    v.timer.stop();
+    v.timer.hold();
     assert_eq!(v.timer.status(), Status::Stopped);
     v.at(35);
     assert_eq!(runs.count(), 0);
@@ -181,12 +181,43 @@ fn stopped_timer_dispatches_nothing_and_start_resumes() {
         Status::Ready,
         "entries keep their own status"
     );
-    v.timer.start();
+    v.timer.release();
     v.at(35);
     assert_eq!(runs.started(), [35], "one run for what came due meanwhile");
     assert_eq!(entry.missed(), 2);
     v.step_to(40);
     assert_eq!(runs.started(), [35, 40]);
+}
+
+#[test]
+fn regression_stopped_timer_resumes_with_the_time_each_entry_had_left() {
+    // gtimer's Stop freezes its tick counter; wheelbeat's used to fire everything that came
+    // due meanwhile at once on start.
+    let v = Virtual::new(0);
+    let runs = Runs::new(&v);
+    let ten = v.timer.add(10 * MS, runs.job());
+    let once = v.timer.add_once(25 * MS, runs.job());
+    v.at(4);
+    v.timer.stop();
+    assert_eq!(v.timer.status(), Status::Stopped);
+    v.at(100);
+    // Added while paused: its interval counts from the start.
+    let late = v.timer.add_once(3 * MS, runs.job());
+    v.at(500);
+    assert_eq!(runs.count(), 0, "nothing runs while paused");
+    v.timer.start();
+    v.at(500);
+    assert_eq!(runs.count(), 0, "no burst on start");
+    assert_eq!(ten.next_run(), Some(v.t0 + 506 * MS), "6 ms were left");
+    v.step_to(530);
+    // Due instants are the clock instants the runs came due at: 6 ms, 16 ms ... after the
+    // start for the 10 ms entry, 21 ms after it for the once-entry, 3 ms for the late one.
+    assert_eq!(
+        runs.all(),
+        [(503, 503), (506, 506), (516, 516), (521, 521), (526, 526)]
+    );
+    assert_eq!(ten.missed() + once.missed() + late.missed(), 0);
+    assert_eq!(v.timer.stats().missed, 0);
 }
 
 thread_local! {
@@ -331,4 +362,52 @@ fn regression_dropping_the_last_timer_on_its_own_thread_does_not_deadlock() {
         ran_rx.recv_timeout(WAIT),
         Err(crossbeam_channel::RecvTimeoutError::Disconnected)
     );
+}
+
+#[test]
+fn a_long_job_on_a_one_worker_pool_delays_other_entries_and_counts_their_runs() {
+    let v = Virtual::new(1);
+    let (release, wait) = crossbeam_channel::bounded::<()>(0);
+    let began = Arc::new(AtomicBool::new(false));
+    let b = began.clone();
+    // A job that holds the only worker until the test lets it go (2 s of virtual time).
+    let long = v.timer.add_once(5 * MS, move |_| {
+        b.store(true, Ordering::Release);
+        let _ = wait.recv();
+    });
+    let runs = Runs::new(&v);
+    let other = v.timer.add(10 * MS, runs.job());
+    v.move_to(5);
+    v.timer.flush();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !began.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "the long job never started");
+        std::thread::yield_now();
+    }
+    // Due at 10 ms: queued behind the long job. Due every 10 ms after: skipped, since a run
+    // of the entry is still queued, so the queue stays bounded.
+    for t in (10..=2_000).step_by(10) {
+        v.move_to(t);
+        v.timer.flush();
+    }
+    assert_eq!(
+        runs.count(),
+        0,
+        "nothing ran while the only worker was busy"
+    );
+    assert_eq!(other.skipped(), 199);
+    release.send(()).unwrap();
+    v.timer.sync();
+    // The queued run ran when the worker came free, 1,990 ms late, and says so.
+    assert_eq!(runs.all(), [(10, 2_000)]);
+    assert_eq!((other.delayed(), long.delayed()), (1, 0));
+    assert_eq!(v.timer.stats().delayed, 1);
+    assert_eq!(
+        other.missed(),
+        0,
+        "every grid point was looked at: skipped, not missed"
+    );
+    v.step_to(2_010);
+    assert_eq!(runs.all(), [(10, 2_000), (2_010, 2_010)]);
+    assert_eq!(other.delayed(), 1);
 }

@@ -16,6 +16,7 @@ mod delay_queue;
 mod heap;
 mod hhwt;
 mod nexus;
+mod packed_heap;
 mod tokio_sleep;
 mod wheelbeat;
 
@@ -23,6 +24,7 @@ pub use delay_queue::DelayQueueContender;
 pub use heap::HeapContender;
 pub use hhwt::HashWheelContender;
 pub use nexus::NexusContender;
+pub use packed_heap::PackedHeapContender;
 pub use tokio_sleep::SleepContender;
 pub use wheelbeat::WheelbeatContender;
 
@@ -58,9 +60,10 @@ pub trait Contender {
 }
 
 /// Names of every contender, in table order (wheelbeat first: the ratios are to it).
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     WheelbeatContender::NAME,
     HeapContender::NAME,
+    PackedHeapContender::NAME,
     DelayQueueContender::NAME,
     SleepContender::NAME,
     NexusContender::NAME,

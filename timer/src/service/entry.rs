@@ -40,7 +40,7 @@ pub enum Status {
 pub enum Schedule {
     /// Run k is due at `start + k × interval`, however late earlier runs were: no cumulative
     /// drift. When the timer falls a whole interval or more behind (a stall, a busy pool, a
-    /// stopped [`Timer`](super::Timer)), the runs missed are **skipped and counted**
+    /// held [`Timer`](super::Timer::hold)), the runs missed are **skipped and counted**
     /// ([`Entry::missed`]): one run is made, and the next is the first grid point after now.
     #[default]
     FixedRate,
@@ -75,7 +75,9 @@ pub struct EntryOptions {
 
 impl EntryOptions {
     /// A forever, non-singleton, fixed-rate entry that is ready at once and first runs one
-    /// `interval` from now. An interval shorter than the timer's tick is raised to one tick.
+    /// `interval` from now (at the next tick with [`Builder::quick`](super::Builder::quick)).
+    /// The first due instant is exact; between runs, an interval shorter than the timer's
+    /// tick is raised to one tick.
     pub fn new(interval: Duration) -> Self {
         EntryOptions {
             interval,
@@ -179,12 +181,21 @@ pub(crate) struct Inner {
     pub(crate) panics: AtomicU64,
     pub(crate) missed: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    pub(crate) delayed: AtomicU64,
     pub(crate) sched: Mutex<Sched>,
 }
 
 impl Inner {
     pub(crate) fn new(core: Arc<Core>, options: &EntryOptions, job: Job, now: Instant) -> Self {
+        // The period of a repeating entry is at least a tick (a run per tick at most), but
+        // the first due instant uses the exact interval: a once-entry shorter than the tick
+        // runs at the tick after its due instant, not a tick later.
         let interval = options.interval.max(core.ticks.tick());
+        let first = if core.quick {
+            Duration::ZERO
+        } else {
+            options.interval
+        };
         let life = match options.status {
             Status::Ready | Status::Running => READY,
             Status::Stopped => STOPPED,
@@ -206,8 +217,9 @@ impl Inner {
             panics: AtomicU64::new(0),
             missed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
             sched: Mutex::new(Sched {
-                due: later(now, options.delay.saturating_add(interval)),
+                due: later(now, options.delay.saturating_add(first)),
                 key: None,
                 awaiting: false,
                 retired: false,
@@ -219,6 +231,18 @@ impl Inner {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.life.load(Ordering::Acquire) == CLOSED || self.core.is_closed()
+    }
+
+    /// Reads a field from each part of the entry the timer thread touches when it fires,
+    /// to bring them into the cache ahead of use (see `process_due`).
+    #[inline]
+    pub(crate) fn warm(&self) -> u64 {
+        u64::from(self.life.load(Ordering::Relaxed))
+            ^ self.times.load(Ordering::Relaxed)
+            ^ self.runs.load(Ordering::Relaxed)
+            ^ self.delayed.load(Ordering::Relaxed)
+            ^ u64::from(self.active.load(Ordering::Relaxed))
+            ^ u64::from(self.sched.is_locked())
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
@@ -347,6 +371,32 @@ impl Entry {
         }
     }
 
+    /// Sets the status and returns the one before, gtimer's `SetStatus`: `Ready` is
+    /// [`start`](Self::start), `Stopped` is [`stop`](Self::stop), `Closed` is
+    /// [`close`](Self::close). `Running` cannot be set (a run is made by the timer or by
+    /// [`run`](Self::run)) and is taken as `Ready`. A closed entry stays closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wheelbeat_timer::service::{Status, Timer};
+    ///
+    /// let timer = Timer::new();
+    /// let entry = timer.add(Duration::from_secs(1), |_| {});
+    /// assert_eq!(entry.set_status(Status::Stopped), Status::Ready);
+    /// assert_eq!(entry.set_status(Status::Closed), Status::Stopped);
+    /// assert_eq!(entry.set_status(Status::Ready), Status::Closed); // final
+    /// assert_eq!(entry.status(), Status::Closed);
+    /// ```
+    pub fn set_status(&self, status: Status) -> Status {
+        let before = self.status();
+        match status {
+            Status::Ready | Status::Running => self.start(),
+            Status::Stopped => self.stop(),
+            Status::Closed => self.close(),
+        }
+        before
+    }
+
     /// Closes the entry for good and removes it from the timer. No run starts after this
     /// returns (a run already executing completes). Also what a job does to end itself:
     /// [`JobContext::exit`].
@@ -359,7 +409,7 @@ impl Entry {
     /// Restarts the interval from now: the next run is due one interval from this call (for a
     /// fixed-rate entry this is also the new origin of its grid). gtimer's `Reset`.
     pub fn reset(&self) {
-        let now = self.inner.core.clock.now();
+        let now = self.inner.core.now();
         self.inner.post(|inner| Cmd::Reset(inner, now));
     }
 
@@ -377,8 +427,9 @@ impl Entry {
             self.close();
             return false;
         }
-        let now = inner.core.clock.now();
-        run_job(inner, now);
+        let now = inner.core.now();
+        run_job(self, now, now);
+        inner.core.stats.runs.fetch_add(1, Ordering::Relaxed);
         if inner.times_exhausted() && inner.active.load(Ordering::Acquire) == 0 {
             self.close();
         }
@@ -417,7 +468,8 @@ impl Entry {
         self.inner.singleton.store(singleton, Ordering::Relaxed);
     }
 
-    /// The interval between runs (at least one tick).
+    /// The interval between runs (at least one tick; the first run of an entry added with a
+    /// shorter interval is due after the exact interval).
     pub fn interval(&self) -> Duration {
         self.inner.interval
     }
@@ -434,7 +486,7 @@ impl Entry {
             return None;
         }
         let sched = self.inner.sched.lock();
-        sched.key.map(|_| sched.due)
+        sched.key.map(|_| self.inner.core.to_clock(sched.due))
     }
 
     /// Runs started so far (a panicking run counts).
@@ -456,6 +508,13 @@ impl Entry {
     /// for a worker.
     pub fn skipped(&self) -> u64 {
         self.inner.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Runs that started more than one tick after the timer thread let them go, because they
+    /// waited for a busy worker (or, inline, for the jobs before them): what a long job on a
+    /// small pool does to other entries. See [the module docs](super#a-long-job-on-a-small-pool).
+    pub fn delayed(&self) -> u64 {
+        self.inner.delayed.load(Ordering::Relaxed)
     }
 }
 

@@ -69,12 +69,63 @@
 //! the entry stays on its grid. [`Schedule::FixedDelay`]: the next run is due `interval` after
 //! the previous one *finished*.
 //!
+//! # Exact to the tick
+//!
+//! Let `T(d)` be the tick a due instant `d` rounds up to. A run due at `d` is made at the
+//! first wake-up of the timer thread whose tick (now, rounded down) is `T(d)` or later: never
+//! early, and at most one tick late plus however late the thread woke. Exactly that is what
+//! the property test in `tests/service_exact.rs` checks against a model, over random ticks,
+//! intervals below, at and off the tick, and random wake-up times.
+//!
+//! - **Missed** means a grid point whose *tick* was reached without a run: when a fixed-rate
+//!   entry fires, it runs once, for the latest grid point `g` with `T(g)` reached, and counts
+//!   the earlier ones. A grid point inside the current tick is not due yet (its tick has not
+//!   started), so a thread that wakes just after a tick boundary never takes the run it owes
+//!   for a missed one: with an interval equal to the tick, every tick makes a run.
+//! - [`JobContext::due`] is the real due instant of the grid point the run is for.
+//! - A once-entry (and the last run of a `times` entry) is never coalesced: it runs for its
+//!   own due instant and never counts as missed.
+//! - The first due instant is `add + delay + interval`, exact even for an interval shorter
+//!   than the tick; between runs, such an interval is raised to one tick (one run per tick at
+//!   most, as in gtimer). [`Builder::quick`] makes the first run due at once (the next tick).
+//!
+//! # Pausing the timer
+//!
+//! [`Timer::stop`] pauses the whole timer as gtimer's `Stop` does: schedules are kept in
+//! *timer time* (the clock minus the time spent paused), so every entry resumes on
+//! [`Timer::start`] with the time it had left, and [`JobContext::due`] /
+//! [`Entry::next_run`] report the clock instants that follows. [`Timer::hold`] stops
+//! dispatching while time runs on; on [`Timer::release`] each entry due meanwhile runs once.
+//!
 //! # Jobs and threads
 //!
 //! Jobs run on a pool of [`Builder::workers`] threads, or inline on the timer thread when it is
 //! `0`. A job gets a [`JobContext`]: its [`Entry`], the instant it was due, and
 //! [`JobContext::exit`] to close its own entry (gtimer's `Exit`, without a panic). Jobs are
 //! `Fn + Send + Sync` because a non-singleton entry's runs may overlap on different workers.
+//!
+//! The timer thread hands runs to the pool in batches of up to 16, sent as soon as a batch is
+//! full or the pass over the due entries ends, and a worker reports a batch back in one
+//! message (listing only the runs whose finish decides something: fixed-delay and last
+//! runs). At a million runs a second one message per run cost more than the runs did.
+//!
+//! ## A long job on a small pool
+//!
+//! A worker busy with a long job runs nothing else meanwhile, so on a pool of `n` workers,
+//! `n` long jobs at once hold up every other entry: its run waits in the queue (with the rest
+//! of its batch), and starts late when a worker comes free. Nothing is silent about it:
+//!
+//! - A run that starts more than one tick after the timer thread let it go is counted as
+//!   **delayed** ([`Entry::delayed`], [`Stats::delayed`]), and its
+//!   [`JobContext::started`] minus [`JobContext::due`] says by how much. Inline, a run
+//!   delayed by the jobs before it in the same pass counts too.
+//! - While a run of an entry waits, further due runs of that entry are **skipped** and
+//!   counted ([`Entry::skipped`]) rather than queued, so the queue holds at most one run per
+//!   entry and a stall does not turn into a burst.
+//!
+//! `tests/service_workers.rs` (`a_long_job_on_a_one_worker_pool_...`) pins this down: one 2 s
+//! job on a 1-worker pool delays one run of a 10 ms entry by 1,990 ms and skips its 199 others.
+//! Give long jobs a pool (or a timer) of their own, or hand their work to another thread.
 //!
 //! # Costs
 //!
@@ -83,14 +134,13 @@
 //! | `add*` | one allocation (the entry, ~150 bytes, plus the boxed job) and one command |
 //! | `Entry::{stop, start, close, reset, set_times}` | an atomic or two and one command; O(1) on the timer thread |
 //! | `Entry::{status, times, runs, ...}` | atomic loads |
-//! | a due run | O(1) in the wheel; with workers, two channel messages (dispatch, finish) |
+//! | a due run | O(1) in the wheel; with workers, a share of two channel messages (batches of up to 16) |
 //! | an idle timer | nothing: no thread wakes up |
 //!
 //! Memory per pending entry, measured with 1M once-entries on the hierarchical wheel: about
 //! 240 bytes all told (the entry, a small job closure, its wheel slot and the caller's
-//! `Entry` handle). Timing: a run is due at an exact instant; the wheel rounds it **up** to
-//! the next tick boundary, so runs land up to one tick after their due time (plus scheduling
-//! latency). Pick a finer [`Builder::tick`] for tighter timing.
+//! `Entry` handle). Timing: see [exact to the tick](#exact-to-the-tick); pick a finer
+//! [`Builder::tick`] for tighter timing.
 //!
 //! # Testing in virtual time
 //!
@@ -101,6 +151,7 @@
 mod clock;
 mod context;
 mod entry;
+pub mod global;
 mod thread;
 mod timer;
 mod workers;
@@ -108,4 +159,8 @@ mod workers;
 pub use clock::ManualClock;
 pub use context::JobContext;
 pub use entry::{Entry, EntryOptions, Schedule, Status};
+pub use global::{
+    add, add_entry, add_once, add_singleton, add_times, default_timer, delay_add, delay_add_entry,
+    delay_add_once, delay_add_singleton, delay_add_times, set_interval, set_timeout,
+};
 pub use timer::{Builder, Handle, Stats, Timer};
