@@ -50,6 +50,10 @@ pub struct DeadCounts {
     pub memory_budget: u64,
     /// Closed by the ping-flood policy (too many pings).
     pub too_many_pings: u64,
+    /// Closed because the peer announced it was going away (draining).
+    pub go_away: u64,
+    /// Closed by this side's drain at its deadline, the peer still connected.
+    pub drain_timeout: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -64,6 +68,8 @@ impl DeadCounts {
         self.handler_panicked += other.handler_panicked;
         self.memory_budget += other.memory_budget;
         self.too_many_pings += other.too_many_pings;
+        self.go_away += other.go_away;
+        self.drain_timeout += other.drain_timeout;
         self.local += other.local;
     }
 
@@ -76,6 +82,9 @@ impl DeadCounts {
             + self.io_error
             + self.handler_panicked
             + self.memory_budget
+            + self.too_many_pings
+            + self.go_away
+            + self.drain_timeout
             + self.local
     }
 }
