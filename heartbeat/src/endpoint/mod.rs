@@ -897,6 +897,7 @@ impl<H: Handler> Endpoint<H> {
                     self.call(now, Some(conn), |h, cx| h.on_missed(cx, id, missed));
                 }
                 Event::LocalPause { stalled_for } => {
+                    self.stats.local_pauses += 1;
                     log::warn!(
                         "loop {}: stalled for {stalled_for:?}; heartbeat verdicts in the gap forgiven",
                         self.index

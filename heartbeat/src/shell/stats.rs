@@ -140,6 +140,9 @@ pub struct Snapshot {
     pub timer_lateness_max: Duration,
     /// Timer runs later than 10 ms after they were due.
     pub timer_late_runs: u64,
+    /// Local pauses: the loop stalled longer than the heartbeat `timeout`, and the verdicts
+    /// that fell in the stall were forgiven (see the crate docs, THE BOUND).
+    pub local_pauses: u64,
     /// Heap bytes held by the connections' buffers right now (unread output, unfinished input
     /// frames), summed over loops: what [`Options::memory_budget`](crate::Options::memory_budget)
     /// caps per loop.
@@ -172,6 +175,7 @@ impl Snapshot {
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
             timer_late_runs: 0,
+            local_pauses: 0,
             memory_bytes: 0,
             memory_peak: 0,
             handler_panics: 0,
@@ -209,6 +213,7 @@ impl Snapshot {
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
         self.timer_late_runs += other.timer_late_runs;
+        self.local_pauses += other.local_pauses;
         self.memory_bytes += other.memory_bytes;
         self.memory_peak = self.memory_peak.max(other.memory_peak);
         self.handler_panics += other.handler_panics;
@@ -221,6 +226,14 @@ impl Snapshot {
                     .saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
+    }
+
+    /// Every recorded RTT value, in microseconds, with how many samples it holds (the
+    /// histogram's resolution: three significant digits).
+    pub(crate) fn rtt_samples(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.rtt
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
     }
 
     /// RTT percentiles.
@@ -278,6 +291,7 @@ impl fmt::Debug for Snapshot {
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
             .field("timer_late_runs", &self.timer_late_runs)
+            .field("local_pauses", &self.local_pauses)
             .field("memory_bytes", &self.memory_bytes)
             .field("memory_peak", &self.memory_peak)
             .field("handler_panics", &self.handler_panics)
