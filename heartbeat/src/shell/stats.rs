@@ -230,6 +230,7 @@ impl Snapshot {
 
     /// Every recorded RTT value, in microseconds, with how many samples it holds (the
     /// histogram's resolution: three significant digits).
+    #[cfg(feature = "metrics")]
     pub(crate) fn rtt_samples(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.rtt
             .iter_recorded()
