@@ -87,11 +87,25 @@ pub fn encode(s: &Snapshot) -> String {
         r.register(name, help, ConstCounter::new(v));
     };
     let gauge = |r: &mut Registry, name: &str, help: &str, v: u64| {
-        r.register(name, help, ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)));
+        r.register(
+            name,
+            help,
+            ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)),
+        );
     };
     gauge(&mut r, "connections", "Connections open now", s.connections);
-    counter(&mut r, "accepted", "Inbound connections accepted", s.accepted);
-    counter(&mut r, "connected", "Outbound connections established", s.connected);
+    counter(
+        &mut r,
+        "accepted",
+        "Inbound connections accepted",
+        s.accepted,
+    );
+    counter(
+        &mut r,
+        "connected",
+        "Outbound connections established",
+        s.connected,
+    );
     counter(
         &mut r,
         "connect_failures",
@@ -356,9 +370,18 @@ mod tests {
         assert!(t.contains("# TYPE wheelbeat_rtt_seconds histogram"), "{t}");
         assert_eq!(value(&t, "wheelbeat_rtt_seconds_count"), 4.0);
         // Cumulative buckets; the histogram keeps three significant digits.
-        assert_eq!(value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.0025"}"#), 1.0);
-        assert_eq!(value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.005"}"#), 2.0);
-        assert_eq!(value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.025"}"#), 3.0);
+        assert_eq!(
+            value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.0025"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.005"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(&t, r#"wheelbeat_rtt_seconds_bucket{le="0.025"}"#),
+            3.0
+        );
         assert_eq!(value(&t, r#"wheelbeat_rtt_seconds_bucket{le="10.0"}"#), 3.0);
         assert_eq!(value(&t, r#"wheelbeat_rtt_seconds_bucket{le="+Inf"}"#), 4.0);
         let sum = value(&t, "wheelbeat_rtt_seconds_sum");

@@ -92,7 +92,7 @@ fn a_drained_client_is_told_goaway_served_until_the_deadline_and_closed_within_i
     // The notice came first, carrying the time left.
     let (_, first) = &seen[0];
     let ms = goaway_ms(first).unwrap_or_else(|| panic!("expected a goaway first: {seen:?}"));
-    assert!(ms <= 1500 && ms >= 1000, "{ms} ms left");
+    assert!((1000..=1500).contains(&ms), "{ms} ms left");
     // Served and heartbeated until the deadline (answering pings, it was never dead), then
     // closed within it (plus a loop turn and the scheduler's slack).
     assert!(
@@ -145,9 +145,11 @@ fn a_drain_ends_as_soon_as_the_pool_peers_leave_and_none_is_judged_dead() {
         .start(move |_| ph.clone())
         .unwrap();
     for _ in 0..n {
-        wait_for(&pool_events, Instant::now() + Duration::from_secs(10), |e| {
-            matches!(e, Seen::Connect(..)).then_some(())
-        })
+        wait_for(
+            &pool_events,
+            Instant::now() + Duration::from_secs(10),
+            |e| matches!(e, Seen::Connect(..)).then_some(()),
+        )
         .expect("every pool connection up");
     }
     let started = Instant::now();
@@ -198,11 +200,15 @@ fn a_pool_told_going_away_reconnects_after_its_backoff_without_a_dead_verdict() 
         "reconnected {:?} after going-away",
         told.elapsed()
     );
-    let reason = wait_for(&events, Instant::now() + Duration::from_secs(5), |e| match e {
-        Seen::Dead(..) => panic!("judged dead: {e:?}"),
-        Seen::Close(_, r) => Some(r.clone()),
-        _ => None,
-    });
+    let reason = wait_for(
+        &events,
+        Instant::now() + Duration::from_secs(5),
+        |e| match e {
+            Seen::Dead(..) => panic!("judged dead: {e:?}"),
+            Seen::Close(_, r) => Some(r.clone()),
+            _ => None,
+        },
+    );
     assert_eq!(reason, Some(CloseReason::GoAway));
     let s = pool.stats();
     assert_eq!((s.closed.go_away, s.closed.missed_pings), (1, 0));

@@ -58,7 +58,11 @@ fn answer(mut s: TcpStream, handle: &Handle) -> io::Result<()> {
             metrics::CONTENT_TYPE,
             metrics::encode(&handle.published_stats()),
         ),
-        _ => ("404 Not Found", "text/plain", "try GET /metrics\n".to_string()),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try GET /metrics\n".to_string(),
+        ),
     };
     write!(
         s,

@@ -515,10 +515,7 @@ impl<H: Handler> Driver<H> {
     /// Publishes the loop's statistics if the last publication is old enough; never waits
     /// for a reader (a held lock skips this publication).
     fn publish(&mut self, now: Instant) {
-        if self
-            .published_at
-            .is_some_and(|t| now < t + PUBLISH_EVERY)
-        {
+        if self.published_at.is_some_and(|t| now < t + PUBLISH_EVERY) {
             self.unpublished = true;
             return;
         }

@@ -771,10 +771,7 @@ fn a_drain_tells_every_peer_keeps_heartbeating_them_and_closes_the_rest_at_its_d
     tl.rec.take();
     let out = tl.run_until(tl.at(3100));
     assert_eq!(out.last(), Some(&Out::Close(b, false)));
-    assert_eq!(
-        tl.rec.take(),
-        [Heard::Close(b, CloseReason::DrainTimeout)]
-    );
+    assert_eq!(tl.rec.take(), [Heard::Close(b, CloseReason::DrainTimeout)]);
     assert!(tl.ep.drained());
     let c = tl.ep.stats().closed;
     assert_eq!((c.peer_closed, c.drain_timeout, c.missed_pings), (1, 1, 0));
@@ -838,9 +835,15 @@ fn a_pool_told_going_away_reconnects_after_its_backoff_without_a_dead_verdict() 
     assert_eq!(tl.rec.take(), [Heard::Close(k1, CloseReason::GoAway)]);
     // Full jitter over the first backoff step (100 ms), then a new connection.
     let retry = tl.ep.poll_timeout(tl.at(100)).unwrap();
-    assert!(retry <= tl.at(200), "reconnect within the first backoff step");
+    assert!(
+        retry <= tl.at(200),
+        "reconnect within the first backoff step"
+    );
     let k2 = connects(&tl.run_until(retry))[0];
     assert_ne!(k1, k2);
     let s = tl.ep.stats();
-    assert_eq!((s.closed.go_away, s.closed.missed_pings, s.misses), (1, 0, 0));
+    assert_eq!(
+        (s.closed.go_away, s.closed.missed_pings, s.misses),
+        (1, 0, 0)
+    );
 }
