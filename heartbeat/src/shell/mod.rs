@@ -23,12 +23,13 @@
 //!   [`CloseReason`]; nothing a peer sends can stop a loop.
 //!
 //! # Memory per connection
-//! An idle connection costs the shell a 72-byte table slot plus a 192-byte
-//! boxed state (socket, codec, write-queue bookkeeping, monitor handle; both
-//! sizes asserted by a test), the monitor's peer entry and timer, and the
-//! kernel's socket. Buffers are allocated only while a frame is half-read or
-//! bytes wait to be written, within the caps in [`Options`]. The demo measures
-//! the whole (RSS per connection, both ends in one process).
+//! An idle connection costs the driver one slot (socket, codec, write-queue
+//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
+//! by a test, plus the monitor's peer entry and timer and the kernel's socket.
+//! Buffers are allocated only while a frame is half-read or bytes wait to be
+//! written, within the caps in [`Options`] and the loop's memory budget. The
+//! demo measures the whole (RSS per connection, both ends in one process).
 
 mod framing;
 pub mod handle;
