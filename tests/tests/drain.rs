@@ -134,7 +134,9 @@ fn a_drained_client_is_told_goaway_served_until_the_deadline_and_closed_within_i
 #[test]
 fn a_drain_ends_as_soon_as_the_pool_peers_leave_and_none_is_judged_dead() {
     let n = 50;
+    // Two loops: each closes its own listener (SO_REUSEPORT) and tells its own peers.
     let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .loops(2)
         .heartbeat(heartbeat(200, 500, 2))
         .start(|_| ())
         .unwrap();

@@ -847,3 +847,18 @@ fn a_pool_told_going_away_reconnects_after_its_backoff_without_a_dead_verdict() 
         (1, 0, 0)
     );
 }
+
+/// Guards `Format::encode_goaway`'s default: a format without a going-away notice drains
+/// silently (nothing written), and its peers are still closed at the deadline.
+#[test]
+fn a_format_without_a_going_away_notice_drains_silently() {
+    let mut opts = options();
+    opts.format = Arc::new(NoSeq);
+    let mut tl = Timeline::with(opts, Vec::new());
+    let a = tl.accept(0);
+    tl.ep.handle_drain(tl.at(10), tl.at(500));
+    assert_eq!(tl.outputs(), []);
+    assert_eq!(tl.run_until(tl.at(500)), [Out::Close(a, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(a, CloseReason::DrainTimeout)]);
+    assert!(tl.ep.drained());
+}
