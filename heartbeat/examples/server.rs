@@ -127,6 +127,7 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
         "pings_received": s.pings_received,
         "messages_received": s.messages_received,
         "misses": s.misses,
+        "dead_silent": s.dead_silent,
         "protocol_errors": s.protocol_errors,
         "closed": {
             "missed_pings": s.closed.missed_pings,

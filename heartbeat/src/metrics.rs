@@ -27,7 +27,7 @@
 //! | `wheelbeat_pongs_received_total` | counter | | pongs that matched a ping (RTT samples) |
 //! | `wheelbeat_messages_received_total` | counter | | application frames received |
 //! | `wheelbeat_missed_pings_total` | counter | | pings unanswered within `timeout` |
-//! | `wheelbeat_dead_total` | counter | `reason` | dead verdicts (`missed_pings`) |
+//! | `wheelbeat_dead_total` | counter | `reason` | dead verdicts: `missed_pings` (unanswered pings), `silent` (a passive peer silent for a whole window) |
 //! | `wheelbeat_closed_total` | counter | `reason` | closed connections by [`CloseReason`](crate::CloseReason) |
 //! | `wheelbeat_protocol_errors_total` | counter | | frames that broke the protocol |
 //! | `wheelbeat_write_overflows_total` | counter | | closes because a peer did not read |
@@ -141,7 +141,13 @@ pub fn encode(s: &Snapshot) -> String {
     r.register(
         "dead",
         "Peers declared dead by the heartbeat monitor, by reason",
-        Labelled(vec![("missed_pings", s.closed.missed_pings)]),
+        Labelled(vec![
+            (
+                "missed_pings",
+                s.closed.missed_pings.saturating_sub(s.dead_silent),
+            ),
+            ("silent", s.dead_silent),
+        ]),
     );
     let c = &s.closed;
     r.register(
@@ -337,6 +343,7 @@ mod tests {
         s.pings_sent = 7;
         s.protocol_errors = 2;
         s.closed.missed_pings = 4;
+        s.dead_silent = 1;
         s.closed.go_away = 5;
         s.closed.too_many_pings = 1;
         s.local_pauses = 6;
@@ -353,6 +360,11 @@ mod tests {
         assert_eq!(value(&t, "wheelbeat_protocol_errors_total"), 2.0);
         assert_eq!(
             value(&t, r#"wheelbeat_dead_total{reason="missed_pings"}"#),
+            3.0
+        );
+        assert_eq!(value(&t, r#"wheelbeat_dead_total{reason="silent"}"#), 1.0);
+        assert_eq!(
+            value(&t, r#"wheelbeat_closed_total{reason="missed_pings"}"#),
             4.0
         );
         assert_eq!(

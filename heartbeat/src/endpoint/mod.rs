@@ -65,7 +65,7 @@ use std::time::Instant;
 
 use wheelbeat_net::{ConnKey, ConnTable};
 
-use crate::monitor::{Action, Event, Monitor, PeerConfig, PeerId};
+use crate::monitor::{Action, DeadReason, Event, Monitor, PeerConfig, PeerId};
 use crate::protocol::{Message, ProtocolError};
 use crate::shell::handler::{ConnInfo, Context, Handler, Op};
 use crate::shell::{CloseReason, ConnId, Options, Snapshot};
@@ -615,7 +615,12 @@ impl<H: Handler> Endpoint<H> {
         self.stats.connections -= 1;
         let c = &mut self.stats.closed;
         match &reason {
-            CloseReason::Dead(_) => c.missed_pings += 1,
+            CloseReason::Dead(reason) => {
+                c.missed_pings += 1;
+                if matches!(reason, DeadReason::Silent) {
+                    self.stats.dead_silent += 1;
+                }
+            }
             CloseReason::PeerClosed => c.peer_closed += 1,
             CloseReason::Protocol(_) => c.protocol_error += 1,
             CloseReason::WriteOverflow => c.write_overflow += 1,

@@ -604,7 +604,9 @@ fn a_passive_format_never_pings_and_closes_after_the_window_the_handler_set() {
         heard.contains(&Heard::Dead(a, DeadReason::Silent)),
         "{heard:?}"
     );
-    assert_eq!(tl.ep.stats().pings_sent, 0);
+    let s = tl.ep.stats();
+    assert_eq!(s.pings_sent, 0);
+    assert_eq!((s.closed.missed_pings, s.dead_silent), (1, 1));
 }
 
 #[test]

@@ -130,6 +130,10 @@ pub struct Snapshot {
     pub messages_received: u64,
     /// Ping timeouts (a ping not answered within `timeout`).
     pub misses: u64,
+    /// Dead verdicts of passive peers, silent for a whole window
+    /// ([`DeadReason::Silent`](crate::DeadReason::Silent)); they are also counted in
+    /// `closed.missed_pings`, with the verdicts of unanswered pings.
+    pub dead_silent: u64,
     /// Closed connections by reason.
     pub closed: DeadCounts,
     /// Protocol errors seen (each also closed its connection).
@@ -171,6 +175,7 @@ impl Snapshot {
             pings_received: 0,
             messages_received: 0,
             misses: 0,
+            dead_silent: 0,
             closed: DeadCounts::default(),
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
@@ -209,6 +214,7 @@ impl Snapshot {
         self.pings_received += other.pings_received;
         self.messages_received += other.messages_received;
         self.misses += other.misses;
+        self.dead_silent += other.dead_silent;
         self.closed.merge(&other.closed);
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
@@ -288,6 +294,7 @@ impl fmt::Debug for Snapshot {
             .field("pings_received", &self.pings_received)
             .field("messages_received", &self.messages_received)
             .field("misses", &self.misses)
+            .field("dead_silent", &self.dead_silent)
             .field("closed", &self.closed)
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
