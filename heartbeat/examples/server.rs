@@ -6,8 +6,19 @@
 //! ```
 //!
 //! Prints exactly `listening on IP:PORT` on stdout once ready (port 0 picks a
-//! free one). SIGINT or SIGTERM shuts it down gracefully. Try it by hand:
-//! `nc 127.0.0.1 7000`, then type `{"ping":1}`.
+//! free one). Try it by hand: `nc 127.0.0.1 7000`, then type `{"ping":1}`.
+//!
+//! Stopping it:
+//! - SIGTERM **drains** (what an orchestrator sends before it kills): the listener closes at
+//!   once, every client gets `{"goaway":N}` (`N` the milliseconds left), the connections are
+//!   served and heartbeated until the clients leave or `--drain-timeout` (default 10 s)
+//!   passes, then the rest are closed. The process exits 0 as soon as nobody is left.
+//! - SIGINT (Ctrl-C), or a second SIGTERM during a drain, closes everything at once.
+//!
+//! `--metrics ADDR` serves the Prometheus text format on `GET http://ADDR/metrics` (a small
+//! HTTP responder on its own thread): every counter of every loop, as each loop last
+//! published it (at most 100 ms old), never a blocking round trip to the loops. The address
+//! it bound is logged on stderr as `metrics on http://IP:PORT/metrics`.
 //!
 //! The knobs a user tuning it needs: `--framing line|length`, `--write-cap BYTES`,
 //! `--max-frame-len BYTES`, `--memory-budget BYTES` (per loop), `--turn-budget DURATION`,
@@ -17,10 +28,12 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/metrics_http.rs"]
+mod metrics_http;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::{HeartbeatArgs, fmt_dur, raise_fds};
@@ -62,6 +75,12 @@ struct Args {
     /// Print `STATS {json}` on stderr this often (off by default).
     #[arg(long, value_parser = humantime::parse_duration)]
     stats_every: Option<Duration>,
+    /// On SIGTERM, how long clients have to leave before the rest are closed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    drain_timeout: Duration,
+    /// Serve Prometheus metrics on `GET http://ADDR/metrics` (port 0 picks a free port).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -108,6 +127,7 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
         "pings_received": s.pings_received,
         "messages_received": s.messages_received,
         "misses": s.misses,
+        "dead_silent": s.dead_silent,
         "protocol_errors": s.protocol_errors,
         "closed": {
             "missed_pings": s.closed.missed_pings,
@@ -115,12 +135,16 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
             "protocol_error": s.closed.protocol_error,
             "write_overflow": s.closed.write_overflow,
             "memory_budget": s.closed.memory_budget,
+            "too_many_pings": s.closed.too_many_pings,
+            "go_away": s.closed.go_away,
+            "drain_timeout": s.closed.drain_timeout,
             "io_error": s.closed.io_error,
             "handler_panicked": s.closed.handler_panicked,
             "local": s.closed.local,
         },
         "timer_lateness_max_us": us(s.timer_lateness_max),
         "timer_late_runs": s.timer_late_runs,
+        "local_pauses": s.local_pauses,
         "memory_bytes": s.memory_bytes,
         "memory_peak": s.memory_peak,
         "handler_panics": s.handler_panics,
@@ -212,15 +236,51 @@ fn main() {
             }
         })
     });
-    if let Some(sig) = signals.forever().next() {
-        log::info!("signal {sig}: shutting down");
+    if let Some(addr) = args.metrics {
+        match metrics_http::serve(addr, server.handle()) {
+            Ok(bound) => log::info!("metrics on http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("error: cannot serve metrics on {addr}: {e}");
+                server.shutdown();
+                std::process::exit(1);
+            }
+        }
+    }
+    // The first signal goes to this thread; any later one, on the signal thread, closes
+    // everything at once, cutting a drain short.
+    let (first_tx, first_rx) = crossbeam_channel::bounded::<i32>(1);
+    let handle = server.handle();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for sig in signals.forever() {
+            if first {
+                first = false;
+                let _ = first_tx.send(sig);
+            } else {
+                log::warn!("signal {sig} during the drain: closing everything now");
+                handle.shutdown();
+            }
+        }
+    });
+    match first_rx.recv() {
+        Ok(SIGTERM) => {
+            log::info!(
+                "SIGTERM: draining (at most {}; SIGINT or SIGTERM again to close at once)",
+                fmt_dur(args.drain_timeout)
+            );
+            server.drain(Instant::now() + args.drain_timeout);
+        }
+        sig => {
+            log::info!("signal {}: shutting down", sig.unwrap_or(SIGINT));
+            server.shutdown();
+        }
     }
     drop(stop);
     if let Some(p) = printer {
         let _ = p.join();
     }
-    let s = server.stats();
-    server.shutdown();
+    // Every loop published its last counters as it ended.
+    let s = server.handle().published_stats();
     log::info!(
         "served {} connections; {} pings sent, {} pongs received, {} dead, {} protocol errors",
         s.accepted,

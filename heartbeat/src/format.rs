@@ -54,7 +54,7 @@
 
 use std::fmt;
 
-use crate::protocol::{self, Message, ProtocolError};
+use crate::protocol::{self, ProtocolError, Shape};
 
 /// What one inbound frame is, to the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,11 @@ pub enum Inbound<'a> {
     /// Application data, handed to [`Handler::on_message`](crate::Handler::on_message) as
     /// these bytes.
     Data(&'a [u8]),
+    /// The peer is draining and will close this connection (within `N` milliseconds, if the
+    /// format says): the connection is closed at once with
+    /// [`CloseReason::GoAway`](crate::CloseReason::GoAway), which a pool follows with a
+    /// reconnect after its backoff, never a dead verdict.
+    GoAway(Option<u64>),
 }
 
 /// A heartbeat wire format. See the [module docs](self).
@@ -85,6 +90,13 @@ pub trait Format: Send + Sync + fmt::Debug + 'static {
     fn encode_error(&self, error: ProtocolError, out: &mut Vec<u8>) {
         let _ = (error, out);
     }
+    /// Appends the going-away notice sent to every peer when a
+    /// [`drain`](crate::Handle::drain) starts; `ms` is how long the peer has before this side
+    /// closes the connection, in milliseconds. The default sends none: a format without one
+    /// drains silently (the peers only see the close at the deadline, or leave before).
+    fn encode_goaway(&self, ms: u64, out: &mut Vec<u8>) {
+        let _ = (ms, out);
+    }
     /// Whether this side never pings and only watches silence (MQTT's server side). Default
     /// `false`.
     fn passive(&self) -> bool {
@@ -99,10 +111,12 @@ pub struct JsonLines;
 
 impl Format for JsonLines {
     fn classify<'a>(&self, frame: &'a [u8]) -> Result<Inbound<'a>, ProtocolError> {
-        Ok(match protocol::parse(frame)? {
-            Message::Ping(n) => Inbound::Ping(Some(n)),
-            Message::Pong(n) => Inbound::Pong(Some(n)),
-            Message::Data(d) => Inbound::Data(d),
+        Ok(match protocol::parse_shape(frame)? {
+            Shape::Ping(n) => Inbound::Ping(Some(n)),
+            Shape::Pong(n) => Inbound::Pong(Some(n)),
+            Shape::GoAway(n) => Inbound::GoAway(Some(n)),
+            Shape::Data => Inbound::Data(frame),
+            Shape::NotObject => return Err(ProtocolError::NotAnObject),
         })
     }
 
@@ -116,6 +130,10 @@ impl Format for JsonLines {
 
     fn encode_error(&self, error: ProtocolError, out: &mut Vec<u8>) {
         protocol::encode_error(error.reason(), out);
+    }
+
+    fn encode_goaway(&self, ms: u64, out: &mut Vec<u8>) {
+        protocol::encode_goaway(ms, out);
     }
 }
 
@@ -131,9 +149,20 @@ mod tests {
         f.encode_ping(7, &mut out);
         f.encode_pong(u64::MAX, &mut out);
         f.encode_error(ProtocolError::InvalidJson, &mut out);
+        f.encode_goaway(10_000, &mut out);
         assert_eq!(
             out,
-            br#"{"ping":7}{"pong":18446744073709551615}{"error":"invalid json"}"#
+            br#"{"ping":7}{"pong":18446744073709551615}{"error":"invalid json"}{"goaway":10000}"#
+        );
+        assert_eq!(f.classify(br#"{"goaway":5}"#), Ok(Inbound::GoAway(Some(5))));
+        // Only the exact one-key shape is a notice, as for pings.
+        assert_eq!(
+            f.classify(br#"{"goaway":5,"x":1}"#),
+            Ok(Inbound::Data(br#"{"goaway":5,"x":1}"#))
+        );
+        assert_eq!(
+            f.classify(br#"{"goaway":"soon"}"#),
+            Ok(Inbound::Data(br#"{"goaway":"soon"}"#))
         );
         assert_eq!(f.classify(br#"{"ping":3}"#), Ok(Inbound::Ping(Some(3))));
         assert_eq!(f.classify(br#"{"pong":4}"#), Ok(Inbound::Pong(Some(4))));

@@ -20,7 +20,11 @@
 //!   the sockets (through `wheelbeat-net`'s `Ready`, `Acceptor` and `Connection`) and the
 //!   endpoint, with every loop turn bounded in bytes and in time ([`Options::turn_budget`]).
 //! - the [`shell`]: the public face, [`Server`] and [`Pool`] (one loop thread each, or
-//!   several), [`Handle`], [`Handler`], [`Snapshot`], settings checked when built.
+//!   several), [`Handle`], [`Handler`], [`Snapshot`], settings checked when built; graceful
+//!   drain ([`Handle::drain`]) and statistics a scraper reads without a round trip
+//!   ([`Handle::published_stats`]).
+//! - `metrics` (cargo feature `metrics`): the Prometheus text of a [`Snapshot`], through
+//!   `prometheus-client`.
 //!
 //! A received frame goes: socket -> driver (codec) -> endpoint (format) -> monitor -> endpoint
 //! (a pong to send) -> driver (write queue) -> socket.
@@ -34,11 +38,12 @@
 //! |------------------------|------------------------------------------------------------------|
 //! | `{"ping":N}`           | heartbeat request, `N` an unsigned integer in `0..=18446744073709551615` |
 //! | `{"pong":N}`           | answer carrying the same `N`, so the pinger matches it and measures RTT |
+//! | `{"goaway":N}`         | the sender is draining and closes the connection within `N` ms: reconnect elsewhere or later, not a failure ([`Handle::drain`]) |
 //! | `{"error":"<reason>"}` | sent best effort before a connection is closed for a bad frame   |
 //! | any other JSON object  | application data, handed to the application                     |
 //!
-//! Both sides may ping. An object is a heartbeat only if its one and only key is `ping` or
-//! `pong` with an integer value in range; `{"ping":-1}`, `{"ping":1.5}`, `{"ping":1,"x":2}` or
+//! Both sides may ping. An object is a heartbeat (or a going-away notice) only if its one and
+//! only key is `ping`, `pong` (or `goaway`) with an integer value in range; `{"ping":-1}`, `{"ping":1.5}`, `{"ping":1,"x":2}` or
 //! `{"ping":18446744073709551616}` are application data. Anything that is not valid JSON or not
 //! an object is a protocol error: the connection gets `{"error":"invalid json"}` or
 //! `{"error":"not a json object"}` and is closed; nothing else is affected. Every received frame
@@ -128,6 +133,8 @@
 mod driver;
 mod endpoint;
 pub mod format;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod monitor;
 pub mod protocol;
 pub mod shell;

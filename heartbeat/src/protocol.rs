@@ -110,6 +110,18 @@ impl std::error::Error for ProtocolError {}
 /// Parses one frame (without its framing bytes). See the [module docs](self) for what is a
 /// heartbeat, what is data and what is an error.
 pub fn parse(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
+    Ok(match parse_shape(frame)? {
+        Shape::Ping(n) => Message::Ping(n),
+        Shape::Pong(n) => Message::Pong(n),
+        // A going-away notice is data to this function's callers: [`Message`] predates it,
+        // and only the endpoint's format ([`crate::format::JsonLines`]) acts on it.
+        Shape::GoAway(_) | Shape::Data => Message::Data(frame),
+        Shape::NotObject => return Err(ProtocolError::NotAnObject),
+    })
+}
+
+/// What a frame is, going-away notices included; `Err` for anything [`parse`] refuses.
+pub(crate) fn parse_shape(frame: &[u8]) -> Result<Shape, ProtocolError> {
     // serde_json does not check the UTF-8 of the strings it skips; data frames are handed on as
     // validated JSON, so check the whole frame (fast, and it does not allocate).
     if std::str::from_utf8(frame).is_err() {
@@ -123,12 +135,7 @@ pub fn parse(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
     if let Err(e) = de.end() {
         return Err(classify(&e));
     }
-    Ok(match shape {
-        Shape::Ping(n) => Message::Ping(n),
-        Shape::Pong(n) => Message::Pong(n),
-        Shape::Data => Message::Data(frame),
-        Shape::NotObject => return Err(ProtocolError::NotAnObject),
-    })
+    Ok(shape)
 }
 
 fn classify(e: &serde_json::Error) -> ProtocolError {
@@ -141,12 +148,13 @@ fn classify(e: &serde_json::Error) -> ProtocolError {
 }
 
 /// The frames this side writes, as serde sees them: an externally tagged enum is exactly a
-/// one-key object, `{"ping":N}`, `{"pong":N}`, `{"error":"<reason>"}`.
+/// one-key object, `{"ping":N}`, `{"pong":N}`, `{"goaway":N}`, `{"error":"<reason>"}`.
 #[derive(Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Outgoing<'a> {
     Ping(u64),
     Pong(u64),
+    Goaway(u64),
     Error(&'a str),
 }
 
@@ -165,15 +173,25 @@ pub fn encode_pong(n: u64, out: &mut Vec<u8>) {
     encode(&Outgoing::Pong(n), out);
 }
 
+/// Appends `{"goaway":n}` to `out`: the sender is draining and closes this connection within
+/// `n` milliseconds; the peer should reconnect (elsewhere or later) without treating it as a
+/// failure.
+pub fn encode_goaway(n: u64, out: &mut Vec<u8>) {
+    encode(&Outgoing::Goaway(n), out);
+}
+
 /// Appends `{"error":"<reason>"}` to `out`, with `reason` escaped as a JSON string.
 pub fn encode_error(reason: &str, out: &mut Vec<u8>) {
     encode(&Outgoing::Error(reason), out);
 }
 
 /// What the top-level value turned out to be.
-enum Shape {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
     Ping(u64),
     Pong(u64),
+    /// `{"goaway":N}`: the peer is draining (see [`encode_goaway`]).
+    GoAway(u64),
     Data,
     NotObject,
 }
@@ -183,6 +201,7 @@ enum Shape {
 enum Key {
     Ping,
     Pong,
+    GoAway,
     Other,
 }
 
@@ -233,6 +252,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         Ok(match (count, heartbeat) {
             (1, Some((Key::Ping, n))) => Shape::Ping(n),
             (1, Some((Key::Pong, n))) => Shape::Pong(n),
+            (1, Some((Key::GoAway, n))) => Shape::GoAway(n),
             _ => Shape::Data,
         })
     }
@@ -301,6 +321,7 @@ impl<'de> de::Deserialize<'de> for KeyOf {
                 Ok(KeyOf(match s {
                     "ping" => Key::Ping,
                     "pong" => Key::Pong,
+                    "goaway" => Key::GoAway,
                     _ => Key::Other,
                 }))
             }

@@ -163,6 +163,50 @@ fn server_stops_cleanly_on_sigint() {
     assert!(status.success(), "server on SIGINT: {status}");
 }
 
+/// Issue 12: SIGTERM drains (the client is told `{"goaway":N}` and still served), and a
+/// second signal during the drain closes at once instead of waiting out `--drain-timeout`.
+#[test]
+fn server_drains_on_sigterm_and_a_second_signal_closes_at_once() {
+    use std::io::Write as _;
+    let (server, addr) = start_server(&["--drain-timeout", "60s"]);
+    let mut c = std::net::TcpStream::connect(&addr).expect("connect");
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    // A pong proves the connection was accepted before the drain closes the listener.
+    c.write_all(b"{\"ping\":1}\n").unwrap();
+    assert_eq!(read_skipping_pings(&mut r), "{\"pong\":1}");
+    server.signal("TERM");
+    let goaway = read_skipping_pings(&mut r);
+    let ms: u64 = goaway
+        .strip_prefix("{\"goaway\":")
+        .and_then(|s| s.strip_suffix('}'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected a goaway, got {goaway:?}"));
+    assert!((50_000..=60_000).contains(&ms), "{ms} ms left");
+    // Still served while draining.
+    c.write_all(b"{\"ping\":2}\n").unwrap();
+    assert_eq!(read_skipping_pings(&mut r), "{\"pong\":2}");
+    let signalled = Instant::now();
+    server.signal("INT");
+    let (_, status) = server.finish();
+    assert!(status.success(), "server on SIGTERM then SIGINT: {status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "the second signal did not cut the 60 s drain short"
+    );
+}
+
+/// The next line from the server that is not one of its pings, without the newline.
+fn read_skipping_pings(r: &mut impl BufRead) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).expect("read") > 0, "closed early");
+        if !line.starts_with("{\"ping\":") {
+            return line.trim_end().to_string();
+        }
+    }
+}
+
 #[test]
 fn demo_passes_at_a_small_size() {
     let args = ["--conns", "300", "--warmup", "1s", "--tail", "1s"];

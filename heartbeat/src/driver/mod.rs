@@ -22,6 +22,14 @@
 //! 6. After every input, carry out the endpoint's outputs in order (queue frames, close,
 //!    freeze, connect); at the end of the turn flush every connection written to and sync its
 //!    interest (a syscall only when it changes).
+//! 7. Publish the statistics for [`Handle::published_stats`](crate::Handle::published_stats)
+//!    if the last publication is [`PUBLISH_EVERY`] old (else ask for a wake-up then: a busy
+//!    loop publishes at most that often, an idle one never), and end the loop if a drain
+//!    left nothing to serve.
+//!
+//! A drain asked for in the shared state starts at the next turn: the listener is closed
+//! (new connects are refused by the kernel) and the endpoint tells the peers
+//! ([`Endpoint::handle_drain`]).
 //!
 //! # Ground rules
 //! - The driver never blocks except in `poll`, and nothing a peer sends can panic it or make
@@ -45,7 +53,7 @@ use wheelbeat_net::{
 
 use crate::endpoint::{Endpoint, Lane, Output, Target};
 use crate::protocol::ProtocolError;
-use crate::shell::handle::{Command, CommandRx, Shared};
+use crate::shell::handle::{Command, CommandRx, PUBLISH_EVERY, Shared};
 use crate::shell::handler::{ConnInfo, Handler};
 use crate::shell::{AnyCodec, CloseReason, Options};
 
@@ -130,6 +138,11 @@ pub(crate) struct Driver<H: Handler> {
     accept_again: bool,
     accepted: Vec<(Stream, std::net::SocketAddr)>,
     dirty: Vec<ConnKey>,
+    /// The deadline of the drain in progress (as handed to the endpoint).
+    drain: Option<Instant>,
+    /// When the statistics were last published, and whether turns ran since.
+    published_at: Option<Instant>,
+    unpublished: bool,
 }
 
 impl<H: Handler> Driver<H> {
@@ -160,6 +173,9 @@ impl<H: Handler> Driver<H> {
             accept_again: false,
             accepted: Vec::new(),
             dirty: Vec::new(),
+            drain: None,
+            published_at: None,
+            unpublished: false,
             opts,
         };
         if let Some(a) = d.acceptor.as_mut() {
@@ -222,8 +238,14 @@ impl<H: Handler> Driver<H> {
                 self.ep.handle_timeout(now);
                 self.apply_outputs(now);
             }
+            self.check_drain(now);
             self.flush_dirty(now);
             self.check_memory(now);
+            self.publish(now);
+            if self.ep.drained() {
+                log::debug!("event loop {}: drained", self.index);
+                break Ok(());
+            }
         };
         let now = Instant::now();
         if let Some(mut a) = self.acceptor.take() {
@@ -231,6 +253,10 @@ impl<H: Handler> Driver<H> {
         }
         self.ep.handle_shutdown(now);
         self.apply_outputs(now);
+        // The last word, whatever a reader holds: the loop is ending and may wait.
+        if let Some(slot) = self.shared.published.get(self.index) {
+            *slot.lock() = self.ep.stats().clone();
+        }
         log::debug!("event loop {} stopped", self.index);
         result
     }
@@ -239,9 +265,14 @@ impl<H: Handler> Driver<H> {
         if !self.dirty.is_empty() || self.accept_again {
             return Some(Duration::ZERO);
         }
+        let publish = self
+            .published_at
+            .filter(|_| self.unpublished)
+            .map(|t| t + PUBLISH_EVERY);
         let next = [
             self.ep.poll_timeout(now),
             self.acceptor.as_ref().and_then(Acceptor::resume_at),
+            publish,
         ]
         .into_iter()
         .flatten()
@@ -460,6 +491,47 @@ impl<H: Handler> Driver<H> {
         // What this read made the handler queue counts at once, not at the end of the turn:
         // the budget then holds within one connection's growth.
         self.check_memory(now);
+    }
+
+    // ----- drain and published statistics --------------------------------------------
+
+    /// Starts the drain asked for in the shared state (or brings its deadline closer).
+    fn check_drain(&mut self, now: Instant) {
+        if !self.shared.draining.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(deadline) = *self.shared.drain_deadline.lock() else {
+            return;
+        };
+        if self.drain.is_some_and(|d| d <= deadline) {
+            return;
+        }
+        if let Some(mut a) = self.acceptor.take() {
+            // Closing the listener makes the kernel refuse new connects at once, rather than
+            // leaving them in a backlog nobody accepts.
+            let _ = a.deregister(self.poll.registry());
+            self.accept_again = false;
+        }
+        self.drain = Some(deadline);
+        self.ep.handle_drain(now, deadline);
+        self.apply_outputs(now);
+    }
+
+    /// Publishes the loop's statistics if the last publication is old enough; never waits
+    /// for a reader (a held lock skips this publication).
+    fn publish(&mut self, now: Instant) {
+        if self.published_at.is_some_and(|t| now < t + PUBLISH_EVERY) {
+            self.unpublished = true;
+            return;
+        }
+        match self.shared.published.get(self.index).map(|s| s.try_lock()) {
+            Some(Some(mut slot)) => {
+                slot.clone_from(self.ep.stats());
+                self.published_at = Some(now);
+                self.unpublished = false;
+            }
+            _ => self.unpublished = true,
+        }
     }
 
     // ----- commands --------------------------------------------------------------------

@@ -14,8 +14,8 @@
 //!   the peer's read end closed, a socket failure or a full write queue, how many bytes a
 //!   connection's data lane holds (back-pressure watermarks) and its buffers hold (the memory
 //!   budget), bytes left unread, the loop's measured stalls, a command from a
-//!   [`Handle`](crate::Handle), the timeout, shutdown; and [`Endpoint::check_memory`], the
-//!   memory budget's policy.
+//!   [`Handle`](crate::Handle), the timeout, a drain, shutdown; and
+//!   [`Endpoint::check_memory`], the memory budget's policy.
 //! - Outputs: [`Endpoint::poll_output`] until `None` after every input (frames to queue on a
 //!   lane, connections to close, freeze or connect), and [`Endpoint::poll_timeout`] for the
 //!   next wake-up.
@@ -37,6 +37,16 @@
 //!   ([`CloseReason::HandlerPanicked`]), counted and logged, and the loop goes on.
 //! - What the format says a frame is decides everything about it ([`Format`]); the JSON
 //!   default is one implementation among others, passive formats included.
+//!
+//! # Draining
+//! [`Endpoint::handle_drain`] starts a graceful drain, in the style of gRPC's GOAWAY: every
+//! open connection (and any opened afterwards) gets the format's going-away notice
+//! ([`Format::encode_goaway`], the milliseconds left), the pool stops (re)connecting, and
+//! the connections are served and heartbeated as before until their peers leave. At the
+//! deadline the rest are closed ([`CloseReason::DrainTimeout`]). [`Endpoint::drained`] says
+//! when nothing is left, the moment the driver ends the loop. The other direction: a
+//! connection whose peer sends the notice is closed at once ([`CloseReason::GoAway`]), and a
+//! pool reconnects it after its backoff, with no dead verdict.
 
 mod backoff;
 mod budget;
@@ -55,7 +65,7 @@ use std::time::Instant;
 
 use wheelbeat_net::{ConnKey, ConnTable};
 
-use crate::monitor::{Action, Event, Monitor, PeerConfig, PeerId};
+use crate::monitor::{Action, DeadReason, Event, Monitor, PeerConfig, PeerId};
 use crate::protocol::{Message, ProtocolError};
 use crate::shell::handler::{ConnInfo, Context, Handler, Op};
 use crate::shell::{CloseReason, ConnId, Options, Snapshot};
@@ -183,6 +193,8 @@ pub(crate) struct Endpoint<H: Handler> {
     /// The bytes of the queued transmits; emptied when the queue is.
     bytes: Vec<u8>,
     pool: Outbound,
+    /// The deadline of the drain in progress, if any.
+    drain: Option<Instant>,
 }
 
 impl<H: Handler> Endpoint<H> {
@@ -226,6 +238,7 @@ impl<H: Handler> Endpoint<H> {
             out: VecDeque::new(),
             bytes: Vec::with_capacity(64),
             pool: Outbound::new(targets, opts.connect_rate, opts.connect_timeout, rng),
+            drain: None,
         }
     }
 
@@ -289,6 +302,11 @@ impl<H: Handler> Endpoint<H> {
         self.stats.connections += 1;
         let id = self.id(key);
         self.call(now, Some(key), |h, cx| h.on_connect(cx, id, &info));
+        if let Some(deadline) = self.drain {
+            // Opened while draining (accepted in the turn the drain began, or a connect
+            // already in flight): it is told at once, like the others.
+            self.send_goaway(now, key, deadline);
+        }
         self.settle(now);
     }
 
@@ -321,6 +339,14 @@ impl<H: Handler> Endpoint<H> {
                 Message::Pong(n.or_else(|| self.monitor.last_ping_seq(peer)).unwrap_or(0))
             }
             Inbound::Data(d) => Message::Data(d),
+            Inbound::GoAway(_) => {
+                // Not a failure: the peer leaves on purpose. A pool reconnects after its
+                // backoff (elsewhere or later); nothing is judged dead.
+                log::debug!("loop {}: {} is going away", self.index, self.id(conn));
+                self.close(now, conn, CloseReason::GoAway);
+                self.settle(now);
+                return ControlFlow::Break(());
+            }
         };
         self.monitor.handle_message(peer, now, &msg);
         if let Inbound::Data(data) = inbound {
@@ -398,6 +424,60 @@ impl<H: Handler> Endpoint<H> {
         }
     }
 
+    /// Starts a graceful drain that ends by `deadline` (an earlier drain's deadline holds if it
+    /// is sooner). See the module docs, "Draining".
+    pub(crate) fn handle_drain(&mut self, now: Instant, deadline: Instant) {
+        let deadline = self.drain.map_or(deadline, |d| d.min(deadline));
+        let first = self.drain.is_none();
+        self.drain = Some(deadline);
+        self.pool.stop_all();
+        if first {
+            log::info!(
+                "loop {}: draining {} connection(s) within {:?}",
+                self.index,
+                self.live,
+                deadline.saturating_duration_since(now)
+            );
+            for key in self.conns.keys() {
+                match self.conns.get(key) {
+                    // A connect in flight would only open a connection to drain.
+                    Some(State::Connecting { .. }) => self.close(now, key, CloseReason::Local),
+                    Some(State::Open { .. }) => self.send_goaway(now, key, deadline),
+                    _ => {}
+                }
+            }
+        }
+        // A deadline already passed closes the rest now.
+        self.drain_deadline(now);
+        self.settle(now);
+    }
+
+    /// Queues the format's going-away notice for `key`, if the format has one.
+    fn send_goaway(&mut self, now: Instant, key: ConnKey, deadline: Instant) {
+        let ms = deadline.saturating_duration_since(now).as_millis();
+        let start = self.bytes.len();
+        self.format
+            .encode_goaway(u64::try_from(ms).unwrap_or(u64::MAX), &mut self.bytes);
+        if self.bytes.len() > start {
+            self.push_transmit(key, Lane::Priority, start);
+        }
+    }
+
+    /// Closes what is left once the drain's deadline has come.
+    fn drain_deadline(&mut self, now: Instant) {
+        if self.drain.is_some_and(|d| now >= d) {
+            for key in self.conns.keys() {
+                self.close(now, key, CloseReason::DrainTimeout);
+            }
+        }
+    }
+
+    /// Whether a drain is in progress and nothing is left of this loop's connections: the
+    /// loop can end.
+    pub(crate) fn drained(&self) -> bool {
+        self.drain.is_some() && self.conns.is_empty()
+    }
+
     /// Closes everything (reason [`CloseReason::Shutdown`]) and stops every target.
     pub(crate) fn handle_shutdown(&mut self, now: Instant) {
         self.pool.stop_all();
@@ -413,6 +493,7 @@ impl<H: Handler> Endpoint<H> {
     /// Runs what is due at `now`: the pool's connect deadlines and backoffs, connects the
     /// pacer allows, the monitor's timers (bounded per call).
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.drain_deadline(now);
         self.pool_timers(now);
         self.start_connects(now);
         if self.monitor.poll_timeout().is_some_and(|due| now >= due) {
@@ -475,6 +556,7 @@ impl<H: Handler> Endpoint<H> {
             self.monitor.poll_timeout(),
             self.pool.next_timer(),
             self.next_connect_at(now),
+            self.drain.filter(|_| !self.conns.is_empty()),
         ]
         .into_iter()
         .flatten()
@@ -533,7 +615,12 @@ impl<H: Handler> Endpoint<H> {
         self.stats.connections -= 1;
         let c = &mut self.stats.closed;
         match &reason {
-            CloseReason::Dead(_) => c.missed_pings += 1,
+            CloseReason::Dead(reason) => {
+                c.missed_pings += 1;
+                if matches!(reason, DeadReason::Silent) {
+                    self.stats.dead_silent += 1;
+                }
+            }
             CloseReason::PeerClosed => c.peer_closed += 1,
             CloseReason::Protocol(_) => c.protocol_error += 1,
             CloseReason::WriteOverflow => c.write_overflow += 1,
@@ -541,6 +628,8 @@ impl<H: Handler> Endpoint<H> {
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
             CloseReason::MemoryBudget => c.memory_budget += 1,
             CloseReason::TooManyPings => c.too_many_pings += 1,
+            CloseReason::GoAway => c.go_away += 1,
+            CloseReason::DrainTimeout => c.drain_timeout += 1,
             CloseReason::Local | CloseReason::Shutdown => c.local += 1,
         }
         self.out.push_back(Queued::Close {
@@ -553,7 +642,9 @@ impl<H: Handler> Endpoint<H> {
         self.call(now, None, |h, cx| h.on_close(cx, id, &reason));
         if let Some(t) = target {
             match reason {
-                CloseReason::Local | CloseReason::Shutdown => self.pool.stop(t),
+                CloseReason::Local | CloseReason::Shutdown | CloseReason::DrainTimeout => {
+                    self.pool.stop(t)
+                }
                 _ => self.schedule_reconnect(t, now),
             }
         }
@@ -686,6 +777,7 @@ impl<H: Handler> Endpoint<H> {
                     self.call(now, Some(conn), |h, cx| h.on_missed(cx, id, missed));
                 }
                 Event::LocalPause { stalled_for } => {
+                    self.stats.local_pauses += 1;
                     log::warn!(
                         "loop {}: stalled for {stalled_for:?}; heartbeat verdicts in the gap forgiven",
                         self.index

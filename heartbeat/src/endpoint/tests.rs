@@ -604,7 +604,9 @@ fn a_passive_format_never_pings_and_closes_after_the_window_the_handler_set() {
         heard.contains(&Heard::Dead(a, DeadReason::Silent)),
         "{heard:?}"
     );
-    assert_eq!(tl.ep.stats().pings_sent, 0);
+    let s = tl.ep.stats();
+    assert_eq!(s.pings_sent, 0);
+    assert_eq!((s.closed.missed_pings, s.dead_silent), (1, 1));
 }
 
 #[test]
@@ -732,4 +734,133 @@ fn over_the_memory_budget_the_biggest_holders_are_closed_and_the_release_comes_a
     // A closed connection's bytes leave the total with it.
     tl.ep.handle_close(tl.at(5), ConnId::new(0, c));
     assert_eq!(tl.ep.stats().memory_bytes, 0);
+}
+
+// ----- graceful drain and going-away (issue 12 item 1) ----------------------------------
+
+#[test]
+fn a_drain_tells_every_peer_keeps_heartbeating_them_and_closes_the_rest_at_its_deadline() {
+    let mut tl = Timeline::server();
+    let a = tl.accept(0);
+    let b = tl.accept(0);
+    tl.ep.handle_drain(tl.at(100), tl.at(3100));
+    // Every open connection is told, with the milliseconds it has left.
+    assert_eq!(
+        tl.outputs(),
+        [tx(a, r#"{"goaway":3000}"#), tx(b, r#"{"goaway":3000}"#)]
+    );
+    assert!(!tl.ep.drained());
+    // Still served: a ping is answered, and a silent peer is still pinged on time.
+    assert!(tl.frame(200, a, r#"{"ping":9}"#).is_continue());
+    assert_eq!(tl.outputs(), [tx(a, r#"{"pong":9}"#)]);
+    assert_eq!(
+        tl.run_until(tl.at(1000)),
+        [tx(b, r#"{"ping":1}"#)],
+        "b's silence window ends at 1 s; a spoke at 200 ms"
+    );
+    // `a` leaves on its own before the deadline.
+    tl.ep.handle_read_closed(tl.at(1100), a);
+    assert_eq!(tl.outputs(), [Out::Close(a, false)]);
+    b_answers(&mut tl, b, 1200, 1);
+    // Nothing more until the deadline, where the rest is closed with its own reason.
+    assert_eq!(
+        tl.run_until(tl.at(3099))
+            .into_iter()
+            .filter(|o| matches!(o, Out::Close(..)))
+            .count(),
+        0
+    );
+    tl.rec.take();
+    let out = tl.run_until(tl.at(3100));
+    assert_eq!(out.last(), Some(&Out::Close(b, false)));
+    assert_eq!(tl.rec.take(), [Heard::Close(b, CloseReason::DrainTimeout)]);
+    assert!(tl.ep.drained());
+    let c = tl.ep.stats().closed;
+    assert_eq!((c.peer_closed, c.drain_timeout, c.missed_pings), (1, 1, 0));
+    // Nothing left to wake up for.
+    assert_eq!(tl.ep.poll_timeout(tl.at(3100)), None);
+}
+
+fn b_answers(tl: &mut Timeline, b: ConnKey, ms: u64, seq: u64) {
+    assert!(
+        tl.frame(ms, b, &format!(r#"{{"pong":{seq}}}"#))
+            .is_continue()
+    );
+    assert_eq!(tl.outputs(), []);
+}
+
+#[test]
+fn a_connection_opened_during_a_drain_is_told_at_once_and_an_empty_loop_is_drained() {
+    let mut tl = Timeline::server();
+    tl.ep.handle_drain(tl.at(0), tl.at(500));
+    assert_eq!(tl.outputs(), []);
+    assert!(tl.ep.drained(), "nothing to wait for");
+    let a = tl.accept(10);
+    assert_eq!(tl.outputs(), [tx(a, r#"{"goaway":490}"#)]);
+    assert!(!tl.ep.drained());
+    // A second drain can only bring the deadline closer.
+    tl.ep.handle_drain(tl.at(20), tl.at(10_000));
+    assert_eq!(tl.outputs(), []);
+    assert_eq!(tl.ep.poll_timeout(tl.at(20)), Some(tl.at(500)));
+    tl.ep.handle_drain(tl.at(30), tl.at(30));
+    assert_eq!(tl.outputs(), [Out::Close(a, false)]);
+    assert!(tl.ep.drained());
+}
+
+#[test]
+fn a_draining_pool_stops_connecting() {
+    let mut tl = pool(2, None);
+    let ks = connects(&tl.run_until(tl.at(0)));
+    tl.ep.handle_connected(tl.at(1), ks[0], info());
+    tl.rec.take();
+    tl.ep.handle_drain(tl.at(2), tl.at(1000));
+    // The connect in flight is abandoned; the open one is told.
+    let out = tl.outputs();
+    assert!(out.contains(&Out::Close(ks[1], false)), "{out:?}");
+    assert!(out.contains(&tx(ks[0], r#"{"goaway":998}"#)), "{out:?}");
+    tl.ep.handle_read_closed(tl.at(3), ks[0]);
+    tl.outputs();
+    assert!(tl.ep.drained());
+    assert_eq!(connects(&tl.run_until(tl.at(60_000))), []);
+}
+
+#[test]
+fn a_pool_told_going_away_reconnects_after_its_backoff_without_a_dead_verdict() {
+    let mut tl = pool(1, None);
+    let k1 = connects(&tl.run_until(tl.at(0)))[0];
+    let mut inf = info();
+    inf.inbound = false;
+    tl.ep.handle_connected(tl.at(1), k1, inf);
+    tl.rec.take();
+    assert!(tl.frame(100, k1, r#"{"goaway":5000}"#).is_break());
+    assert_eq!(tl.outputs(), [Out::Close(k1, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(k1, CloseReason::GoAway)]);
+    // Full jitter over the first backoff step (100 ms), then a new connection.
+    let retry = tl.ep.poll_timeout(tl.at(100)).unwrap();
+    assert!(
+        retry <= tl.at(200),
+        "reconnect within the first backoff step"
+    );
+    let k2 = connects(&tl.run_until(retry))[0];
+    assert_ne!(k1, k2);
+    let s = tl.ep.stats();
+    assert_eq!(
+        (s.closed.go_away, s.closed.missed_pings, s.misses),
+        (1, 0, 0)
+    );
+}
+
+/// Guards `Format::encode_goaway`'s default: a format without a going-away notice drains
+/// silently (nothing written), and its peers are still closed at the deadline.
+#[test]
+fn a_format_without_a_going_away_notice_drains_silently() {
+    let mut opts = options();
+    opts.format = Arc::new(NoSeq);
+    let mut tl = Timeline::with(opts, Vec::new());
+    let a = tl.accept(0);
+    tl.ep.handle_drain(tl.at(10), tl.at(500));
+    assert_eq!(tl.outputs(), []);
+    assert_eq!(tl.run_until(tl.at(500)), [Out::Close(a, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(a, CloseReason::DrainTimeout)]);
+    assert!(tl.ep.drained());
 }

@@ -9,6 +9,14 @@
 //! - Shutdown does not go through the channel (it must get through even when
 //!   the channel is full): it is a flag plus a wake-up. Every loop then closes
 //!   its sockets and returns; [`Handle::shutdown`] joins the threads.
+//! - A drain ([`Handle::drain`]) travels the same way as shutdown: a deadline in the shared
+//!   state plus a wake-up. Each loop stops accepting, tells its peers it is going away and
+//!   ends once they have left or the deadline passed; a shutdown during a drain cuts it short.
+//! - Statistics reach a reader two ways: [`Handle::stats`], a round trip through every loop's
+//!   channel (exact, current), and [`Handle::published_stats`], what each loop published
+//!   into the shared state at most every [`PUBLISH_EVERY`] (no round trip, never waits for
+//!   a loop: what a metrics scraper wants). A loop publishes with `try_lock`, so a reader
+//!   holding the lock makes it skip one publication, never wait.
 //! - A [`ConnId`] names the loop it lives on, so a command goes to that loop
 //!   only; a stale id (the connection closed, its slot reused) is ignored by
 //!   the loop thanks to the generation inside it.
@@ -42,13 +50,34 @@ pub(crate) struct LoopLink {
     pub(crate) waker: Arc<mio::Waker>,
 }
 
-/// Shared between the loops and every handle: the shutdown flag, and how many loops ended
-/// without being asked to.
-#[derive(Debug, Default)]
+/// Shared between the loops and every handle: the shutdown flag, the drain deadline, how
+/// many loops ended without being asked to, and each loop's published statistics.
+#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
+    /// Set (with `drain_deadline`) when a drain was asked for.
+    pub(crate) draining: AtomicBool,
+    pub(crate) drain_deadline: Mutex<Option<Instant>>,
     pub(crate) failed: AtomicUsize,
+    /// Loop `i`'s latest published statistics.
+    pub(crate) published: Vec<Mutex<Snapshot>>,
 }
+
+impl Shared {
+    pub(crate) fn new(loops: usize) -> Shared {
+        Shared {
+            shutdown: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drain_deadline: Mutex::new(None),
+            failed: AtomicUsize::new(0),
+            published: (0..loops).map(|_| Mutex::new(Snapshot::new())).collect(),
+        }
+    }
+}
+
+/// How often a loop publishes its statistics for [`Handle::published_stats`] at most (a
+/// loop with nothing new publishes nothing).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// A command could not be delivered; the payload is handed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +265,46 @@ impl Handle {
         total
     }
 
+    /// The statistics of all loops as each last published them (at most [`PUBLISH_EVERY`]
+    /// old while the loop is busy; a loop with nothing new has nothing to publish), merged.
+    ///
+    /// Unlike [`stats`](Self::stats) it sends nothing to the loops and never waits for one:
+    /// the call for a metrics scraper (the `metrics` feature's
+    /// `wheelbeat_heartbeat::metrics::encode`). A loop that has ended keeps its last
+    /// publication; [`Snapshot::loops_failed`] counts the failed ones.
+    pub fn published_stats(&self) -> Snapshot {
+        let mut total = Snapshot::new();
+        for loop_stats in &self.inner.shared.published {
+            total.merge(&loop_stats.lock());
+        }
+        total.loops_failed = self.failed_loops() as u64;
+        total
+    }
+
+    /// Drains gracefully, then returns once every loop has ended: each loop stops accepting at
+    /// once, sends every peer its format's going-away notice (`{"goaway":N}` in JSON, `N` the
+    /// milliseconds left), keeps serving and heartbeating the connections until their peers
+    /// leave, and at `deadline` closes the rest
+    /// ([`CloseReason::DrainTimeout`](crate::CloseReason::DrainTimeout)). A pool stops
+    /// reconnecting. [`shutdown`](Self::shutdown), from another thread, cuts a drain short;
+    /// a second `drain` can only bring the deadline closer. Called from a loop thread (a
+    /// handler) it starts the drain and returns without waiting, like `shutdown`.
+    pub fn drain(&self, deadline: Instant) {
+        {
+            let mut d = self.inner.shared.drain_deadline.lock();
+            *d = Some(d.map_or(deadline, |old| old.min(deadline)));
+        }
+        self.inner.shared.draining.store(true, Ordering::Release);
+        for link in self.inner.loops.read().iter() {
+            let _ = link.waker.wake();
+        }
+        self.join_loops();
+        if self.inner.threads.lock().is_empty() {
+            // Every loop has ended: commands are refused from now on, as after a shutdown.
+            self.inner.shared.shutdown.store(true, Ordering::Release);
+        }
+    }
+
     /// `true` once [`shutdown`](Self::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
         self.inner.shared.shutdown.load(Ordering::Acquire)
@@ -261,6 +330,12 @@ impl Handle {
         for link in self.inner.loops.read().iter() {
             let _ = link.waker.wake();
         }
+        self.join_loops();
+    }
+
+    /// Joins the loop threads, except the caller's own. Once all have ended, releases the
+    /// channels and wakers.
+    fn join_loops(&self) {
         let me = thread::current().id();
         let mut threads = self.inner.threads.lock();
         let mut keep = Vec::new();

@@ -131,6 +131,12 @@ pub enum CloseReason {
     /// A [`Handler`] callback panicked while handling this connection. The panic was
     /// caught and logged; only this connection was closed and the loop goes on.
     HandlerPanicked,
+    /// The peer sent its format's going-away notice ([`Inbound::GoAway`](crate::format::Inbound::GoAway),
+    /// `{"goaway":N}` in JSON): it is draining. Not a failure: a pool reconnects after its
+    /// backoff, and no dead verdict is counted.
+    GoAway,
+    /// This side was draining ([`Handle::drain`]) and the peer had not left by the deadline.
+    DrainTimeout,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
     /// The loop shut down.
@@ -149,6 +155,8 @@ impl fmt::Display for CloseReason {
             CloseReason::HandlerPanicked => f.write_str("handler panicked"),
             CloseReason::TooManyPings => f.write_str("too many pings"),
             CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
+            CloseReason::GoAway => f.write_str("peer going away"),
+            CloseReason::DrainTimeout => f.write_str("drain deadline passed"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }

@@ -187,6 +187,13 @@ impl Pool {
         self.handle.send(conn, frame)
     }
 
+    /// Drains gracefully by `deadline` and joins the loops (see [`Handle::drain`]): stop
+    /// connecting, tell every server this side is going away, close what is left at the
+    /// deadline.
+    pub fn drain(&self, deadline: std::time::Instant) {
+        self.handle.drain(deadline);
+    }
+
     /// Shuts down gracefully and joins the loop (see [`Handle::shutdown`]).
     pub fn shutdown(&self) {
         self.handle.shutdown();

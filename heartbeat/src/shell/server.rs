@@ -145,7 +145,7 @@ where
     H: Handler,
     F: FnMut(usize) -> H,
 {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(loops.len()));
     let mut links = Vec::new();
     let mut built = Vec::new();
     for (i, (acceptor, targets)) in loops.into_iter().enumerate() {
@@ -234,6 +234,13 @@ impl Server {
     /// Sends an application frame to `conn` (see [`Handle::send`]).
     pub fn send(&self, conn: ConnId, frame: impl Into<Vec<u8>>) -> Result<(), SendError<Vec<u8>>> {
         self.handle.send(conn, frame)
+    }
+
+    /// Drains gracefully by `deadline` and joins the loops (see [`Handle::drain`]): stop
+    /// accepting, tell every peer it is going away, serve them until they leave, close the
+    /// rest at the deadline.
+    pub fn drain(&self, deadline: std::time::Instant) {
+        self.handle.drain(deadline);
     }
 
     /// Shuts down gracefully and joins the loops (see [`Handle::shutdown`]).

@@ -50,6 +50,10 @@ pub struct DeadCounts {
     pub memory_budget: u64,
     /// Closed by the ping-flood policy (too many pings).
     pub too_many_pings: u64,
+    /// Closed because the peer announced it was going away (draining).
+    pub go_away: u64,
+    /// Closed by this side's drain at its deadline, the peer still connected.
+    pub drain_timeout: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
 }
@@ -64,6 +68,8 @@ impl DeadCounts {
         self.handler_panicked += other.handler_panicked;
         self.memory_budget += other.memory_budget;
         self.too_many_pings += other.too_many_pings;
+        self.go_away += other.go_away;
+        self.drain_timeout += other.drain_timeout;
         self.local += other.local;
     }
 
@@ -76,6 +82,9 @@ impl DeadCounts {
             + self.io_error
             + self.handler_panicked
             + self.memory_budget
+            + self.too_many_pings
+            + self.go_away
+            + self.drain_timeout
             + self.local
     }
 }
@@ -121,6 +130,10 @@ pub struct Snapshot {
     pub messages_received: u64,
     /// Ping timeouts (a ping not answered within `timeout`).
     pub misses: u64,
+    /// Dead verdicts of passive peers, silent for a whole window
+    /// ([`DeadReason::Silent`](crate::DeadReason::Silent)); they are also counted in
+    /// `closed.missed_pings`, with the verdicts of unanswered pings.
+    pub dead_silent: u64,
     /// Closed connections by reason.
     pub closed: DeadCounts,
     /// Protocol errors seen (each also closed its connection).
@@ -131,6 +144,9 @@ pub struct Snapshot {
     pub timer_lateness_max: Duration,
     /// Timer runs later than 10 ms after they were due.
     pub timer_late_runs: u64,
+    /// Local pauses: the loop stalled longer than the heartbeat `timeout`, and the verdicts
+    /// that fell in the stall were forgiven (see the crate docs, THE BOUND).
+    pub local_pauses: u64,
     /// Heap bytes held by the connections' buffers right now (unread output, unfinished input
     /// frames), summed over loops: what [`Options::memory_budget`](crate::Options::memory_budget)
     /// caps per loop.
@@ -159,10 +175,12 @@ impl Snapshot {
             pings_received: 0,
             messages_received: 0,
             misses: 0,
+            dead_silent: 0,
             closed: DeadCounts::default(),
             protocol_errors: 0,
             timer_lateness_max: Duration::ZERO,
             timer_late_runs: 0,
+            local_pauses: 0,
             memory_bytes: 0,
             memory_peak: 0,
             handler_panics: 0,
@@ -196,10 +214,12 @@ impl Snapshot {
         self.pings_received += other.pings_received;
         self.messages_received += other.messages_received;
         self.misses += other.misses;
+        self.dead_silent += other.dead_silent;
         self.closed.merge(&other.closed);
         self.protocol_errors += other.protocol_errors;
         self.timer_lateness_max = self.timer_lateness_max.max(other.timer_lateness_max);
         self.timer_late_runs += other.timer_late_runs;
+        self.local_pauses += other.local_pauses;
         self.memory_bytes += other.memory_bytes;
         self.memory_peak = self.memory_peak.max(other.memory_peak);
         self.handler_panics += other.handler_panics;
@@ -212,6 +232,15 @@ impl Snapshot {
                     .saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
+    }
+
+    /// Every recorded RTT value, in microseconds, with how many samples it holds (the
+    /// histogram's resolution: three significant digits).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn rtt_samples(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.rtt
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
     }
 
     /// RTT percentiles.
@@ -265,10 +294,12 @@ impl fmt::Debug for Snapshot {
             .field("pings_received", &self.pings_received)
             .field("messages_received", &self.messages_received)
             .field("misses", &self.misses)
+            .field("dead_silent", &self.dead_silent)
             .field("closed", &self.closed)
             .field("protocol_errors", &self.protocol_errors)
             .field("timer_lateness_max", &self.timer_lateness_max)
             .field("timer_late_runs", &self.timer_late_runs)
+            .field("local_pauses", &self.local_pauses)
             .field("memory_bytes", &self.memory_bytes)
             .field("memory_peak", &self.memory_peak)
             .field("handler_panics", &self.handler_panics)
