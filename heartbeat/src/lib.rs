@@ -136,7 +136,7 @@ pub mod sim;
 pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId, Stats};
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
-    CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
+    CloseReason, ConnId, ConnInfo, Context, CustomFraming, Framing, Handle, Handler, Options, Pool, PoolBuilder,
     SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
 };
 
