@@ -71,11 +71,6 @@ impl<K: Copy + Eq + Hash> Broker<K> {
         self.sessions.remove(&conn);
     }
 
-    /// Connections currently open.
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
     /// Handles one packet from `conn`, calling `send(to, bytes)` for each packet to send.
     pub fn handle(
         &mut self,
