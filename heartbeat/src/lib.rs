@@ -136,8 +136,9 @@ pub mod sim;
 pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId, Stats};
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
-    CloseReason, ConnId, ConnInfo, Context, CustomFraming, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
+    CloseReason, ConnId, ConnInfo, Context, CustomFraming, Framing, Handle, Handler, Options, Pool,
+    PoolBuilder, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
+    TrySendError,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

@@ -277,17 +277,25 @@ fn mqtt_answers_connect_and_pingreq_and_closes_a_silent_client() {
     // bound is checked from the server's own measure by tests/interop/mqtt.sh.
     let last = Instant::now();
     let mut rest = Vec::new();
-    let n = s.read_to_end(&mut rest).expect("closed by the server, not an error");
+    let n = s
+        .read_to_end(&mut rest)
+        .expect("closed by the server, not an error");
     let silent = last.elapsed();
     assert_eq!(n, 0, "nothing after PINGRESP: {rest:?}");
     assert!(
         silent >= Duration::from_millis(1400),
         "closed after {silent:?} of silence, before 1.5 x keep-alive"
     );
-    assert!(silent < Duration::from_secs(10), "closed only after {silent:?}");
+    assert!(
+        silent < Duration::from_secs(10),
+        "closed only after {silent:?}"
+    );
 
     server.signal("TERM");
     let (out, status) = server.finish();
-    assert!(status.success(), "mqtt on SIGTERM: {status}; output: {out:?}");
+    assert!(
+        status.success(),
+        "mqtt on SIGTERM: {status}; output: {out:?}"
+    );
     assert!(out.is_empty(), "stdout is the address line only: {out:?}");
 }

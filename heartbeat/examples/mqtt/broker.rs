@@ -72,12 +72,7 @@ impl<K: Copy + Eq + Hash> Broker<K> {
     }
 
     /// Handles one packet from `conn`, calling `send(to, bytes)` for each packet to send.
-    pub fn handle(
-        &mut self,
-        conn: K,
-        frame: &[u8],
-        mut send: impl FnMut(K, &[u8]),
-    ) -> Verdict {
+    pub fn handle(&mut self, conn: K, frame: &[u8], mut send: impl FnMut(K, &[u8])) -> Verdict {
         let packet = match packet::parse(frame) {
             Ok(p) => p,
             Err(e) => return Verdict::Refuse(e),
@@ -121,7 +116,9 @@ impl<K: Copy + Eq + Hash> Broker<K> {
                 Verdict::Continue
             }
             (true, Packet::Unsubscribe { packet_id, filters }) => {
-                session.filters.retain(|have| !filters.contains(&have.as_str()));
+                session
+                    .filters
+                    .retain(|have| !filters.contains(&have.as_str()));
                 packet::unsuback(packet_id, &mut out);
                 send(conn, &out);
                 Verdict::Continue

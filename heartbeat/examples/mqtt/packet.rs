@@ -490,7 +490,10 @@ mod tests {
             let cut = &p[..n.min(p.len())];
             let _ = parse(cut);
         }
-        assert_eq!(parse(&[0x10, 0x02, 0x00, 0x04]), Err(PacketError::Truncated));
+        assert_eq!(
+            parse(&[0x10, 0x02, 0x00, 0x04]),
+            Err(PacketError::Truncated)
+        );
     }
 
     #[test]
@@ -507,7 +510,16 @@ mod tests {
 
     #[test]
     fn the_length_encoding_round_trips() {
-        for len in [0usize, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_REMAINING] {
+        for len in [
+            0usize,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            MAX_REMAINING,
+        ] {
             let mut out = Vec::new();
             header(0x30, len, &mut out);
             assert_eq!(remaining_length(&out), Ok(Some((len, out.len()))));
