@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn the_frame_cap_holds_for_every_framing() {
         for framing in all() {
-            let mut codec = AnyCodec::new(&framing, 16);
+            let codec = AnyCodec::new(&framing, 16);
             assert_eq!(codec.max_frame_len(), 16);
             assert!(codec.encode(&[b'a'; 17], &mut Vec::new()).is_err());
         }

@@ -249,8 +249,10 @@ mod tests {
         assert!(validate_backoff(Duration::ZERO, Duration::from_secs(1)).is_err());
         assert!(validate_backoff(Duration::from_millis(1), Duration::MAX).is_err());
         // The default watermarks follow the write cap, so a smaller cap needs no more.
-        let mut o = Options::default();
-        o.write_cap = 256 * 1024;
+        let mut o = Options {
+            write_cap: 256 * 1024,
+            ..Options::default()
+        };
         assert_eq!(o.validate(), Ok(()));
         assert_eq!(o.watermarks(), (16 * 1024, 128 * 1024));
         o.write_high_watermark = Some(512 * 1024);
