@@ -22,7 +22,19 @@ use std::sync::Arc;
 use wheelbeat_net::{Codec, Decoded, FrameError, LengthCodec, LineCodec};
 
 /// A framing written by the application: how its protocol cuts a byte stream into frames and
-/// puts a frame on the wire. See the [module docs](self) for the ground rules.
+/// puts a frame on the wire, for [`Framing::custom`].
+///
+/// - It is **stateless**: it decodes with `&self`, from the bytes buffered so far. One value
+///   serves every connection of every loop; a connection holds a thin pointer to it (8 bytes
+///   inline), never a heap allocation of its own.
+/// - The cap is the loop's [`Options::max_frame_len`](crate::Options::max_frame_len), handed
+///   to every call: refuse a longer frame as soon as its header says so, before the body is
+///   buffered.
+/// - Decoding untrusted bytes must not panic: `Ok(None)` is "need more bytes", `Err` closes
+///   that connection only. Return [`FrameError::FrameTooLong`](wheelbeat_net::FrameError) for
+///   a frame over the cap (a protocol error: the format's goodbye is sent, then the close);
+///   any other error closes the connection at once ([`CloseReason::Io`](crate::CloseReason)
+///   with its message).
 ///
 /// ```
 /// use wheelbeat_heartbeat::{CustomFraming, Framing};
