@@ -29,8 +29,8 @@
 //!
 //! Each frame is one JSON object; the codec frames it (one per line with `LineCodec`, or a
 //! length prefix with `LengthCodec`) and caps its size. Another protocol brings its own
-//! [`format`](mod@format) (which frames are pings, pongs, data) and, if it needs one, its own framing
-//! ([`Framing::custom`], as the `mqtt` example does for MQTT 3.1.1).
+//! [`format`](mod@format) (which frames are pings, pongs, data) and, if it needs one, its
+//! own framing ([`Framing::custom`], as the `mqtt` example does for MQTT 3.1.1).
 //!
 //! | bytes                  | meaning                                                          |
 //! |------------------------|------------------------------------------------------------------|
