@@ -225,6 +225,24 @@ mod tests {
     }
 
     #[test]
+    fn qos_1_is_acknowledged_and_disconnect_closes() {
+        let mut b = Broker::default();
+        b.open(1);
+        b.handle(1, &connect(0), |_, _| {});
+        // PUBLISH QoS 1, topic "t", packet id 9, payload "p".
+        let publish = [0x32, 6, 0, 1, b't', 0, 9, b'p'];
+        let mut sent = Vec::new();
+        let v = b.handle(1, &publish, |to, bytes| sent.push((to, bytes.to_vec())));
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(
+            sent,
+            vec![(1, vec![0x40, 0x02, 0, 9])],
+            "PUBACK only: no subscriber"
+        );
+        assert_eq!(b.handle(1, &[0xE0, 0x00], |_, _| {}), Verdict::Disconnect);
+    }
+
+    #[test]
     fn publish_reaches_matching_subscribers_only() {
         let mut b = Broker::default();
         for c in 1..=3 {

@@ -508,6 +508,22 @@ mod tests {
         assert!(matches("+/+", "/x"));
     }
 
+    proptest::proptest! {
+        /// Untrusted bytes: parsing and framing never panic, and a frame is never longer than
+        /// the cap nor past the bytes given.
+        #[test]
+        fn arbitrary_bytes_never_panic_and_frames_respect_the_cap(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            max in 2usize..48,
+        ) {
+            let _ = parse(&bytes);
+            if let Ok(Some(d)) = MqttFraming.decode(&bytes, max) {
+                proptest::prop_assert!(d.frame.end <= max && d.consumed <= bytes.len());
+                let _ = parse(&bytes[d.frame]);
+            }
+        }
+    }
+
     #[test]
     fn the_length_encoding_round_trips() {
         for len in [
