@@ -299,3 +299,39 @@ fn mqtt_answers_connect_and_pingreq_and_closes_a_silent_client() {
     );
     assert!(out.is_empty(), "stdout is the address line only: {out:?}");
 }
+
+/// Issue 9, item 5: a connection that never sends CONNECT is closed after the connect window
+/// (`--connect-window`, 10 s by default), and a malformed packet closes its connection at once.
+#[test]
+fn mqtt_closes_a_connection_without_connect_and_one_sending_garbage() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let (server, addr) = start_listening("mqtt", &["--connect-window", "300ms"]);
+    let mut mute = TcpStream::connect(&addr).expect("connect");
+    mute.set_read_timeout(Some(WAIT)).unwrap();
+    let opened = Instant::now();
+    let mut garbage = TcpStream::connect(&addr).expect("connect");
+    garbage.set_read_timeout(Some(WAIT)).unwrap();
+    // Packet type 0 is reserved (section 2.2.1).
+    garbage.write_all(&[0x00, 0x00]).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        garbage.read_to_end(&mut rest).expect("closed"),
+        0,
+        "{rest:?}"
+    );
+    assert_eq!(mute.read_to_end(&mut rest).expect("closed"), 0, "{rest:?}");
+    let silent = opened.elapsed();
+    assert!(
+        silent >= Duration::from_millis(300),
+        "closed after {silent:?}"
+    );
+    assert!(
+        silent < Duration::from_secs(10),
+        "closed only after {silent:?}"
+    );
+    server.signal("INT");
+    let (_, status) = server.finish();
+    assert!(status.success(), "mqtt on SIGINT: {status}");
+}
