@@ -32,7 +32,9 @@
 //! ## The wire protocol, byte for byte
 //!
 //! Each frame is one JSON object; the codec frames it (one per line with `LineCodec`, or a
-//! length prefix with `LengthCodec`) and caps its size.
+//! length prefix with `LengthCodec`) and caps its size. Another protocol brings its own
+//! [`format`](mod@format) (which frames are pings, pongs, data) and, if it needs one, its
+//! own framing ([`Framing::custom`], as the `mqtt` example does for MQTT 3.1.1).
 //!
 //! | bytes                  | meaning                                                          |
 //! |------------------------|------------------------------------------------------------------|
@@ -143,8 +145,9 @@ pub mod sim;
 pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId, Stats};
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
-    CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
+    CloseReason, ConnId, ConnInfo, Context, CustomFraming, Framing, Handle, Handler, Options, Pool,
+    PoolBuilder, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
+    TrySendError,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

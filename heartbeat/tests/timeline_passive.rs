@@ -103,3 +103,25 @@ fn an_invalid_per_connection_setting_is_an_error_and_changes_nothing() {
     h.run_to(33_000);
     assert_eq!(h.pings(1).len(), 1);
 }
+
+/// Guards the MQTT example's timeline (found by its raw-socket test): a connection opened
+/// passive with the connect window, CONNECT read and the keep-alive window set in the same
+/// turn, then PINGREQ a moment later (within the same 10 ms tick), then silence. It must be
+/// dead 1.5 s after the PINGREQ, never pinged: the timer filed for the CONNECT's window found
+/// the PINGREQ's window ending in the same tick, and the peer was pinged (and convicted three
+/// timeouts later) instead.
+#[test]
+fn a_packet_in_the_same_tick_as_the_window_set_still_gets_a_passive_verdict() {
+    let mut h = Timeline::new(config());
+    let p = h.add_with(0, 1, passive(10_000));
+    h.recv(5, p, Message::Data(b"CONNECT"));
+    h.m.reconfigure(p, h.at(5), &passive(1_500)).unwrap();
+    h.recv(6, p, Message::Ping(0));
+    h.run_to(1_505);
+    assert_eq!(h.dead(1), None, "never before the window");
+    h.run_to(1_520);
+    let (at, silent) = h.dead(1).expect("dead within the window plus one tick");
+    assert!((1_506..=1_516).contains(&at), "{at}");
+    assert!(silent >= Duration::from_millis(1_500));
+    assert!(h.pings(1).is_empty(), "a passive peer is never pinged");
+}

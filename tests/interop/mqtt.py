@@ -143,10 +143,14 @@ def run(host, port, verdicts):
             garbage_closed = garbage(host, port)
         time.sleep(0.1)
 
-    for c in clients:
-        c.loop_stop()
     if dropped:
         fail(f"{len(dropped)} healthy clients were disconnected: {dropped[:5]}")
+    # A clean end: DISCONNECT from each client while its network loop still runs, so no
+    # healthy client ever falls silent with its socket open.
+    for c in clients:
+        c.disconnect()
+    for c in clients:
+        c.loop_stop()
     silent = [i for i, n in enumerate(received) if n == 0]
     if silent:
         fail(f"clients {silent[:5]} received nothing")
@@ -157,8 +161,6 @@ def run(host, port, verdicts):
         f"{sum(received)} messages received (min {min(received)} per client)"
     )
     print("garbage: closed by the server; the others carried on")
-    for c in clients:
-        c.disconnect()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(
         [v for v in verdicts if v["client"].startswith("frozen-")]

@@ -71,18 +71,8 @@ impl<K: Copy + Eq + Hash> Broker<K> {
         self.sessions.remove(&conn);
     }
 
-    /// Connections currently open.
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
     /// Handles one packet from `conn`, calling `send(to, bytes)` for each packet to send.
-    pub fn handle(
-        &mut self,
-        conn: K,
-        frame: &[u8],
-        mut send: impl FnMut(K, &[u8]),
-    ) -> Verdict {
+    pub fn handle(&mut self, conn: K, frame: &[u8], mut send: impl FnMut(K, &[u8])) -> Verdict {
         let packet = match packet::parse(frame) {
             Ok(p) => p,
             Err(e) => return Verdict::Refuse(e),
@@ -126,7 +116,9 @@ impl<K: Copy + Eq + Hash> Broker<K> {
                 Verdict::Continue
             }
             (true, Packet::Unsubscribe { packet_id, filters }) => {
-                session.filters.retain(|have| !filters.contains(&have.as_str()));
+                session
+                    .filters
+                    .retain(|have| !filters.contains(&have.as_str()));
                 packet::unsuback(packet_id, &mut out);
                 send(conn, &out);
                 Verdict::Continue
@@ -230,6 +222,24 @@ mod tests {
             b.handle(1, &connect(0), |_, _| {}),
             Verdict::Refuse(_)
         ));
+    }
+
+    #[test]
+    fn qos_1_is_acknowledged_and_disconnect_closes() {
+        let mut b = Broker::default();
+        b.open(1);
+        b.handle(1, &connect(0), |_, _| {});
+        // PUBLISH QoS 1, topic "t", packet id 9, payload "p".
+        let publish = [0x32, 6, 0, 1, b't', 0, 9, b'p'];
+        let mut sent = Vec::new();
+        let v = b.handle(1, &publish, |to, bytes| sent.push((to, bytes.to_vec())));
+        assert_eq!(v, Verdict::Continue);
+        assert_eq!(
+            sent,
+            vec![(1, vec![0x40, 0x02, 0, 9])],
+            "PUBACK only: no subscriber"
+        );
+        assert_eq!(b.handle(1, &[0xE0, 0x00], |_, _| {}), Verdict::Disconnect);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! MQTT 3.1.1 control packets: the framing (fixed header and remaining length) and the few
+//! MQTT 3.1.1 control packets: the framing (fixed header and remaining length, a
+//! [`CustomFraming`]) and the few
 //! packets a keep-alive server needs, parsed from untrusted bytes and encoded.
 //!
 //! # Ground rules
@@ -11,9 +12,9 @@
 //!   PUBLISH 3.3, SUBSCRIBE 3.8, UNSUBSCRIBE 3.10, PINGREQ 3.12, DISCONNECT 3.14.
 
 use std::fmt;
-use std::ops::Range;
 
-use wheelbeat_net::{Codec, Decoded, FrameError};
+use wheelbeat_heartbeat::CustomFraming;
+use wheelbeat_net::{Decoded, FrameError};
 
 /// PINGREQ, byte for byte (section 3.12).
 pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
@@ -28,8 +29,6 @@ const MAX_REMAINING: usize = 268_435_455;
 pub enum PacketError {
     /// The remaining-length field used a fifth byte.
     MalformedLength,
-    /// The packet is longer than the server's frame cap.
-    TooLong,
     /// A packet type the server does not take from clients (or 0 / 15, reserved).
     UnexpectedType(u8),
     /// Flags that section 2.2.2 reserves were set.
@@ -49,7 +48,6 @@ impl PacketError {
     pub fn reason(self) -> &'static str {
         match self {
             PacketError::MalformedLength => "malformed remaining length",
-            PacketError::TooLong => "packet too long",
             PacketError::UnexpectedType(_) => "unexpected packet type",
             PacketError::ReservedFlags => "reserved flags set",
             PacketError::Truncated => "truncated packet",
@@ -100,29 +98,14 @@ pub enum Packet<'a> {
 }
 
 /// Cuts the byte stream into whole packets, fixed header included, so that a frame can be
-/// classified by its first byte. The cap applies to the whole packet and is checked as soon
-/// as the remaining length is known, before any of the body is buffered.
-#[derive(Debug, Clone)]
-pub struct MqttCodec {
-    max_frame_len: usize,
-}
+/// classified by its first byte. Stateless: one value serves every connection
+/// ([`CustomFraming`]). The cap (the loop's `max_frame_len`) applies to the whole packet and
+/// is checked as soon as the remaining length is known, before any of the body is buffered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MqttFraming;
 
-impl MqttCodec {
-    /// A codec taking packets of up to `max_frame_len` bytes, header included.
-    pub fn new(max_frame_len: usize) -> MqttCodec {
-        MqttCodec {
-            max_frame_len: max_frame_len.min(MAX_REMAINING + 5),
-        }
-    }
-}
-
-impl MqttCodec {
-    fn too_long(&self, len: u64) -> FrameError {
-        FrameError::FrameTooLong {
-            len,
-            max: self.max_frame_len,
-        }
-    }
+fn too_long(len: u64, max: usize) -> FrameError {
+    FrameError::FrameTooLong { len, max }
 }
 
 /// Reads the remaining length at `buf[1..]`: `Ok(None)` if more bytes are needed, else the
@@ -141,17 +124,17 @@ fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, PacketError> {
     Err(PacketError::MalformedLength)
 }
 
-impl Codec for MqttCodec {
-    fn decode(&mut self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
+impl CustomFraming for MqttFraming {
+    fn decode(&self, buf: &[u8], max: usize) -> Result<Option<Decoded>, FrameError> {
         let (len, header) = match remaining_length(buf) {
             Ok(Some(v)) => v,
             Ok(None) => return Ok(None),
             // A fifth length byte announces more than the encoding can carry: too long.
-            Err(_) => return Err(self.too_long(MAX_REMAINING as u64 + 1)),
+            Err(_) => return Err(too_long(MAX_REMAINING as u64 + 1, max)),
         };
         let total = header + len;
-        if total > self.max_frame_len {
-            return Err(self.too_long(total as u64));
+        if total > max {
+            return Err(too_long(total as u64, max));
         }
         if buf.len() < total {
             return Ok(None);
@@ -163,24 +146,21 @@ impl Codec for MqttCodec {
     }
 
     /// The payload is a whole packet already (the server encodes its own headers).
-    fn encode(&self, payload: &[u8], dst: &mut Vec<u8>) -> Result<(), FrameError> {
-        if payload.len() > self.max_frame_len {
-            return Err(self.too_long(payload.len() as u64));
+    fn encode(&self, payload: &[u8], max: usize, dst: &mut Vec<u8>) -> Result<(), FrameError> {
+        if payload.len() > max {
+            return Err(too_long(payload.len() as u64, max));
         }
         dst.extend_from_slice(payload);
         Ok(())
-    }
-
-    fn max_frame_len(&self) -> usize {
-        self.max_frame_len
     }
 
     fn encoded_len(&self, len: usize) -> usize {
         len
     }
 
-    fn max_buffered_len(&self) -> usize {
-        self.max_frame_len
+    /// A whole packet is the frame: nothing is buffered beyond the cap.
+    fn max_buffered_len(&self, max: usize) -> usize {
+        max
     }
 }
 
@@ -222,7 +202,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Parses one whole packet as [`MqttCodec`] delivers it.
+/// Parses one whole packet as [`MqttFraming`] delivers it.
 pub fn parse(frame: &[u8]) -> Result<Packet<'_>, PacketError> {
     let (len, header) = remaining_length(frame)?.ok_or(PacketError::Truncated)?;
     let Some(body) = frame.get(header..header + len) else {
@@ -387,12 +367,6 @@ pub fn publish(topic: &str, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// The byte range of the packet's body after its fixed header (for logging sizes).
-pub fn body_range(frame: &[u8]) -> Option<Range<usize>> {
-    let (len, header) = remaining_length(frame).ok()??;
-    Some(header..header + len)
-}
-
 /// True if `topic` matches the subscription `filter` (section 4.7: `+` one level, `#` the
 /// rest; topics starting with `$` are not matched by a leading wildcard).
 pub fn matches(filter: &str, topic: &str) -> bool {
@@ -450,24 +424,25 @@ mod tests {
 
     #[test]
     fn pingreq_is_exactly_two_bytes() {
-        let mut c = MqttCodec::new(1024);
-        let d = c.decode(&PINGREQ).unwrap().unwrap();
+        let d = MqttFraming.decode(&PINGREQ, 1024).unwrap().unwrap();
         assert_eq!(d.consumed, 2);
         assert_eq!(parse(&PINGREQ), Ok(Packet::PingReq));
     }
 
     #[test]
     fn a_fifth_length_byte_is_malformed() {
-        let mut c = MqttCodec::new(1 << 20);
-        assert!(c.decode(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).is_err());
+        assert!(
+            MqttFraming
+                .decode(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], 1 << 20)
+                .is_err()
+        );
     }
 
     #[test]
     fn the_cap_is_checked_before_the_body_arrives() {
-        let mut c = MqttCodec::new(1024);
         // 2 MiB announced, 3 bytes present.
         assert!(matches!(
-            c.decode(&[0x30, 0x80, 0x80, 0x01]),
+            MqttFraming.decode(&[0x30, 0x80, 0x80, 0x01], 1024),
             Err(FrameError::FrameTooLong { .. })
         ));
     }
@@ -515,7 +490,10 @@ mod tests {
             let cut = &p[..n.min(p.len())];
             let _ = parse(cut);
         }
-        assert_eq!(parse(&[0x10, 0x02, 0x00, 0x04]), Err(PacketError::Truncated));
+        assert_eq!(
+            parse(&[0x10, 0x02, 0x00, 0x04]),
+            Err(PacketError::Truncated)
+        );
     }
 
     #[test]
@@ -530,9 +508,34 @@ mod tests {
         assert!(matches("+/+", "/x"));
     }
 
+    proptest::proptest! {
+        /// Untrusted bytes: parsing and framing never panic, and a frame is never longer than
+        /// the cap nor past the bytes given.
+        #[test]
+        fn arbitrary_bytes_never_panic_and_frames_respect_the_cap(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            max in 2usize..48,
+        ) {
+            let _ = parse(&bytes);
+            if let Ok(Some(d)) = MqttFraming.decode(&bytes, max) {
+                proptest::prop_assert!(d.frame.end <= max && d.consumed <= bytes.len());
+                let _ = parse(&bytes[d.frame]);
+            }
+        }
+    }
+
     #[test]
     fn the_length_encoding_round_trips() {
-        for len in [0usize, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_REMAINING] {
+        for len in [
+            0usize,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            MAX_REMAINING,
+        ] {
             let mut out = Vec::new();
             header(0x30, len, &mut out);
             assert_eq!(remaining_length(&out), Ok(Some((len, out.len()))));

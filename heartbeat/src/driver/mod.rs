@@ -383,7 +383,7 @@ impl<H: Handler> Driver<H> {
     fn start_serving(&mut self, key: ConnKey, stream: Stream, now: Instant) {
         let mut conn = Connection::with_codec(
             stream,
-            AnyCodec::new(self.opts.framing, self.opts.max_frame_len),
+            AnyCodec::new(&self.opts.framing, self.opts.max_frame_len),
         );
         conn.set_write_cap(self.opts.write_cap);
         let reg = conn.sync_interest(self.poll.registry(), key.token());

@@ -672,10 +672,16 @@ impl<C: Copy> Monitor<C> {
             if due > now_tick {
                 p.timer = self.wheel.insert(due, id);
                 self.stats.rearms += 1;
-            } else {
-                self.send_ping(id, now_tick, now_ns);
+                return;
             }
-            return;
+            if !p.settings.passive {
+                self.send_ping(id, now_tick, now_ns);
+                return;
+            }
+            // Passive, and the new window has elapsed already (the last frame came less than
+            // a tick after the one the timer was filed for, or the loop is late): the peer
+            // has been silent for a whole window. Judged below like any passive window's end,
+            // never pinged.
         }
         if !p.has(flag::PINGED) {
             // Idle and nothing heard since the timer was filed at the cycle's `G`: the silence

@@ -49,7 +49,7 @@ use crate::format::{Format, JsonLines};
 use crate::monitor::{self, DeadReason};
 use crate::protocol::ProtocolError;
 
-pub use framing::Framing;
+pub use framing::{CustomFraming, Framing, SharedFraming};
 pub use handle::{Handle, SendError};
 pub use handler::{ConnInfo, Context, Handler, TrySendError};
 pub use pool::{Pool, PoolBuilder};
@@ -170,7 +170,8 @@ impl fmt::Display for CloseReason {
 pub struct Options {
     /// Heartbeat settings, see [`monitor::Config`].
     pub heartbeat: monitor::Config,
-    /// How frames are delimited on the wire (default: one per line).
+    /// How frames are delimited on the wire (default: one per line; or the application's own,
+    /// [`Framing::custom`]).
     pub framing: Framing,
     /// What the frames mean: which are heartbeats, how ours are written, active or passive
     /// (default [`JsonLines`]). See [`crate::format`].

@@ -62,6 +62,7 @@ impl PoolBuilder {
     }
 
     /// How frames are delimited (default [`Framing::Line`]); must match the server.
+    /// A protocol with its own framing brings it with [`Framing::custom`].
     pub fn framing(mut self, framing: Framing) -> Self {
         self.opts.framing = framing;
         self

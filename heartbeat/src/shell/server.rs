@@ -68,6 +68,7 @@ impl ServerBuilder {
     }
 
     /// How frames are delimited (default [`Framing::Line`]).
+    /// A protocol with its own framing brings it with [`Framing::custom`].
     pub fn framing(mut self, framing: Framing) -> Self {
         self.opts.framing = framing;
         self

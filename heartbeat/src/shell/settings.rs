@@ -176,10 +176,11 @@ impl Options {
         if self.turn_budget.is_zero() || self.turn_budget > Duration::from_secs(1) {
             return Err(SettingsError::TurnBudget(self.turn_budget));
         }
-        // One frame of `max_frame_len`, its framing (at most a 4-byte prefix or a newline)
-        // and the queue's per-frame bookkeeping must fit, or the largest legal frame could
-        // never be sent.
-        let one_frame = self.max_frame_len + 4 + wheelbeat_net::FRAME_OVERHEAD;
+        // One frame of `max_frame_len`, its framing (at least room for a 4-byte prefix or a
+        // newline; what a custom framing adds if more) and the queue's per-frame bookkeeping
+        // must fit, or the largest legal frame could never be sent.
+        let framed = (self.max_frame_len + 4).max(self.framing.encoded_len(self.max_frame_len));
+        let one_frame = framed.saturating_add(wheelbeat_net::FRAME_OVERHEAD);
         if self.write_cap < one_frame || u32::try_from(self.write_cap).is_err() {
             return Err(SettingsError::WriteCap(self.write_cap));
         }
