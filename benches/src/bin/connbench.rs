@@ -224,7 +224,8 @@ fn run_mode(mode: Mode, plan: Plan, pem: &certs::Pem, client: &Client) -> Result
 
 /// Runs one server mode in this process until the parent closes our stdin.
 fn child(mode: &str, plan: Plan) -> Result<(), String> {
-    let addr = connbench::start_server(mode, plan.interval)?;
+    let pem = certs::Pem::from_env()?;
+    let addr = connbench::start_server(mode, plan.interval, &pem)?;
     control::serve(addr).map_err(|e| e.to_string())?;
     // The servers' threads never end by themselves: leave without waiting for them.
     std::process::exit(0)

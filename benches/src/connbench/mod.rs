@@ -166,12 +166,16 @@ impl Report {
 }
 
 /// Starts the server of mode `name` in this process (on `127.0.0.1`, an ephemeral port) with
-/// a heartbeat every `interval`, and returns its address.
-pub fn start_server(name: &str, interval: Duration) -> Result<std::net::SocketAddr, String> {
+/// a heartbeat every `interval`, serving `pem` if it speaks TLS, and returns its address.
+pub fn start_server(
+    name: &str,
+    interval: Duration,
+    pem: &certs::Pem,
+) -> Result<std::net::SocketAddr, String> {
     let e = |e: std::io::Error| format!("{name}: {e}");
     match name {
         "tokio-rustls" => {
-            let config = certs::Pem::from_env()?.server_config()?;
+            let config = pem.server_config()?;
             tokio_rustls_peer::start(config, interval).map_err(e)
         }
         "tungstenite-default" => {
@@ -324,6 +328,41 @@ mod tests {
             serde_json::from_str::<Frame>(r#"{"pong":9}"#).unwrap(),
             Frame::Pong(9)
         );
+    }
+
+    /// Every mode against its family's client, in this process: all connections get ready,
+    /// the server's pings arrive at the interval, every close is clean and handshake cycles
+    /// complete. Guards the benchmark against measuring servers that do not work.
+    #[test]
+    fn every_mode_serves_its_familys_client() {
+        let pem = certs::Pem::generate().expect("a certificate");
+        let interval = Duration::from_millis(50);
+        for m in MODES {
+            let addr = start_server(m.name, interval, &pem).expect("a server");
+            let client = client::Client::new(m.family, &pem).expect("a client");
+            let held = client
+                .hold(addr, 20, 8, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            // 20 connections pinged every 50 ms: 60 pings take about 150 ms.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while held.pings() < 60 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: pings stalled",
+                    m.name
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(held.failures(), 0, "{}", m.name);
+            client.close(held);
+            let cycles = client.cycles(addr, 2, Duration::from_millis(200));
+            assert!(
+                cycles.completed > 0,
+                "{}: no handshake cycle completed",
+                m.name
+            );
+            assert_eq!(cycles.failures, 0, "{}", m.name);
+        }
     }
 
     #[test]
