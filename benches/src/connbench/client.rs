@@ -123,10 +123,10 @@ impl Client {
                     Family::Tls => hold_tls(connector, addr, &counters, permit, stop_rx).await,
                     Family::Ws => hold_ws(addr, &counters, permit, stop_rx).await,
                 };
-                if let Err(e) = r {
-                    if counters.failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("connbench client: first failure: {e}");
-                    }
+                if let Err(e) = r
+                    && counters.failures.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("connbench client: first failure: {e}");
                 }
             }));
         }
