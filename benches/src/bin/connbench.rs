@@ -51,7 +51,7 @@ struct Args {
     /// Client tasks repeating handshakes (default 16).
     #[arg(long, default_value_t = 16)]
     handshakers: usize,
-    /// Run only the modes whose name contains this.
+    /// Run only the modes whose name contains this (or any of these, comma-separated).
     #[arg(long)]
     only: Option<String>,
     /// Print what each server is built from.
@@ -118,7 +118,11 @@ fn parent(args: &Args, plan: Plan) -> Result<(), String> {
     let modes: Vec<Mode> = MODES
         .iter()
         .copied()
-        .filter(|m| args.only.as_deref().is_none_or(|o| m.name.contains(o)))
+        .filter(|m| {
+            args.only
+                .as_deref()
+                .is_none_or(|o| o.split(',').any(|o| m.name.contains(o)))
+        })
         .collect();
     println!(
         "# connbench: {} connections, heartbeat interval {:?} ({:.0} offered heartbeats/s), \
@@ -277,7 +281,7 @@ fn summary(reports: &[Vec<Report>]) {
             for t in connbench::targets(mode.name, peer) {
                 let ratio = col(i, t.metric.column()) / col(j, t.metric.column());
                 lines.push(format!(
-                    "| {} | {peer} | {} | {ratio:.2}x | {} {:.1}x | {} |",
+                    "| {} | {peer} | {} | {ratio:.3}x | {} {:.1}x | {} |",
                     mode.name,
                     t.metric.label(),
                     if t.at_most { "<=" } else { ">=" },

@@ -276,6 +276,17 @@ pub fn targets(_mode: &str, peer: &str) -> Vec<Target> {
     }
 }
 
+/// The heartbeat settings of the wheelbeat modes: ping after `interval` of silence, a peer
+/// dead after three pings unanswered `interval` apart; everything else the monitor's defaults
+/// (10 ms tick, ±10% jitter), as a user would leave them.
+pub fn heartbeat_config(interval: Duration) -> wheelbeat_heartbeat::monitor::Config {
+    wheelbeat_heartbeat::monitor::Config {
+        interval,
+        timeout: interval,
+        ..wheelbeat_heartbeat::monitor::Config::default()
+    }
+}
+
 /// A heartbeat frame of the TLS modes, as a tokio user declares it for serde_json
 /// (`{"ping":N}`, `{"pong":N}`: wheelbeat's line format, byte for byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
