@@ -301,4 +301,22 @@ fn summary(reports: &[Vec<Report>]) {
     for l in lines {
         println!("{l}");
     }
+    // Handshakes per second depend on the client and on whatever else the machine runs; the
+    // server's CPU per handshake does not, so it is shown beside them (no target).
+    println!();
+    for (i, mode) in MODES.iter().enumerate() {
+        for peer in mode.peers {
+            let Some(j) = index(peer) else { continue };
+            if reports[i].is_empty() || reports[j].is_empty() {
+                continue;
+            }
+            let f = Report::cpu_per_hs_us;
+            println!(
+                "- {}: server CPU per handshake cycle = {:.2}x {peer}'s (no target; handshakes/s \
+                 also depends on the client and the machine's other load)",
+                mode.name,
+                col(i, f) / col(j, f),
+            );
+        }
+    }
 }
