@@ -32,6 +32,8 @@ pub mod client;
 pub mod control;
 pub mod tokio_rustls_peer;
 pub mod tungstenite_peer;
+pub mod wheelbeat_tls;
+pub mod wheelbeat_ws;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -60,11 +62,16 @@ pub struct Mode {
 }
 
 /// Every mode, in table order.
-pub const MODES: [Mode; 3] = [
+pub const MODES: [Mode; 5] = [
     Mode {
         name: "tokio-rustls",
         family: Family::Tls,
         peers: &[],
+    },
+    Mode {
+        name: "wheelbeat-tls",
+        family: Family::Tls,
+        peers: &["tokio-rustls"],
     },
     Mode {
         name: "tungstenite-default",
@@ -75,6 +82,11 @@ pub const MODES: [Mode; 3] = [
         name: "tungstenite-4k",
         family: Family::Ws,
         peers: &[],
+    },
+    Mode {
+        name: "wheelbeat-ws",
+        family: Family::Ws,
+        peers: &["tungstenite-default", "tungstenite-4k"],
     },
 ];
 
@@ -184,6 +196,17 @@ pub fn start_server(
         "tungstenite-4k" => {
             tungstenite_peer::start(tungstenite_peer::Tuning::ReadBuffer4k, interval).map_err(e)
         }
+        "wheelbeat-tls" => {
+            let config = wheelbeat_net::tls::server_config(
+                pem.cert.as_bytes(),
+                pem.key.as_bytes(),
+                &[],
+                wheelbeat_net::tls::ClientAuth::None,
+            )
+            .map_err(|e| format!("{name}: {e}"))?;
+            wheelbeat_tls::start(config, interval).map_err(|e| format!("{name}: {e}"))
+        }
+        "wheelbeat-ws" => wheelbeat_ws::start(interval).map_err(|e| format!("{name}: {e}")),
         other => Err(format!("unknown mode {other}")),
     }
 }
@@ -199,6 +222,12 @@ pub fn describe(name: &str) -> &'static str {
         }
         "tungstenite-4k" => {
             "tokio current-thread runtime, task per connection, tokio-tungstenite, 4 KiB read buffer"
+        }
+        "wheelbeat-tls" => {
+            "one mio loop: wheelbeat-net Acceptor/ConnTable/Ready, Connection<LineCodec, TlsStream> (rustls unbuffered), heartbeat Monitor"
+        }
+        "wheelbeat-ws" => {
+            "one mio loop: wheelbeat-net Acceptor/ConnTable/Ready, Connection<WsCodec> + ws::Session, heartbeat Monitor"
         }
         _ => "",
     }
