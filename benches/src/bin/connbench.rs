@@ -9,7 +9,9 @@
 //! a family). Per mode: resident and heap bytes per idle connection (after its handshake and
 //! one round trip), server CPU per heartbeat at the same offered load, and full handshakes per
 //! second (connect, handshake, one round trip, close). The table shows medians over rounds and
-//! the ratios of each wheelbeat mode to its tokio peers against the issues' targets. See
+//! the ratios of each wheelbeat mode to its tokio peers against the issues' targets. Modes:
+//! `tokio-rustls`, `wheelbeat-tls`, `tungstenite-default`, `tungstenite-4k`, `wheelbeat-ws`
+//! (`--only tls` or `--only tungsten,wheelbeat-ws` for one family). See
 //! `wheelbeat_benches::connbench` for the ground rules.
 
 use clap::Parser;

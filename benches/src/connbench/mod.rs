@@ -24,6 +24,17 @@
 //!      close, over a window; completed cycles per second and child CPU per cycle.
 //! - Every tokio peer is written the way its users write it: a current-thread runtime, a task
 //!   per connection, `tokio::time::interval` pings, a liveness check on the pong's age.
+//! - The wheelbeat modes ([`wheelbeat_tls`], [`wheelbeat_ws`]) are one mio loop on one
+//!   thread built from wheelbeat-net's pieces (`Acceptor`, `ConnTable`, `Ready`,
+//!   `Connection` over `TlsStream` or with `WsCodec` + `ws::Session`) and the heartbeat
+//!   crate's I/O-free `Monitor` (ping after `interval` of silence, 10 ms tick, ±10% jitter):
+//!   the heartbeat `Server` does not speak TLS or WebSocket yet. Every server, wheelbeat or
+//!   tokio, pings each connection once per interval, so the offered load is the same; the
+//!   client counts the heartbeats, so no server counts its own.
+//! - Modes and targets: `wheelbeat-tls` against `tokio-rustls` (RSS per idle connection
+//!   <= 0.3x, CPU per heartbeat <= 0.8x, handshakes per second >= 0.9x); `wheelbeat-ws`
+//!   against `tungstenite-default` (RSS <= 0.1x, CPU <= 0.8x) and `tungstenite-4k` (RSS
+//!   <= 0.5x, CPU <= 0.8x). See [`targets`].
 //! - Certificates are made at run time with `rcgen` (one throwaway ECDSA P-256 key), handed
 //!   to the child in environment variables as PEM.
 
