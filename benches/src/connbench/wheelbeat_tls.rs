@@ -168,9 +168,10 @@ fn run(
             monitor.handle_timeout_bounded(now, TIMERS_PER_TURN);
         }
         while let Some(action) = monitor.poll_action() {
-            let (key, seq, ping) = match action {
-                Action::SendPing { conn, seq, .. } => (conn, seq, true),
-                Action::SendPong { conn, seq, .. } => (conn, seq, false),
+            type Encode = fn(u64, &mut Vec<u8>);
+            let (key, seq, encode): (_, _, Encode) = match action {
+                Action::SendPing { conn, seq, .. } => (conn, seq, protocol::encode_ping),
+                Action::SendPong { conn, seq, .. } => (conn, seq, protocol::encode_pong),
                 Action::Close { conn, .. } => {
                     // Already out of the monitor: only the socket is left to close.
                     conns.remove(conn);
@@ -179,11 +180,7 @@ fn run(
                 _ => continue,
             };
             out.clear();
-            if ping {
-                protocol::encode_ping(seq, &mut out);
-            } else {
-                protocol::encode_pong(seq, &mut out);
-            }
+            encode(seq, &mut out);
             if send(&mut conns, registry, key, &out).is_err() {
                 close(&mut conns, &mut monitor, key);
             }
