@@ -142,6 +142,28 @@ impl Drop for Child {
 mod tests {
     use super::*;
 
+    /// The parent side against a stand-in child (a shell script): the address line is read,
+    /// a sample request is answered, and a child that exits gives an error, not a hang.
+    #[test]
+    fn child_protocol_reads_address_then_samples_then_sees_the_exit() {
+        let script = r#"echo "addr 127.0.0.1:9"; read line; [ "$line" = sample ] && echo '{"cpu_ns":1,"rss_bytes":2,"heap_bytes":3}'"#;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        let mut child = Child::spawn(cmd).expect("the stand-in starts");
+        assert_eq!(child.addr(), "127.0.0.1:9".parse().unwrap());
+        let s = child.sample().expect("a sample");
+        assert_eq!((s.cpu_ns, s.rss_bytes, s.heap_bytes), (1, 2, 3));
+        // The script has exited: the next request fails instead of waiting forever.
+        assert!(child.sample().is_err());
+    }
+
+    #[test]
+    fn child_that_does_not_announce_an_address_is_an_error() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo hello"]);
+        assert!(Child::spawn(cmd).is_err());
+    }
+
     #[test]
     fn process_cpu_clock_moves_with_work_at_sub_tick_resolution() {
         let before = Sample::now().cpu_ns;

@@ -416,6 +416,24 @@ mod tests {
         }
     }
 
+    /// The verdicts: "at most" and "at least" bounds both include the bound itself, and every
+    /// wheelbeat mode has a target against each of its peers.
+    #[test]
+    fn targets_meet_at_their_bound_and_cover_every_peer() {
+        let rss = targets("wheelbeat-tls", "tokio-rustls")[0];
+        assert_eq!((rss.metric, rss.at_most), (Metric::Rss, true));
+        assert!(rss.met(0.3) && rss.met(0.1) && !rss.met(0.31));
+        let hs = targets("wheelbeat-tls", "tokio-rustls")[2];
+        assert_eq!((hs.metric, hs.at_most), (Metric::Handshakes, false));
+        assert!(hs.met(0.9) && hs.met(1.5) && !hs.met(0.89));
+        for m in MODES {
+            for peer in m.peers {
+                assert!(mode(peer).is_some(), "{}: unknown peer {peer}", m.name);
+                assert!(!targets(m.name, peer).is_empty(), "{} vs {peer}", m.name);
+            }
+        }
+    }
+
     #[test]
     fn every_mode_is_found_by_name() {
         for m in MODES {
