@@ -6,8 +6,9 @@
 //!
 //! Each server mode runs in a child process of this binary (`--child MODE`), one after the
 //! other, rotated each round; this process runs the clients (the same client for every mode of
-//! a family). Per mode: resident and heap bytes per idle connection (after its handshake and
-//! one round trip), server CPU per heartbeat at the same offered load, and full handshakes per
+//! a family), and the handshake phase runs the modes of a family interleaved, in slices.
+//! Per mode: resident and heap bytes per idle connection (after its handshake and one round
+//! trip), server CPU per heartbeat at the same offered load, and full handshakes per
 //! second (connect, handshake, one round trip, close). The table shows medians over rounds and
 //! the ratios of each wheelbeat mode to its tokio peers against the issues' targets. Modes:
 //! `tokio-rustls`, `wheelbeat-tls`, `tungstenite-default`, `tungstenite-4k`, `wheelbeat-ws`
@@ -47,7 +48,7 @@ struct Args {
     /// CPU-per-heartbeat window (default 10s; 3s with --quick).
     #[arg(long, value_parser = seconds)]
     window: Option<Duration>,
-    /// Handshake window (default 5s; 2s with --quick).
+    /// Handshake window per mode, taken in 5 interleaved slices (default 8s; 3s with --quick).
     #[arg(long, value_parser = seconds)]
     handshake_window: Option<Duration>,
     /// Client tasks repeating handshakes (default 16).
@@ -93,9 +94,9 @@ fn main() {
             .window
             .unwrap_or(Duration::from_secs(if q { 3 } else { 10 })),
         handshake_window: args.handshake_window.unwrap_or(Duration::from_secs(if q {
-            2
+            3
         } else {
-            5
+            8
         })),
         handshakers: args.handshakers,
         connect_concurrency: 64,
@@ -142,8 +143,11 @@ fn parent(args: &Args, plan: Plan) -> Result<(), String> {
     let ws = Client::new(Family::Ws, &pem)?;
     let mut reports: Vec<Vec<Report>> = vec![Vec::new(); MODES.len()];
     for round in 0..rounds {
-        for k in 0..modes.len() {
-            let mode = modes[(k + round) % modes.len()];
+        let order: Vec<Mode> = (0..modes.len())
+            .map(|k| modes[(k + round) % modes.len()])
+            .collect();
+        let mut this_round: Vec<(Mode, Report)> = Vec::new();
+        for &mode in &order {
             let client = match mode.family {
                 Family::Tls => &tls,
                 Family::Ws => &ws,
@@ -152,39 +156,132 @@ fn parent(args: &Args, plan: Plan) -> Result<(), String> {
                 Ok(r) => {
                     println!(
                         "round {round} {:>19}: {:>6.0} B rss/conn {:>6.0} B heap/conn  \
-                         {:>6.0} ns cpu/hb ({:.0} hb/s)  {:>6.0} handshakes/s {:>5.0} us cpu/hs  failures {}",
+                         {:>6.0} ns cpu/hb ({:.0} hb/s)  failures {}",
                         mode.name,
                         r.rss_per_conn(),
                         r.heap_per_conn(),
                         r.cpu_per_hb(),
                         r.hb_rate(),
-                        r.hs_rate(),
-                        r.cpu_per_hs_us(),
                         r.failures,
                     );
                     if args.verbose && !r.detail.is_empty() {
                         println!("    {}", r.detail);
                     }
-                    let i = MODES.iter().position(|m| *m == mode).expect("a mode");
-                    reports[i].push(r);
+                    this_round.push((mode, r));
                 }
                 Err(e) => println!("round {round} {:>19}: FAILED: {e}", mode.name),
             }
+        }
+        // Phase 3, the modes of a family interleaved (see `handshakes`).
+        for (family, client) in [(Family::Tls, &tls), (Family::Ws, &ws)] {
+            let family_modes: Vec<Mode> = this_round
+                .iter()
+                .map(|(m, _)| *m)
+                .filter(|m| m.family == family)
+                .collect();
+            if family_modes.is_empty() {
+                continue;
+            }
+            match handshakes(&family_modes, plan, &pem, client) {
+                Ok(results) => {
+                    for (mode, hs) in results {
+                        let Some((_, r)) = this_round.iter_mut().find(|(m, _)| *m == mode) else {
+                            continue;
+                        };
+                        (r.handshakes, r.hs_secs, r.hs_cpu_ns, r.hs_total) =
+                            (hs.completed, hs.secs, hs.cpu_ns, hs.total);
+                        r.failures += hs.failures;
+                        println!(
+                            "round {round} {:>19}: {:>6.0} handshakes/s {:>5.0} us cpu/hs  failures {}",
+                            mode.name,
+                            r.hs_rate(),
+                            r.cpu_per_hs_us(),
+                            hs.failures,
+                        );
+                    }
+                }
+                Err(e) => println!("round {round} handshakes: FAILED: {e}"),
+            }
+        }
+        for (mode, r) in this_round {
+            let i = MODES.iter().position(|m| *m == mode).expect("a mode");
+            reports[i].push(r);
         }
     }
     summary(&reports);
     Ok(())
 }
 
-/// Runs the three phases against a fresh child of `mode`.
-fn run_mode(mode: Mode, plan: Plan, pem: &certs::Pem, client: &Client) -> Result<Report, String> {
+/// Starts a child serving `mode`.
+fn spawn_child(mode: Mode, plan: Plan, pem: &certs::Pem) -> Result<control::Child, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
     cmd.args(["--child", mode.name])
         .args(["--interval", &format!("{}s", plan.interval.as_secs_f64())])
         .env(certs::CERT_ENV, &pem.cert)
         .env(certs::KEY_ENV, &pem.key);
-    let mut child = control::Child::spawn(cmd).map_err(|e| format!("spawn: {e}"))?;
+    control::Child::spawn(cmd).map_err(|e| format!("spawn {}: {e}", mode.name))
+}
+
+/// Handshake slices per mode in phase 3.
+const SLICES: u32 = 5;
+
+/// What phase 3 measured for one mode.
+struct Handshakes {
+    completed: u64,
+    total: u64,
+    failures: u64,
+    secs: f64,
+    cpu_ns: u64,
+}
+
+/// Phase 3 for the modes of one family, interleaved: a fresh child per mode, all running at
+/// once, and the handshake window cut into [`SLICES`] slices per mode, taken in turn (the
+/// order rotated each slice). A change in the machine's other load during the phase then
+/// falls on every mode alike instead of on whichever mode ran at that moment.
+fn handshakes(
+    modes: &[Mode],
+    plan: Plan,
+    pem: &certs::Pem,
+    client: &Client,
+) -> Result<Vec<(Mode, Handshakes)>, String> {
+    let mut children = modes
+        .iter()
+        .map(|&m| spawn_child(m, plan, pem))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out: Vec<Handshakes> = modes
+        .iter()
+        .map(|_| Handshakes {
+            completed: 0,
+            total: 0,
+            failures: 0,
+            secs: 0.0,
+            cpu_ns: 0,
+        })
+        .collect();
+    let slice = plan.handshake_window / SLICES;
+    let io = |e: std::io::Error| format!("child: {e}");
+    for s in 0..SLICES as usize {
+        for k in 0..modes.len() {
+            let i = (k + s) % modes.len();
+            let child = &mut children[i];
+            let before = child.sample().map_err(io)?;
+            let cycles = client.cycles(child.addr(), plan.handshakers, slice);
+            let after = child.sample().map_err(io)?;
+            let h = &mut out[i];
+            h.completed += cycles.completed;
+            h.total += cycles.total;
+            h.failures += cycles.failures;
+            h.secs += slice.as_secs_f64();
+            h.cpu_ns += after.cpu_ns.saturating_sub(before.cpu_ns);
+        }
+    }
+    Ok(modes.iter().copied().zip(out).collect())
+}
+
+/// Runs phases 1 and 2 against a fresh child of `mode`.
+fn run_mode(mode: Mode, plan: Plan, pem: &certs::Pem, client: &Client) -> Result<Report, String> {
+    let mut child = spawn_child(mode, plan, pem)?;
     let io = |e: std::io::Error| format!("child: {e}");
     let addr = child.addr();
     let base = child.sample().map_err(io)?;
@@ -206,11 +303,6 @@ fn run_mode(mode: Mode, plan: Plan, pem: &certs::Pem, client: &Client) -> Result
     let held_failures = held.failures();
     client.close(held);
 
-    // Phase 3: handshakes.
-    let h0 = child.sample().map_err(io)?;
-    let cycles = client.cycles(addr, plan.handshakers, plan.handshake_window);
-    let h1 = child.sample().map_err(io)?;
-
     Ok(Report {
         mode: mode.name.to_string(),
         conns: plan.conns,
@@ -219,11 +311,12 @@ fn run_mode(mode: Mode, plan: Plan, pem: &certs::Pem, client: &Client) -> Result
         heartbeats: p1 - p0,
         hb_secs: hb_secs.as_secs_f64(),
         hb_cpu_ns: s1.cpu_ns.saturating_sub(s0.cpu_ns),
-        handshakes: cycles.completed,
-        hs_secs: plan.handshake_window.as_secs_f64(),
-        hs_cpu_ns: h1.cpu_ns.saturating_sub(h0.cpu_ns),
-        hs_total: cycles.total,
-        failures: held_failures + cycles.failures,
+        // Filled in by `handshakes`.
+        handshakes: 0,
+        hs_secs: 0.0,
+        hs_cpu_ns: 0,
+        hs_total: 0,
+        failures: held_failures,
         detail: connbench::describe(mode.name).to_string(),
     })
 }

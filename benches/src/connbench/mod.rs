@@ -11,7 +11,7 @@
 //!   prints its address, then answers each `sample` line with a [`Sample`] of its own CPU time,
 //!   resident set and live heap (counting allocator), as one JSON line. Nothing else is printed
 //!   on a child's stdout.
-//! - Three phases per mode, one after the other against the same child:
+//! - Three phases per mode; 1 and 2 against one child, mode after mode:
 //!   1. **idle memory**: `N` connections, each through its handshake and one heartbeat round
 //!      trip (the client pings once and waits for the pong; every server also pings at its own
 //!      interval, which the client answers). Once all `N` have done so the child is sampled:
@@ -19,9 +19,12 @@
 //!   2. **CPU per heartbeat at equal offered load**: the same `N` connections, every server
 //!      pinging each of them at the same interval. After a warm-up, CPU time of the child
 //!      over a window divided by the heartbeats (pings answered by the client) in the window.
-//!   3. **handshakes per second**: the `N` connections closed, then a fixed number of client
-//!      tasks each repeat connect + full handshake (TLS resumption off) + one round trip +
-//!      close, over a window; completed cycles per second and child CPU per cycle.
+//!   3. **handshakes per second**: a fixed number of client tasks each repeat connect + full
+//!      handshake (TLS resumption off) + one round trip + close; completed cycles per second
+//!      and child CPU per cycle. The modes of a family run this phase *interleaved*: a fresh
+//!      child per mode, all up at once, the window cut into slices taken in turn, so a change
+//!      in the machine's other load falls on every mode alike (rates from back-to-back
+//!      windows swung 3x between rounds on a shared machine; interleaved, a few tens of %).
 //! - Every tokio peer is written the way its users write it: a current-thread runtime, a task
 //!   per connection, `tokio::time::interval` pings, a liveness check on the pong's age.
 //! - The wheelbeat modes ([`wheelbeat_tls`], [`wheelbeat_ws`]) are one mio loop on one
