@@ -15,6 +15,7 @@
 //! See `benches/RESULTS.md` for the figures and the commands that produce them.
 
 pub mod alloc;
+pub mod connbench;
 pub mod contenders;
 pub mod loopbench;
 pub mod svg;
