@@ -50,6 +50,14 @@ pub trait Codec {
     /// Must not return `Ok(None)` when `buf.len() >= self.max_buffered_len()`.
     fn decode(&mut self, buf: &[u8]) -> Result<Option<Decoded>, FrameError>;
 
+    /// [`decode`](Codec::decode), allowed to rewrite the bytes of the frame it returns (and
+    /// only those, and only when it returns `Ok(Some(_))`): a WebSocket server unmasks the
+    /// payload in place here, so frames reach the handler without a copy.
+    /// [`Connection`](crate::Connection) calls this one. The default calls `decode`.
+    fn decode_mut(&mut self, buf: &mut [u8]) -> Result<Option<Decoded>, FrameError> {
+        self.decode(buf)
+    }
+
     /// Appends `payload`, framed, to `dst`.
     ///
     /// Fails (and leaves `dst` unchanged) if the payload is longer than

@@ -1,4 +1,5 @@
-//! One TCP connection: framed reads through a per-loop scratch buffer, capped framed writes.
+//! One connection over any [`Transport`] (TCP, Unix, TLS): framed reads through a per-loop
+//! scratch buffer, capped framed writes.
 //!
 //! # Ground rules
 //! - Edge-triggered: after a readable event call [`Connection::read_frames`] until it says
@@ -33,7 +34,8 @@
 //! until EOF or `WouldBlock`.
 //!
 //! The optimisation relies on edge-triggered epoll semantics, so it is compiled only for
-//! Linux and Android; elsewhere `read_frames` reads until `WouldBlock` as before. It is
+//! Linux and Android, and used only for transports whose short read proves the socket empty
+//! ([`Transport::SHORT_READ_DRAINS`]: plain sockets, not TLS); elsewhere `read_frames` reads until `WouldBlock` as before. It is
 //! also off until the caller has called [`Connection::on_event`] or
 //! [`Connection::note_event`] at least once, because a caller that never reports events
 //! could otherwise miss a FIN that arrived with the last data.
@@ -46,7 +48,7 @@
 //!
 //! # Bounds and memory
 //! - Idle connection: `size_of::<Connection<LineCodec>>()` bytes and no heap, plus the
-//!   kernel's socket. On 64-bit Linux that is 144 bytes in release builds and 160 in debug
+//!   kernel's socket (over TLS, rustls's state and keys too: see the `tls` module). On 64-bit Linux that is 144 bytes in release builds and 160 in debug
 //!   builds (mio adds a debug-only selector id to each socket); a test asserts <= 160.
 //! - Partial frame: at most [`Codec::max_buffered_len`] bytes (64 KiB + 2 for the default line
 //!   codec). After [`ReadStatus::Stopped`] the undelivered rest of the last read is kept
@@ -59,14 +61,16 @@
 //!   frames, 2.6 × in the worst case of a queue of empty frames), plus the priority cap, plus
 //!   one max frame. `heap_bytes` reports it; the slow-reader test checks it.
 
-use std::io::{self, Read};
+use std::io;
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::codec::{Codec, LineCodec};
 use crate::error::{Error, SendError};
+use crate::transport::{AsWrite, Handshake, PeerAddr, ShutdownStatus, Transport};
 use crate::write::{FlushStatus, WriteQueue};
 
 /// Default cap on queued outbound data bytes per connection: 1 MiB.
@@ -76,7 +80,12 @@ pub const DEFAULT_PRIORITY_CAP: usize = 4 * 1024;
 /// Default per-call read budget, in bytes, suggested for [`Connection::read_frames`]: 64 KiB.
 pub const DEFAULT_READ_BUDGET: usize = 64 * 1024;
 /// Bytes of the scratch buffer kept free for a read beyond the longest partial frame.
-const READ_ROOM: usize = 64 * 1024;
+/// At least one TLS record's plaintext (16 KiB), which a TLS transport delivers whole.
+pub(crate) const READ_ROOM: usize = 64 * 1024;
+/// `Interrupted` reads ("progress, nothing to deliver", e.g. TLS handshake records) allowed
+/// per `read_frames` call before it reports [`ReadStatus::BudgetExhausted`]: each is at most
+/// one socket read of about one TLS record, so this keeps the call near its byte budget.
+const MAX_EMPTY_READS: u32 = 4;
 
 /// The event loop's read scratch buffer, lent to each connection's
 /// [`read_frames`](Connection::read_frames) in turn.
@@ -216,7 +225,8 @@ fn send_prio<C: Codec, M: AsRef<[u8]>>(
     }
 }
 
-/// A framed, non-blocking TCP connection over a [`mio::net::TcpStream`].
+/// A framed, non-blocking connection over a [`Transport`]: a [`mio::net::TcpStream`] by
+/// default, a [`mio::net::UnixStream`], or TLS over either (feature `tls`).
 ///
 /// See the [module docs](self) for the calling pattern and every bound. In short:
 ///
@@ -243,8 +253,8 @@ fn send_prio<C: Codec, M: AsRef<[u8]>>(
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Connection<C: Codec = LineCodec> {
-    stream: TcpStream,
+pub struct Connection<C: Codec = LineCodec, S: Transport = TcpStream> {
+    stream: S,
     codec: C,
     /// The unfinished frame carried between reads; empty (no allocation) between frames.
     partial: Vec<u8>,
@@ -271,17 +281,17 @@ const REG_NONE: u8 = 0;
 const REG_READ: u8 = 1;
 const REG_READ_WRITE: u8 = 2;
 
-impl Connection<LineCodec> {
+impl<S: Transport> Connection<LineCodec, S> {
     /// A connection framed by [`LineCodec`] with default caps.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: S) -> Self {
         Connection::with_codec(stream, LineCodec::new())
     }
 }
 
-impl<C: Codec> Connection<C> {
+impl<C: Codec, S: Transport> Connection<C, S> {
     /// A connection framed by `codec`, with the default write cap ([`DEFAULT_WRITE_CAP`],
     /// 1 MiB) and priority cap ([`DEFAULT_PRIORITY_CAP`], 4 KiB).
-    pub fn with_codec(stream: TcpStream, codec: C) -> Self {
+    pub fn with_codec(stream: S, codec: C) -> Self {
         Connection {
             stream,
             codec,
@@ -316,14 +326,31 @@ impl<C: Codec> Connection<C> {
         self.priority_cap as usize
     }
 
-    /// The socket, e.g. for `peer_addr` or socket options.
-    pub fn stream(&self) -> &TcpStream {
+    /// The transport, e.g. for socket options or TLS details.
+    pub fn stream(&self) -> &S {
         &self.stream
     }
 
-    /// The socket, mutably (do not read or write it directly: framing state lives here).
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    /// The transport, mutably (do not read or write it directly: framing state lives here).
+    pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+
+    /// The peer's address (TCP or Unix).
+    pub fn peer_addr(&self) -> Result<PeerAddr, Error> {
+        Ok(self.stream.peer_addr()?)
+    }
+
+    /// Where the transport's handshake stands ([`Handshake::Done`] for plain sockets).
+    pub fn handshake(&self) -> Handshake {
+        self.stream.handshake()
+    }
+
+    /// True if the transport's handshake is still in progress with its deadline passed at
+    /// `now`: close the connection ([`Error::HandshakeTimedOut`]). Put the deadline in the
+    /// loop's timers; the crate never reads the clock.
+    pub fn handshake_expired(&self, now: Instant) -> bool {
+        self.stream.handshake().expired(now)
     }
 
     /// The codec.
@@ -331,8 +358,8 @@ impl<C: Codec> Connection<C> {
         &self.codec
     }
 
-    /// Gives the socket back, dropping any partial frame and queued bytes.
-    pub fn into_stream(self) -> TcpStream {
+    /// Gives the transport back, dropping any partial frame and queued bytes.
+    pub fn into_stream(self) -> S {
         self.stream
     }
 
@@ -395,7 +422,9 @@ impl<C: Codec> Connection<C> {
         } = self;
         // See the module docs, "Short reads": stop after a read that left room, unless the
         // caller does not report events or an event said the peer's FIN may be pending.
-        let short_read_stops = SHORT_READS && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
+        let short_read_stops = SHORT_READS
+            && S::SHORT_READ_DRAINS
+            && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
         let max_buffered = codec.max_buffered_len();
         scratch.ensure(max_buffered + READ_ROOM);
         let buf = &mut scratch.buf[..];
@@ -408,10 +437,11 @@ impl<C: Codec> Connection<C> {
         let mut read_total = 0;
         let mut first = true;
         let mut drained = false;
+        let mut empty_reads = 0;
 
         let status = loop {
             // Deliver every complete frame in buf[start..filled].
-            while let Some(d) = codec.decode(&buf[start..filled])? {
+            while let Some(d) = codec.decode_mut(&mut buf[start..filled])? {
                 {
                     {
                         let frame = start + d.frame.start..start + d.frame.end;
@@ -439,7 +469,7 @@ impl<C: Codec> Connection<C> {
             if drained {
                 break ReadStatus::Drained;
             }
-            if !first && read_total >= budget {
+            if !first && (read_total >= budget || empty_reads >= MAX_EMPTY_READS) {
                 break ReadStatus::BudgetExhausted;
             }
             first = false;
@@ -459,7 +489,9 @@ impl<C: Codec> Connection<C> {
                     drained = short_read_stops && n < room;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadStatus::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Work without delivery (a TLS handshake record) or a signal: counted, so a
+                // peer cannot keep the call going without sending data.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => empty_reads += 1,
                 Err(e) => return Err(Error::Io(e)),
             }
         };
@@ -536,15 +568,40 @@ impl<C: Codec> Connection<C> {
         send_prio(&mut self.out, &self.codec, self.priority_cap as usize, msg)
     }
 
-    /// Writes queued bytes until the queue is empty or the socket would block. An error means
-    /// the connection is finished.
+    /// Writes queued bytes, and the transport's own output (TLS records), until both are
+    /// empty or the socket would block. An error means the connection is finished.
     pub fn flush(&mut self) -> Result<FlushStatus, Error> {
-        self.out.flush(&mut self.stream)
+        // The transport's own output first: it is older than anything in the queue (a TLS
+        // handshake flight, or records already encrypted from the queue).
+        if self.stream.pending_output() > 0 && !self.stream.flush_output()? {
+            return Ok(FlushStatus::Pending);
+        }
+        let status = self.out.flush(&mut AsWrite(&mut self.stream))?;
+        if self.stream.pending_output() > 0 && !self.stream.flush_output()? {
+            return Ok(FlushStatus::Pending);
+        }
+        Ok(status)
     }
 
-    /// True while bytes wait to be written: the connection then wants `WRITABLE` interest.
+    /// Closes the write half cleanly once the queue is written: flushes, then a FIN (plain
+    /// sockets) or close_notify and a FIN (TLS). [`ShutdownStatus::Pending`] means output is
+    /// still queued: keep `WRITABLE` interest ([`sync_interest`](Self::sync_interest)) and
+    /// call again on the next writable event. Sends queued after this are not delivered.
+    pub fn shutdown(&mut self) -> Result<ShutdownStatus, Error> {
+        if self.flush()? == FlushStatus::Pending {
+            return Ok(ShutdownStatus::Pending);
+        }
+        let status = self.stream.shutdown_write()?;
+        if self.stream.pending_output() > 0 && !self.stream.flush_output()? {
+            return Ok(ShutdownStatus::Pending);
+        }
+        Ok(status)
+    }
+
+    /// True while bytes wait to be written (queued frames or the transport's own output):
+    /// the connection then wants `WRITABLE` interest.
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.stream.pending_output() > 0
     }
 
     /// Bytes queued on the data lane, frame bookkeeping included (what the cap limits).
@@ -563,10 +620,10 @@ impl<C: Codec> Connection<C> {
         self.partial.len()
     }
 
-    /// Heap bytes this connection holds now (buffer capacities; the kernel socket excluded).
-    /// Zero when idle.
+    /// Heap bytes this connection's buffers hold now (its own and the transport's, e.g. TLS
+    /// ciphertext; rustls's internal state and the kernel socket excluded). Zero when idle.
     pub fn heap_bytes(&self) -> usize {
-        self.partial.capacity() + self.out.heap_bytes()
+        self.partial.capacity() + self.out.heap_bytes() + self.stream.heap_bytes()
     }
 
     /// Registers the socket, or re-registers it if the wanted interest changed since the last

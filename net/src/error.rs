@@ -49,10 +49,22 @@ pub enum Error {
     },
     /// A non-blocking connect did not complete before its deadline.
     ConnectTimedOut,
+    /// A transport handshake (TLS) did not complete before its deadline.
+    HandshakeTimedOut,
+    /// A TLS configuration could not be built (bad PEM, a key that does not match, ...).
+    /// A peer's TLS failure on a live connection is an [`Error::Io`] of kind `InvalidData`
+    /// whose message starts with `tls:`.
+    Tls {
+        /// What failed.
+        reason: String,
+    },
     /// The socket wrote zero bytes for a non-empty buffer (the peer can no longer receive).
     WriteZero,
     /// An I/O error from the operating system (never `WouldBlock`).
     Io(io::Error),
+    /// The WebSocket peer broke RFC 6455, or its upgrade request or response was refused;
+    /// [`WsError::close_code`](crate::ws::WsError::close_code) says what to tell it.
+    WebSocket(crate::ws::WsError),
 }
 
 /// The name used in the [`Codec`](crate::Codec) trait for decode and encode errors: it is the
@@ -73,8 +85,11 @@ impl fmt::Display for Error {
                 write!(f, "peer closed with a partial frame of {len} bytes")
             }
             Error::ConnectTimedOut => f.write_str("connect timed out"),
+            Error::HandshakeTimedOut => f.write_str("handshake timed out"),
+            Error::Tls { reason } => write!(f, "tls: {reason}"),
             Error::WriteZero => f.write_str("socket accepted zero bytes"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::WebSocket(e) => write!(f, "websocket: {e}"),
         }
     }
 }
@@ -83,6 +98,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::WebSocket(e) => Some(e),
             _ => None,
         }
     }
@@ -98,16 +114,18 @@ impl From<io::Error> for Error {
 impl Error {
     /// The closest [`io::ErrorKind`]: the inner kind for [`Error::Io`]; `InvalidData` for a
     /// frame the peer sent; `InvalidInput` for one the caller tried to send; `UnexpectedEof`
-    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue.
+    /// for a truncated frame; `TimedOut`, `WriteZero` as named; `Other` for a full queue;
+    /// `InvalidData` for a WebSocket protocol or handshake error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::FrameTooLong { .. } => io::ErrorKind::InvalidData,
-            Error::Unencodable { .. } => io::ErrorKind::InvalidInput,
+            Error::Unencodable { .. } | Error::Tls { .. } => io::ErrorKind::InvalidInput,
             Error::QueueFull { .. } => io::ErrorKind::Other,
             Error::TruncatedFrame { .. } => io::ErrorKind::UnexpectedEof,
-            Error::ConnectTimedOut => io::ErrorKind::TimedOut,
+            Error::ConnectTimedOut | Error::HandshakeTimedOut => io::ErrorKind::TimedOut,
             Error::WriteZero => io::ErrorKind::WriteZero,
             Error::Io(e) => e.kind(),
+            Error::WebSocket(_) => io::ErrorKind::InvalidData,
         }
     }
 }
@@ -201,8 +219,13 @@ mod tests {
             Error::QueueFull { queued: 10, cap: 8 },
             Error::TruncatedFrame { len: 3 },
             Error::ConnectTimedOut,
+            Error::HandshakeTimedOut,
+            Error::Tls {
+                reason: "bad pem".into(),
+            },
             Error::WriteZero,
             Error::Io(io::Error::other("boom")),
+            Error::WebSocket(crate::ws::WsError::InvalidUtf8),
         ];
         for e in errors {
             let msg = e.to_string();

@@ -1,5 +1,6 @@
 //! Listening: a bind helper with socket options, an accept loop that survives descriptor
-//! exhaustion, and a helper to raise the descriptor limit.
+//! exhaustion (on a TCP or a Unix listener, see [`Listener`]), and a helper to raise the
+//! descriptor limit.
 //!
 //! # Ground rules
 //! - [`Acceptor::accept`] accepts until `WouldBlock`, at most `accept_budget` per call (a SYN
@@ -21,14 +22,50 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::error::Error;
 use crate::options::SocketOptions;
+use crate::transport::Transport;
+
+/// A listening socket an [`Acceptor`] can drive: [`TcpListener`] or [`UnixListener`].
+pub trait Listener: mio::event::Source + std::fmt::Debug {
+    /// The accepted stream.
+    type Stream: Transport;
+    /// The peer address `accept` reports.
+    type Addr: std::fmt::Debug;
+    /// Accepts one connection (non-blocking).
+    fn accept(&self) -> io::Result<(Self::Stream, Self::Addr)>;
+    /// Applies the socket options that fit this kind of socket to an accepted stream.
+    fn configure(stream: &Self::Stream, options: &SocketOptions) -> Result<(), Error>;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+    fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        TcpListener::accept(self)
+    }
+    fn configure(stream: &TcpStream, options: &SocketOptions) -> Result<(), Error> {
+        options.apply(SockRef::from(stream))
+    }
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    type Addr = std::os::unix::net::SocketAddr;
+    fn accept(&self) -> io::Result<(UnixStream, Self::Addr)> {
+        UnixListener::accept(self)
+    }
+    fn configure(stream: &UnixStream, options: &SocketOptions) -> Result<(), Error> {
+        options.apply_unix(SockRef::from(stream))
+    }
+}
 
 /// Listening options.
 #[derive(Debug, Clone)]
@@ -149,8 +186,8 @@ pub enum AcceptStatus {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Acceptor {
-    listener: TcpListener,
+pub struct Acceptor<L: Listener = TcpListener> {
+    listener: L,
     token: Token,
     config: ListenConfig,
     registered: bool,
@@ -164,11 +201,36 @@ pub struct Acceptor {
     last: AcceptStatus,
 }
 
-impl Acceptor {
+impl Acceptor<TcpListener> {
+    /// Binds `addr` with `config` (see [`bind`]) and wraps the listener.
+    pub fn bind(addr: SocketAddr, token: Token, config: ListenConfig) -> Result<Self, Error> {
+        Ok(Acceptor::new(bind(addr, &config)?, token, config))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        Ok(self.listener.local_addr()?)
+    }
+}
+
+impl Acceptor<UnixListener> {
+    /// Binds a Unix stream socket at `path` (which must not exist: remove a stale socket
+    /// file first) and wraps the listener. `config.backlog` and `reuse_port` do not apply
+    /// (mio's default backlog is used).
+    pub fn bind_unix(
+        path: impl AsRef<Path>,
+        token: Token,
+        config: ListenConfig,
+    ) -> Result<Self, Error> {
+        Ok(Acceptor::new(UnixListener::bind(path)?, token, config))
+    }
+}
+
+impl<L: Listener> Acceptor<L> {
     /// Wraps a listener (from [`bind`] or elsewhere; it must be non-blocking). `token` is the
     /// listener's token: pick one a [`ConnTable`](crate::ConnTable) never issues, e.g.
     /// `Token(usize::MAX)`.
-    pub fn new(listener: TcpListener, token: Token, config: ListenConfig) -> Self {
+    pub fn new(listener: L, token: Token, config: ListenConfig) -> Self {
         Acceptor {
             listener,
             token,
@@ -179,11 +241,6 @@ impl Acceptor {
             exhausted: false,
             last: AcceptStatus::Drained,
         }
-    }
-
-    /// Binds `addr` with `config` (see [`bind`]) and wraps the listener.
-    pub fn bind(addr: SocketAddr, token: Token, config: ListenConfig) -> Result<Self, Error> {
-        Ok(Acceptor::new(bind(addr, &config)?, token, config))
     }
 
     /// Registers the listener for `READABLE` events.
@@ -205,13 +262,8 @@ impl Acceptor {
     }
 
     /// The listener.
-    pub fn listener(&self) -> &TcpListener {
+    pub fn listener(&self) -> &L {
         &self.listener
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        Ok(self.listener.local_addr()?)
     }
 
     /// The listener's token.
@@ -280,7 +332,7 @@ impl Acceptor {
         on_accept: F,
     ) -> Result<AcceptStatus, Error>
     where
-        F: FnMut(TcpStream, SocketAddr),
+        F: FnMut(L::Stream, L::Addr),
     {
         let status = self.accept_some(registry, now, live, on_accept);
         self.last = match status {
@@ -298,7 +350,7 @@ impl Acceptor {
         mut on_accept: F,
     ) -> Result<AcceptStatus, Error>
     where
-        F: FnMut(TcpStream, SocketAddr),
+        F: FnMut(L::Stream, L::Addr),
     {
         if let Some(until) = self.backed_off_until {
             if now < until {
@@ -314,9 +366,9 @@ impl Acceptor {
             }
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if let Err(e) = self.config.socket.apply(SockRef::from(&stream)) {
+                    if let Err(e) = L::configure(&stream, &self.config.socket) {
                         // The peer may already have reset; drop this one and go on.
-                        log::debug!("socket options on {peer}: {e}");
+                        log::debug!("socket options on {peer:?}: {e}");
                         continue;
                     }
                     live += 1;

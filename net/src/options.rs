@@ -21,7 +21,18 @@ pub struct Keepalive {
 /// Per-socket options for accepted and outbound connections.
 ///
 /// Defaults: `TCP_NODELAY` on (heartbeats and small frames should not wait for Nagle),
-/// no keepalive, no user timeout.
+/// no keepalive, no user timeout, the kernel's send buffer size, no `TCP_NOTSENT_LOWAT`.
+///
+/// The last two keep a heartbeat from waiting behind megabytes already in the kernel: a
+/// small `send_buffer` caps what the kernel holds per socket, and `notsent_lowat`
+/// makes the socket report writable only when less than that many bytes are still
+/// unsent (Linux), so the application's own queue, where the priority lane works, holds the rest.
+///
+/// ```
+/// use wheelbeat_net::SocketOptions;
+/// let o = SocketOptions::default().send_buffer(Some(64 * 1024)).notsent_lowat(Some(16 * 1024));
+/// assert_eq!(o.notsent_lowat, Some(16 * 1024));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SocketOptions {
@@ -33,13 +44,11 @@ pub struct SocketOptions {
     /// kernel drops the connection. Bounds how long a dead peer behind a full send queue
     /// goes unnoticed.
     pub user_timeout: Option<Duration>,
-    /// `SO_SNDBUF`: the kernel's send buffer, in bytes (`None`: the kernel's default and
-    /// autotuning). A small one keeps bytes in the connection's own write queue, where a
-    /// heartbeat can still jump ahead of data, instead of in the kernel where it cannot.
+    /// `SO_SNDBUF` in bytes (Linux doubles the value for its bookkeeping and reports the
+    /// doubled value back). Applies to Unix sockets too.
     pub send_buffer: Option<usize>,
-    /// `TCP_NOTSENT_LOWAT` (Linux; ignored elsewhere): the socket reports writable only while fewer than
-    /// this many bytes wait unsent in the kernel, so a heartbeat queued later does not wait
-    /// behind megabytes already handed to the kernel.
+    /// `TCP_NOTSENT_LOWAT` in bytes (Linux; ignored elsewhere): writable only while fewer unsent bytes
+    /// than this are queued in the kernel.
     pub notsent_lowat: Option<u32>,
 }
 
@@ -86,8 +95,23 @@ impl SocketOptions {
         self
     }
 
-    /// Applies the options to a socket.
+    /// Applies the options that make sense for a Unix domain socket (`SO_SNDBUF`).
+    pub fn apply_unix(&self, socket: SockRef<'_>) -> Result<(), Error> {
+        if let Some(n) = self.send_buffer {
+            socket.set_send_buffer_size(n)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the options to a TCP socket.
     pub fn apply(&self, socket: SockRef<'_>) -> Result<(), Error> {
+        if let Some(n) = self.send_buffer {
+            socket.set_send_buffer_size(n)?;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(n) = self.notsent_lowat {
+            socket.set_tcp_notsent_lowat(n)?;
+        }
         socket.set_tcp_nodelay(self.nodelay)?;
         if let Some(k) = self.keepalive {
             let params = TcpKeepalive::new().with_time(k.idle);
@@ -105,13 +129,6 @@ impl SocketOptions {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(t) = self.user_timeout {
             socket.set_tcp_user_timeout(Some(t))?;
-        }
-        if let Some(n) = self.send_buffer {
-            socket.set_send_buffer_size(n)?;
-        }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Some(n) = self.notsent_lowat {
-            socket.set_tcp_notsent_lowat(n)?;
         }
         Ok(())
     }

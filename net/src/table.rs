@@ -12,7 +12,7 @@
 
 use mio::{Registry, Token};
 
-use crate::{Codec, Connection, Error};
+use crate::{Codec, Connection, Error, Transport};
 
 const INDEX_BITS: u32 = usize::BITS / 2;
 const GEN_BITS: u32 = usize::BITS / 2 - 1;
@@ -241,14 +241,14 @@ impl<T> ConnTable<T> {
     }
 }
 
-impl<C: Codec> ConnTable<Connection<C>> {
+impl<C: Codec, S: Transport> ConnTable<Connection<C, S>> {
     /// Inserts `conn` and registers its socket with `registry` under the new key's token.
     /// If registering fails the connection is removed again (closing its socket) and the
     /// error returned, so the table never holds a connection the loop would not hear from.
     pub fn insert_registered(
         &mut self,
         registry: &Registry,
-        conn: Connection<C>,
+        conn: Connection<C, S>,
     ) -> Result<ConnKey, Error> {
         let mut registered = Ok(());
         let key = self.insert_with(|key| {

@@ -162,3 +162,50 @@ fn an_acceptor_stopped_at_its_budget_is_due_again_without_an_event() {
     // The five were queued before the first call: budgets of two stop it twice.
     assert_eq!(exhausted, 2);
 }
+
+/// Guards the back-pressure knobs: `SO_SNDBUF` and `TCP_NOTSENT_LOWAT` reach accepted and
+/// outbound sockets (read back from the kernel).
+#[test]
+fn send_buffer_and_notsent_lowat_are_applied() {
+    let socket = SocketOptions::default()
+        .send_buffer(Some(48 * 1024))
+        .notsent_lowat(Some(16 * 1024));
+    let config = ListenConfig::default().socket(socket);
+    let listener = bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut acceptor = Acceptor::new(listener, Token(usize::MAX), config);
+    acceptor.register(poll.registry()).unwrap();
+    let plain_client = common::client(addr);
+    let outbound = wheelbeat_net::Connecting::start(addr, &socket, Instant::now(), WAIT).unwrap();
+
+    let mut accepted = Vec::new();
+    let mut events = Events::with_capacity(8);
+    let deadline = Instant::now() + WAIT;
+    while accepted.is_empty() {
+        assert!(Instant::now() < deadline, "accept timed out");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        acceptor
+            .accept(poll.registry(), Instant::now(), 0, |s, _| accepted.push(s))
+            .unwrap();
+    }
+    let s = SockRef::from(&accepted[0]);
+    // Linux doubles SO_SNDBUF for its bookkeeping and reports the doubled value.
+    let sndbuf = s.send_buffer_size().unwrap();
+    assert!((48 * 1024..=96 * 1024).contains(&sndbuf), "{sndbuf}");
+    assert_ne!(
+        sndbuf,
+        SockRef::from(&plain_client).send_buffer_size().unwrap()
+    );
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        assert_eq!(s.tcp_notsent_lowat().unwrap(), 16 * 1024);
+        assert_eq!(SockRef::from(&plain_client).tcp_notsent_lowat().unwrap(), 0);
+    }
+    let mut outbound = outbound;
+    let o = SockRef::from(&*outbound.stream_mut());
+    assert!((48 * 1024..=96 * 1024).contains(&o.send_buffer_size().unwrap()));
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    assert_eq!(o.tcp_notsent_lowat().unwrap(), 16 * 1024);
+}
