@@ -35,7 +35,7 @@ use clap::Parser;
 use common::{HeartbeatArgs, LiveLine, cpu_time, ensure_fds, fmt_dur, rss_bytes};
 use crossbeam_channel::{Receiver, Sender};
 use wheelbeat_heartbeat::{
-    CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, Pool, Server,
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, PeerAddr, Pool, Server,
 };
 
 #[derive(Debug, Parser)]
@@ -85,11 +85,11 @@ struct Reporter(Sender<Seen>, bool);
 impl Handler for Reporter {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
         // Pair the two ends by the client's port.
-        let port = if self.1 {
-            info.peer.port()
-        } else {
-            info.local.port()
+        let addr = if self.1 { &info.peer } else { &info.local };
+        let PeerAddr::Tcp(addr) = addr else {
+            return; // The demo runs over TCP only.
         };
+        let port = addr.port();
         let _ = self.0.send(Seen::Connect { conn, port });
     }
     fn on_dead(

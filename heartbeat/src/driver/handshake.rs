@@ -177,7 +177,10 @@ impl<H: Handler> Driver<H> {
                 let tls = wheelbeat_net::tls::TlsStream::server(plain, config.clone(), deadline)?;
                 Ok(Stream::tls(tls))
             }
-            _ => {
+            // A pool's client settings do not apply to what a server accepts.
+            #[cfg(feature = "tls")]
+            TlsSettings::Client { .. } => Ok(Stream::Plain(plain)),
+            TlsSettings::Off => {
                 let _ = now;
                 Ok(Stream::Plain(plain))
             }
@@ -201,7 +204,9 @@ impl<H: Handler> Driver<H> {
                 )?;
                 Ok(Stream::tls(tls))
             }
-            _ => Ok(Stream::Plain(plain)),
+            #[cfg(feature = "tls")]
+            TlsSettings::Server(_) => Ok(Stream::Plain(plain)),
+            TlsSettings::Off => Ok(Stream::Plain(plain)),
         }
     }
 

@@ -124,7 +124,9 @@ impl Stream {
     pub(crate) fn push_early(&mut self, bytes: &[u8]) {
         match self {
             // A plain stream has no handshake: nothing is read before the codec reads.
-            Stream::Plain(_) => {}
+            Stream::Plain(_) => {
+                let _ = bytes;
+            }
             #[cfg(feature = "tls")]
             Stream::Tls { early, .. } => early.extend_from_slice(bytes),
         }

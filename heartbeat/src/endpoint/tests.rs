@@ -480,7 +480,7 @@ fn a_pool_reconnects_after_a_jittered_backoff_that_doubles_and_resets_once_conne
     let k3 = connects(&tl.run_until(retry2))[0];
     let mut inf = info();
     inf.inbound = false;
-    tl.ep.handle_connected(retry2, k3, inf);
+    tl.ep.handle_connected(retry2, k3, inf.clone());
     tl.rec.take();
     assert!(tl.ep.is_open(k3));
     assert_eq!(tl.ep.stats().connected, 1);
