@@ -51,7 +51,8 @@ fn tls_client(
 ) -> BufReader<StreamOwned<ClientConnection, TcpStream>> {
     let sock = TcpStream::connect(server.local_addr()).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    sock.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let conn = ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     BufReader::new(StreamOwned::new(conn, sock))
 }
@@ -147,7 +148,9 @@ fn a_client_that_never_completes_the_handshake_is_closed_at_the_timeout() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     // Half a ClientHello: a record header promising more than is sent.
-    silent.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    silent
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     read_until_closed(&mut silent);
     let took = started.elapsed();
     assert!(took >= timeout, "closed after {took:?}, before the timeout");
@@ -222,7 +225,11 @@ fn a_tls_peer_that_stops_reading_is_cut_off_at_the_write_cap_alone() {
         Seen::Close(_, r) => Some(r.clone()),
         _ => None,
     });
-    assert_eq!(reason, Some(CloseReason::WriteOverflow), "after {sent} bytes");
+    assert_eq!(
+        reason,
+        Some(CloseReason::WriteOverflow),
+        "after {sent} bytes"
+    );
     let s = server.stats();
     assert_eq!(s.closed.write_overflow, 1);
     assert_eq!(s.closed.missed_pings, 0);
@@ -296,7 +303,10 @@ fn frozen_tls_peers_are_detected_within_the_bound_and_nobody_else() {
                 detected += 1;
             }
             Ok(Seen::Close(id, reason)) => {
-                assert!(frozen.contains(&id), "healthy TLS peer {id} closed: {reason}");
+                assert!(
+                    frozen.contains(&id),
+                    "healthy TLS peer {id} closed: {reason}"
+                );
             }
             Ok(_) => {}
             Err(_) => panic!("{detected} of {} frozen TLS peers detected", frozen.len()),

@@ -6,7 +6,7 @@
 //!   and the endpoint never learn which one carries a connection. A codec or session layer
 //!   added above [`Connection`](wheelbeat_net::Connection) sees only a [`Transport`].
 //! - [`Stream::Tls`] is boxed: rustls's state is a few KiB, and the plain variants are not
-//!   made to carry its size.
+//!   made to carry its size (a [`Stream`] is 16 bytes).
 //! - A TLS stream's plaintext that arrived with the last handshake flight, read while the
 //!   driver was finishing the handshake, is kept in [`Stream`]'s `early` buffer and given to
 //!   the codec first; the buffer is freed once drained.
@@ -76,16 +76,21 @@ impl Transport for Plain {
 #[cfg(feature = "tls")]
 pub(crate) type TlsStream = wheelbeat_net::tls::TlsStream<Plain>;
 
+/// A TLS stream and the plaintext that came with the end of its handshake.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub(crate) struct TlsConn {
+    tls: TlsStream,
+    /// Plaintext read while finishing the handshake, delivered before anything else.
+    early: Vec<u8>,
+}
+
 /// The byte stream under every connection of the shell.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Plain(Plain),
     #[cfg(feature = "tls")]
-    Tls {
-        tls: Box<TlsStream>,
-        /// Plaintext read while finishing the handshake, delivered before anything else.
-        early: Vec<u8>,
-    },
+    Tls(Box<TlsConn>),
 }
 
 impl Stream {
@@ -93,10 +98,10 @@ impl Stream {
     /// loop speaks TLS.
     #[cfg(feature = "tls")]
     pub(crate) fn tls(tls: TlsStream) -> Stream {
-        Stream::Tls {
-            tls: Box::new(tls),
+        Stream::Tls(Box::new(TlsConn {
+            tls,
             early: Vec::new(),
-        }
+        }))
     }
 
     /// True while a TLS handshake is still in progress.
@@ -104,7 +109,7 @@ impl Stream {
         match self {
             Stream::Plain(_) => false,
             #[cfg(feature = "tls")]
-            Stream::Tls { tls, .. } => tls.is_handshaking(),
+            Stream::Tls(t) => t.tls.is_handshaking(),
         }
     }
 
@@ -113,9 +118,9 @@ impl Stream {
         match self {
             Stream::Plain(_) => (None, None),
             #[cfg(feature = "tls")]
-            Stream::Tls { tls, .. } => (
-                tls.alpn_protocol().map(<[u8]>::to_vec),
-                tls.server_name().map(str::to_owned),
+            Stream::Tls(t) => (
+                t.tls.alpn_protocol().map(<[u8]>::to_vec),
+                t.tls.server_name().map(str::to_owned),
             ),
         }
     }
@@ -128,7 +133,7 @@ impl Stream {
                 let _ = bytes;
             }
             #[cfg(feature = "tls")]
-            Stream::Tls { early, .. } => early.extend_from_slice(bytes),
+            Stream::Tls(t) => t.early.extend_from_slice(bytes),
         }
     }
 
@@ -142,7 +147,7 @@ impl Stream {
         match self {
             Stream::Plain(p) => p,
             #[cfg(feature = "tls")]
-            Stream::Tls { tls, .. } => tls.get_mut(),
+            Stream::Tls(t) => t.tls.get_mut(),
         }
     }
 }
@@ -152,7 +157,23 @@ macro_rules! any {
         match $self {
             Stream::Plain($s) => $e,
             #[cfg(feature = "tls")]
-            Stream::Tls { tls: $s, .. } => $e,
+            Stream::Tls(t) => {
+                let $s = &mut t.tls;
+                $e
+            }
+        }
+    };
+}
+
+macro_rules! any_ref {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Plain($s) => $e,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => {
+                let $s = &t.tls;
+                $e
+            }
         }
     };
 }
@@ -179,9 +200,10 @@ impl Transport for Stream {
         match self {
             Stream::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
-            Stream::Tls { tls, early } => {
+            Stream::Tls(t) => {
+                let TlsConn { tls, early } = &mut **t;
                 if early.is_empty() {
-                    return Transport::read(&mut **tls, buf);
+                    return Transport::read(tls, buf);
                 }
                 let n = early.len().min(buf.len());
                 buf[..n].copy_from_slice(&early[..n]);
@@ -197,7 +219,7 @@ impl Transport for Stream {
         any!(self, s => s.write_vectored(bufs))
     }
     fn pending_output(&self) -> usize {
-        any!(self, s => s.pending_output())
+        any_ref!(self, s => s.pending_output())
     }
     fn flush_output(&mut self) -> io::Result<bool> {
         any!(self, s => s.flush_output())
@@ -209,20 +231,22 @@ impl Transport for Stream {
         match self {
             Stream::Plain(_) => 0,
             #[cfg(feature = "tls")]
-            Stream::Tls { tls, early } => tls.heap_bytes() + early.capacity(),
+            Stream::Tls(t) => {
+                std::mem::size_of::<TlsConn>() + t.tls.heap_bytes() + t.early.capacity()
+            }
         }
     }
     fn handshake(&self) -> Handshake {
-        any!(self, s => s.handshake())
+        any_ref!(self, s => s.handshake())
     }
     fn take_error(&self) -> io::Result<Option<io::Error>> {
-        any!(self, s => s.take_error())
+        any_ref!(self, s => s.take_error())
     }
     fn peer_addr(&self) -> io::Result<PeerAddr> {
-        any!(self, s => s.peer_addr())
+        any_ref!(self, s => s.peer_addr())
     }
     fn local_addr(&self) -> io::Result<PeerAddr> {
-        any!(self, s => s.local_addr())
+        any_ref!(self, s => s.local_addr())
     }
 }
 
