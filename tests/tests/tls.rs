@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Seen, heartbeat, next_line, reporter, wait_until};
 use wheelbeat_heartbeat::tls::rustls::{ClientConfig, ClientConnection, ServerConfig, StreamOwned};
 use wheelbeat_heartbeat::tls::{ClientAuth, Roots, client_config, server_config};
-use wheelbeat_heartbeat::{CloseReason, Options, Pool, Server};
+use wheelbeat_heartbeat::{CloseReason, Pool, Server};
 
 /// How late a verdict may be, on top of the bound, in a debug build on a busy 2-core
 /// machine (as in `frozen_peer.rs`; TLS adds no timer).
@@ -199,12 +199,8 @@ fn a_tls_peer_that_stops_reading_is_cut_off_at_the_write_cap_alone() {
     let c = cert();
     let (h, rx) = reporter(true); // echoes every application frame
     let mut h = Some(h);
-    let mut opts = Options::default();
-    opts.write_cap = 256 * 1024;
-    opts.write_high_watermark = 128 * 1024;
-    opts.write_low_watermark = 64 * 1024;
     let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .options(opts)
+        .write_cap(256 * 1024)
         .tls(server_tls(&c))
         .send_buffer(Some(16 * 1024))
         .start(|_| h.take().unwrap())
