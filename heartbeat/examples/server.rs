@@ -35,8 +35,8 @@ use common::{HeartbeatArgs, fmt_dur, raise_fds};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wheelbeat_heartbeat::{
-    CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, Server, Snapshot,
-    tls,
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, Server,
+    Snapshot, tls,
 };
 
 #[derive(Debug, Parser)]
@@ -232,7 +232,8 @@ fn main() {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |p: &std::path::Path| {
-                std::fs::read(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())))
+                std::fs::read(p)
+                    .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())))
             };
             let config = tls::server_config(
                 &read(cert),
