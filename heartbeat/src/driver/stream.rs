@@ -137,6 +137,15 @@ impl Stream {
         }
     }
 
+    /// True if plaintext read during the handshake waits for the codec.
+    pub(crate) fn has_early_input(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => !t.early.is_empty(),
+        }
+    }
+
     /// True for a TLS stream.
     pub(crate) fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
