@@ -31,7 +31,7 @@
 //!
 //! # Memory per connection
 //! An idle connection costs the driver one slot (socket, codec, write-queue
-//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! bookkeeping: 184 bytes in a debug build, with the transport enum) and the endpoint one table entry
 //! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
 //! by a test, plus the monitor's peer entry and timer and the kernel's socket.
 //! Buffers are allocated only while a frame is half-read or bytes wait to be
