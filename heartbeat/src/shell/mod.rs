@@ -10,6 +10,13 @@
 //!   down (loops joined, sockets closed).
 //! - [`Handler`]: the application's callbacks, run on the loop thread.
 //!
+//! Transports: TCP; a Unix domain socket ([`Server::builder_unix`],
+//! [`PoolBuilder::connect_unix`]); TLS over either (feature `tls`: `ServerBuilder::tls`,
+//! `PoolBuilder::tls`). A TLS peer reaches the monitor and the handler once its handshake
+//! completes, with ALPN and SNI in its [`ConnInfo`]; until then only
+//! [`Options::handshake_timeout`] applies. The heartbeat, its format and its bound are the
+//! same on every transport.
+//!
 //! # Ground rules
 //! - Only the loop reads the clock, once per turn; everything else (the monitor,
 //!   backoff, deadlines) is handed that one `now`.
@@ -23,13 +30,15 @@
 //!   [`CloseReason`]; nothing a peer sends can stop a loop.
 //!
 //! # Memory per connection
-//! An idle connection costs the driver one slot (socket, codec, write-queue
-//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! An idle connection costs the driver one slot (transport, codec, write-queue
+//! bookkeeping: 184 bytes in a debug build) and the endpoint one table entry
 //! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
 //! by a test, plus the monitor's peer entry and timer and the kernel's socket.
 //! Buffers are allocated only while a frame is half-read or bytes wait to be
 //! written, within the caps in [`Options`] and the loop's memory budget. The
 //! demo measures the whole (RSS per connection, both ends in one process).
+//! A TLS connection adds one boxed stream: rustls's state and keys, and buffers only
+//! while records are in flight (see `wheelbeat_net::tls`).
 
 mod framing;
 pub mod handle;
@@ -38,6 +47,7 @@ mod pool;
 mod server;
 pub mod settings;
 pub mod stats;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::sync::Arc;
@@ -139,6 +149,14 @@ pub enum CloseReason {
     DrainTimeout,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
+    /// A TLS peer did not complete its handshake within [`Options::handshake_timeout`].
+    /// The peer never reached the monitor or the handler (it is counted in
+    /// [`DeadCounts::handshake`] and logged).
+    HandshakeTimeout,
+    /// A TLS handshake failed (garbage instead of a ClientHello, a certificate refused...):
+    /// the message, which starts with `tls:`. Counted in [`DeadCounts::handshake`] and
+    /// logged, like [`HandshakeTimeout`](Self::HandshakeTimeout).
+    Handshake(String),
     /// The loop shut down.
     Shutdown,
 }
@@ -158,6 +176,8 @@ impl fmt::Display for CloseReason {
             CloseReason::GoAway => f.write_str("peer going away"),
             CloseReason::DrainTimeout => f.write_str("drain deadline passed"),
             CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::HandshakeTimeout => f.write_str("tls handshake timed out"),
+            CloseReason::Handshake(e) => write!(f, "handshake failed: {e}"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
     }
@@ -220,6 +240,15 @@ pub struct Options {
     /// busy machine that can delay answers past the heartbeat timeout. Pacing
     /// turns the burst into a ramp (a burst of 10 ms worth is allowed).
     pub connect_rate: Option<u32>,
+    /// How long a TLS handshake may take (default 10 s,
+    /// `wheelbeat_net::tls::DEFAULT_HANDSHAKE_TIMEOUT`). A peer is handed to the heartbeat
+    /// monitor when its handshake completes, so a handshake in progress is never judged as
+    /// silence; a server closes a peer whose handshake has not completed by then
+    /// ([`CloseReason::HandshakeTimeout`]). A pool's handshake counts towards its
+    /// `connect_timeout` as well. Unused without TLS.
+    pub handshake_timeout: Duration,
+    /// TLS on this loop's connections (feature `tls`; set with the builders' `tls` methods).
+    pub(crate) tls: tls::TlsSettings,
 }
 
 impl Options {
@@ -250,6 +279,8 @@ impl Default for Options {
             socket: SocketOptions::default().nodelay(true),
             connect_timeout: Duration::from_secs(5),
             connect_rate: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            tls: tls::TlsSettings::default(),
         }
     }
 }
@@ -258,6 +289,9 @@ impl Default for Options {
 /// loop drains at most this many unread bytes before closing so the kernel sends
 /// FIN rather than RST (which could destroy the goodbye in flight).
 pub(crate) const GOODBYE_DRAIN: usize = 256 * 1024;
+
+/// Default TLS handshake timeout (the same as `wheelbeat_net::tls::DEFAULT_HANDSHAKE_TIMEOUT`).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default initial reconnect delay of a pool.
 const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);

@@ -56,6 +56,9 @@ pub struct DeadCounts {
     pub drain_timeout: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
+    /// Closed before its TLS handshake completed: timed out, or failed (garbage instead
+    /// of a ClientHello...). Such peers never reached the monitor.
+    pub handshake: u64,
 }
 
 impl DeadCounts {
@@ -71,9 +74,12 @@ impl DeadCounts {
         self.go_away += other.go_away;
         self.drain_timeout += other.drain_timeout;
         self.local += other.local;
+        self.handshake += other.handshake;
     }
 
-    /// Total number of closed connections, all reasons together.
+    /// Total number of closed connections, all reasons together. Peers closed before their
+    /// TLS handshake completed ([`handshake`](Self::handshake)) are not in it: they were
+    /// never counted as accepted or connected either.
     pub fn total(&self) -> u64 {
         self.missed_pings
             + self.peer_closed
