@@ -107,6 +107,10 @@ SOURCES = {
         "build": "cargo build --release -p wheelbeat-heartbeat --example server --example load",
         "runs": [("", "env CONNS=5000 DURATION=15s LOADERS=1 RAMP_BUDGET=15s NO_BUILD=1 benches/scale/run.sh")],
     },
+    "connbench": {
+        "build": "cargo build --release -p wheelbeat-benches --bin connbench",
+        "runs": [("", "cargo run --release -p wheelbeat-benches --bin connbench -- --quick")],
+    },
     "demo": {
         "build": "cargo build --release -p wheelbeat-heartbeat --example demo",
         "runs": [("", "cargo run --release -p wheelbeat-heartbeat --example demo")],
@@ -570,6 +574,21 @@ def render_scale_table(meta, runs):
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def render_connbench_tables(meta, runs):
+    """connbench's two tables as printed: the per-mode figures and the ratios to each peer."""
+    (run,) = runs
+    tables = [t for t in md_tables(run.stdout) if t[1] and t[1][0] in ("mode", "wheelbeat mode")]
+    if len(tables) != 2:
+        raise FormatError("connbench: expected a `| mode |` table and a `| wheelbeat mode |` table")
+    parts = [stamp(meta, runs), "", source_line(runs), ""]
+    for _, header, rows in tables:
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+        parts += ["| " + " | ".join(r) + " |" for r in rows]
+        parts.append("")
+    return "\n".join(parts).rstrip("\n")
+
+
 def render_demo(meta, runs):
     (run,) = runs
     return "\n\n".join([stamp(meta, runs), source_line(runs, "live lines cut"), code(demo_excerpt(run))])
@@ -585,6 +604,7 @@ README_RENDERERS = {
     "net.table": render_net_table,
     "simulate.output": render_verbatim,
     "scale.table": render_scale_table,
+    "connbench.tables": render_connbench_tables,
     "demo.output": render_demo,
 }
 
