@@ -242,3 +242,116 @@ fn server_refuses_a_bad_setting_at_start_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_frame_len"), "{err}");
 }
+
+/// Issue 8: the local-pause guard forgives a real pause of the process (here SIGSTOP for
+/// five times the heartbeat timeout) and nothing else: the server's clients, which answered
+/// every ping they got, are not convicted for the server's own stop, and the server says it
+/// forgave. (Its busy turns are not forgiven: `tests/tests/load_attack.rs`.)
+#[test]
+fn a_stopped_server_forgives_the_verdicts_that_fell_in_its_stop() {
+    use wheelbeat_heartbeat::{Config, Pool};
+    let mut child = Command::new(example("server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "200ms",
+            "--timeout",
+            "300ms",
+            "--max-missed",
+            "2",
+            "--stats-every",
+            "100ms",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start server");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Clients that answer every ping and judge nobody themselves within the test.
+    let pool = Pool::builder()
+        .connect(addr.parse().unwrap(), 10)
+        .heartbeat(Config {
+            interval: Duration::from_secs(600),
+            timeout: Duration::from_secs(60),
+            ..Config::default()
+        })
+        .start(|_| ())
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut stalled = false;
+    // Returns the next STATS object (noting a pause warning on the way).
+    let next_stats = |stalled: &mut bool| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("server output within the wait");
+        if line.contains("stalled for") {
+            *stalled = true;
+        }
+        if let Some(json) = line.strip_prefix("STATS ") {
+            break serde_json::from_str::<serde_json::Value>(json).unwrap();
+        }
+    };
+    // Heartbeating: every client connected and answering.
+    loop {
+        let s = next_stats(&mut stalled);
+        if s["connections"] == 10 && s["pongs_received"].as_u64().unwrap() >= 20 {
+            break;
+        }
+    }
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    };
+    signal("STOP");
+    // The fault itself: the server does not run for 1.5 s (not a synchronisation).
+    std::thread::sleep(Duration::from_millis(1_500));
+    signal("CONT");
+    // Wait until the server has heartbeated its clients again after the stop.
+    let resumed_at = loop {
+        let s = next_stats(&mut stalled);
+        let pongs = s["pongs_received"].as_u64().unwrap();
+        if stalled {
+            break pongs;
+        }
+    };
+    let s = loop {
+        let s = next_stats(&mut stalled);
+        if s["pongs_received"].as_u64().unwrap() >= resumed_at + 20 {
+            break s;
+        }
+    };
+    pool.shutdown();
+    signal("TERM");
+    let _ = child.wait();
+    assert!(stalled, "the server noticed its stop");
+    assert_eq!(
+        s["closed"]["missed_pings"], 0,
+        "nobody convicted for it: {s}"
+    );
+    assert_eq!(s["connections"], 10, "{s}");
+}

@@ -32,8 +32,7 @@
 //!   the shared state, so [`Handle`](crate::Handle) and [`Snapshot`](crate::Snapshot) report
 //!   it.
 
-use std::io::{self, Read as _};
-use std::net::Shutdown;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -48,7 +47,13 @@ use crate::endpoint::{Endpoint, Lane, Output, Target};
 use crate::protocol::ProtocolError;
 use crate::shell::handle::{Command, CommandRx, Shared};
 use crate::shell::handler::{ConnInfo, Handler};
-use crate::shell::{AnyCodec, CloseReason, GOODBYE_DRAIN, Options};
+use crate::shell::{AnyCodec, CloseReason, Options};
+
+mod socket;
+mod stall;
+
+use socket::{Full, close_reason_for, close_socket, send_heartbeat};
+use stall::StallMeter;
 
 /// The waker's token; the table never issues tokens with the top bit set.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -598,124 +603,18 @@ impl<H: Handler> Driver<H> {
     }
 }
 
-/// Measures how long the loop thread was not running, for the local-pause guard: between
-/// polls, the wall-clock time in which the thread used no CPU (stopped or not scheduled while
-/// it had work); in `poll`, the time it slept past its timeout. The loop's own busy turns use
-/// CPU and so never count.
-struct StallMeter {
-    /// Wall clock and thread CPU time when the previous `poll` returned.
-    turn_start: Option<(Instant, Duration)>,
-    /// Wall-clock time of the busy part of the turn that used no CPU.
-    busy_idle: Duration,
-    poll_start: Instant,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl StallMeter {
-    fn new() -> StallMeter {
-        StallMeter {
-            turn_start: None,
-            busy_idle: Duration::ZERO,
-            poll_start: Instant::now(),
-        }
-    }
-
-    fn before_poll(&mut self, now: Instant) {
-        self.poll_start = now;
-        self.busy_idle = match (self.turn_start, wheelbeat_net::thread_cpu_time()) {
-            (Some((wall, cpu)), Some(cpu_now)) => {
-                (now - wall).saturating_sub(cpu_now.saturating_sub(cpu))
-            }
-            _ => Duration::ZERO,
-        };
-    }
-
-    /// The time not running since the last report; `None` where the thread's CPU time is
-    /// unknown (the monitor then keeps treating any lateness over `timeout` as a pause).
-    fn after_poll(&mut self, now: Instant, timeout: Option<Duration>) -> Option<Duration> {
-        let cpu = wheelbeat_net::thread_cpu_time()?;
-        let known = self.turn_start.is_some();
-        self.turn_start = Some((now, cpu));
-        let overslept = timeout.map_or(Duration::ZERO, |t| {
-            now.saturating_duration_since(self.poll_start)
-                .saturating_sub(t)
-        });
-        known.then_some(self.busy_idle + overslept)
-    }
-}
-
-/// Why a frame could not be queued.
-enum Full {
-    /// The lane is at its cap (after a flush, for heartbeats): the peer does not read.
-    Lane,
-    /// The socket failed while flushing.
-    Failed(CloseReason),
-    /// The frame itself was refused (over the frame cap): dropped, the connection lives.
-    Refused(String),
-}
-
-impl From<&NetError> for Full {
-    fn from(e: &NetError) -> Full {
-        match e {
-            NetError::QueueFull { .. } => Full::Lane,
-            other => Full::Refused(other.to_string()),
-        }
-    }
-}
-
-/// Queues a heartbeat on the priority lane. A full lane is flushed once before giving up: a
-/// peer that pipelines hundreds of pings in one write and reads the answers gets them all
-/// (issue 8), while one that reads nothing still fills the lane and is closed.
-fn send_heartbeat(conn: &mut Connection<AnyCodec>, frame: &[u8]) -> Result<(), Full> {
-    match conn.send_priority(frame) {
-        Ok(()) => return Ok(()),
-        Err(e) if !e.is_full() => return Err(Full::from(e.error())),
-        Err(_) => {}
-    }
-    if let Err(e) = conn.flush() {
-        return Err(Full::Failed(close_reason_for(&e)));
-    }
-    conn.send_priority(frame).map_err(|e| Full::from(e.error()))
-}
-
-/// Closes a socket as the endpoint asked: flush what is queued (best effort), and for a
-/// goodbye half-close and drain so the kernel sends FIN, not a reset.
-fn close_socket(io: Io, goodbye: bool, registry: &mio::Registry) {
-    let mut conn = match io {
-        // Dropping the socket closes it, which also removes it from epoll; after a failed
-        // `poll` the `Connecting` holds no socket at all.
-        Io::Connecting(_) => return,
-        Io::Open { conn, .. } | Io::Frozen(conn) => conn,
-    };
-    let _ = conn.flush();
-    let _ = conn.deregister(registry);
-    if goodbye {
-        let stream = conn.stream_mut();
-        let _ = stream.shutdown(Shutdown::Write);
-        // Read what the peer already sent, so that closing sends FIN, not an RST that could
-        // destroy the goodbye before the peer reads it.
-        let mut drained = 0;
-        let mut sink = [0u8; 4096];
-        while drained < GOODBYE_DRAIN {
-            match stream.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    }
-}
-
-fn close_reason_for(e: &NetError) -> CloseReason {
-    match e {
-        NetError::TruncatedFrame { .. } | NetError::WriteZero => CloseReason::PeerClosed,
-        NetError::QueueFull { .. } => CloseReason::WriteOverflow,
-        NetError::FrameTooLong { .. } => CloseReason::Protocol(ProtocolError::FrameTooLong),
-        NetError::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof => CloseReason::PeerClosed,
-            _ => CloseReason::Io(io.to_string()),
-        },
-        other => CloseReason::Io(other.to_string()),
+    /// Guards the per-connection cost stated in the shell's module docs: the driver's slot
+    /// (socket, codec, write-queue bookkeeping) and the endpoint's table entry.
+    #[test]
+    fn per_connection_state_stays_small() {
+        let driver = std::mem::size_of::<Option<(ConnKey, Io)>>();
+        let endpoint = crate::endpoint::state_size();
+        eprintln!("driver slot {driver} B, endpoint entry {endpoint} B");
+        assert!(driver <= 200, "driver slot is {driver} bytes");
+        assert!(endpoint <= 64, "endpoint entry is {endpoint} bytes");
     }
 }

@@ -707,8 +707,6 @@ fn over_the_memory_budget_the_biggest_holders_are_closed_and_the_release_comes_a
     let opts = Options {
         memory_budget: 1024 * kib,
         write_cap: 256 * kib,
-        write_high_watermark: 128 * kib,
-        write_low_watermark: 16 * kib,
         ..options()
     };
     let mut tl = Timeline::with(opts, Vec::new());

@@ -23,12 +23,13 @@
 //!   [`CloseReason`]; nothing a peer sends can stop a loop.
 //!
 //! # Memory per connection
-//! An idle connection costs the shell a 72-byte table slot plus a 192-byte
-//! boxed state (socket, codec, write-queue bookkeeping, monitor handle; both
-//! sizes asserted by a test), the monitor's peer entry and timer, and the
-//! kernel's socket. Buffers are allocated only while a frame is half-read or
-//! bytes wait to be written, within the caps in [`Options`]. The demo measures
-//! the whole (RSS per connection, both ends in one process).
+//! An idle connection costs the driver one slot (socket, codec, write-queue
+//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
+//! by a test, plus the monitor's peer entry and timer and the kernel's socket.
+//! Buffers are allocated only while a frame is half-read or bytes wait to be
+//! written, within the caps in [`Options`] and the loop's memory budget. The
+//! demo measures the whole (RSS per connection, both ends in one process).
 
 mod framing;
 pub mod handle;
@@ -158,7 +159,7 @@ pub struct Options {
     /// How frames are delimited on the wire (default: one per line).
     pub framing: Framing,
     /// What the frames mean: which are heartbeats, how ours are written, active or passive
-    /// (default [`JsonLines`](crate::format::JsonLines)). See [`crate::format`].
+    /// (default [`JsonLines`]). See [`crate::format`].
     pub format: Arc<dyn Format>,
     /// Largest frame accepted or sent, in bytes (default 64 KiB). A longer one
     /// is a protocol error (`"frame too long"`).
@@ -171,11 +172,12 @@ pub struct Options {
     /// [`Context::try_send`] hands the frame back instead.
     pub write_cap: usize,
     /// Queued bytes above which a connection is reported not writable
-    /// ([`Handler::on_writable_changed`] with `false`). Default 512 KiB.
-    pub write_high_watermark: usize,
+    /// ([`Handler::on_writable_changed`] with `false`). Default (`None`): half the
+    /// write cap (512 KiB with the default cap).
+    pub write_high_watermark: Option<usize>,
     /// Queued bytes at or below which a connection reported not writable is reported
-    /// writable again. Default 64 KiB.
-    pub write_low_watermark: usize,
+    /// writable again. Default (`None`): a sixteenth of the write cap (64 KiB).
+    pub write_low_watermark: Option<usize>,
     /// Cap on the heap bytes all connections of one loop hold together (default 256 MiB):
     /// unread output, unfinished input frames, write-queue bookkeeping. Per-connection caps
     /// (`write_cap`, `max_frame_len`) multiply with the number of peers; this does not. When
@@ -205,6 +207,16 @@ pub struct Options {
     pub connect_rate: Option<u32>,
 }
 
+impl Options {
+    /// The watermarks in effect: `(low, high)`.
+    pub(crate) fn watermarks(&self) -> (usize, usize) {
+        (
+            self.write_low_watermark.unwrap_or(self.write_cap / 16),
+            self.write_high_watermark.unwrap_or(self.write_cap / 2),
+        )
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
@@ -214,8 +226,8 @@ impl Default for Options {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             read_budget: wheelbeat_net::DEFAULT_READ_BUDGET,
             write_cap: wheelbeat_net::DEFAULT_WRITE_CAP,
-            write_high_watermark: 512 * 1024,
-            write_low_watermark: 64 * 1024,
+            write_high_watermark: None,
+            write_low_watermark: None,
             turn_budget: Duration::from_millis(5),
             memory_budget: 256 * 1024 * 1024,
             command_capacity: 65_536,

@@ -186,13 +186,9 @@ impl Options {
         if self.memory_budget < self.write_cap.saturating_add(2 * self.max_frame_len) {
             return Err(SettingsError::MemoryBudget(self.memory_budget));
         }
-        if self.write_low_watermark >= self.write_high_watermark
-            || self.write_high_watermark > self.write_cap
-        {
-            return Err(SettingsError::Watermarks(
-                self.write_low_watermark,
-                self.write_high_watermark,
-            ));
+        let (low, high) = self.watermarks();
+        if low >= high || high > self.write_cap {
+            return Err(SettingsError::Watermarks(low, high));
         }
         if self.command_capacity == 0 {
             return Err(SettingsError::CommandCapacity);
@@ -251,6 +247,18 @@ mod tests {
         assert_eq!(o.validate(), Err(SettingsError::ConnectRate));
         assert!(validate_backoff(Duration::ZERO, Duration::from_secs(1)).is_err());
         assert!(validate_backoff(Duration::from_millis(1), Duration::MAX).is_err());
+        // The default watermarks follow the write cap, so a smaller cap needs no more.
+        let mut o = Options {
+            write_cap: 256 * 1024,
+            ..Options::default()
+        };
+        assert_eq!(o.validate(), Ok(()));
+        assert_eq!(o.watermarks(), (16 * 1024, 128 * 1024));
+        o.write_high_watermark = Some(512 * 1024);
+        assert_eq!(
+            o.validate(),
+            Err(SettingsError::Watermarks(16 * 1024, 512 * 1024))
+        );
         let io: io::Error = StartError::from(SettingsError::ReadBudget).into();
         assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
     }
