@@ -137,7 +137,8 @@ pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
+    SendAs, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
+    UpgradeHook, WsSettings,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

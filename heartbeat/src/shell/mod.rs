@@ -38,6 +38,7 @@ mod pool;
 mod server;
 pub mod settings;
 pub mod stats;
+pub mod websocket;
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
 pub use settings::{SettingsError, StartError};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
+pub use websocket::{SendAs, UpgradeHook, WsSettings};
 
 pub(crate) use framing::AnyCodec;
 pub(crate) use server::spawn_loops;
@@ -205,6 +207,9 @@ pub struct Options {
     /// busy machine that can delay answers past the heartbeat timeout. Pacing
     /// turns the burst into a ramp (a burst of 10 ms worth is allowed).
     pub connect_rate: Option<u32>,
+    /// WebSocket settings, used when [`framing`](Self::framing) is
+    /// [`Framing::WebSocket`]. See [`websocket`].
+    pub websocket: WsSettings,
 }
 
 impl Options {
@@ -235,6 +240,7 @@ impl Default for Options {
             socket: SocketOptions::default().nodelay(true),
             connect_timeout: Duration::from_secs(5),
             connect_rate: None,
+            websocket: WsSettings::default(),
         }
     }
 }

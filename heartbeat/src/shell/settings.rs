@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::monitor::ConfigError;
 
-use super::Options;
+use super::{Framing, Options};
 
 /// Largest accepted `max_frame_len`: 16 MiB. A loop's read buffer is this plus 64 KiB.
 pub const MAX_FRAME_LEN_LIMIT: usize = 16 * 1024 * 1024;
@@ -51,12 +51,15 @@ pub enum SettingsError {
     ConnectRate,
     /// The pool's backoff: `initial` zero, or either over [`DURATION_LIMIT`].
     Backoff(Duration, Duration),
+    /// A WebSocket setting ([`Options::websocket`]) is out of range: which one.
+    WebSocket(&'static str),
 }
 
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SettingsError::Heartbeat(e) => write!(f, "heartbeat: {e}"),
+            SettingsError::WebSocket(what) => write!(f, "websocket: {what}"),
             SettingsError::MaxFrameLen(n) => {
                 write!(f, "max_frame_len {n} not in 1..={MAX_FRAME_LEN_LIMIT}")
             }
@@ -179,7 +182,9 @@ impl Options {
         // One frame of `max_frame_len`, its framing (at most a 4-byte prefix or a newline)
         // and the queue's per-frame bookkeeping must fit, or the largest legal frame could
         // never be sent.
-        let one_frame = self.max_frame_len + 4 + wheelbeat_net::FRAME_OVERHEAD;
+        // A WebSocket frame header is at most 14 bytes.
+        let framing = if self.framing == Framing::WebSocket { 14 } else { 4 };
+        let one_frame = self.max_frame_len + framing + wheelbeat_net::FRAME_OVERHEAD;
         if self.write_cap < one_frame || u32::try_from(self.write_cap).is_err() {
             return Err(SettingsError::WriteCap(self.write_cap));
         }
@@ -201,6 +206,15 @@ impl Options {
         }
         if self.connect_rate == Some(0) {
             return Err(SettingsError::ConnectRate);
+        }
+        if self.framing == Framing::WebSocket {
+            let ws = &self.websocket;
+            if ws.max_message_len == 0 || u32::try_from(ws.max_message_len).is_err() {
+                return Err(SettingsError::WebSocket("max_message_len not in 1..4 GiB"));
+            }
+            if !duration_ok(ws.handshake_timeout) {
+                return Err(SettingsError::WebSocket("handshake_timeout zero or over a day"));
+            }
         }
         Ok(())
     }
