@@ -8,6 +8,9 @@
 //! Start a server first (`--example server -- --listen 127.0.0.1:7000`). The
 //! clients reconnect with exponential backoff and full jitter if the server
 //! goes away. Stops after `--duration` (or never, without it; Ctrl-C).
+//!
+//! `--ws` connects with WebSocket upgrades instead (against `server --ws`; request target
+//! `--ws-path`, default `/`); the heartbeat is then RFC 6455 ping/pong.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::{HeartbeatArgs, LiveLine, ensure_fds, fmt_dur};
-use wheelbeat_heartbeat::Pool;
+use wheelbeat_heartbeat::{Pool, WsSettings};
 
 #[derive(Debug, Parser)]
 #[command(about = "N heartbeating clients against a wheelbeat server")]
@@ -45,6 +48,12 @@ struct Args {
     /// Event-loop threads the connections are dealt over.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// Speak WebSocket (RFC 6455) instead of lines.
+    #[arg(long)]
+    ws: bool,
+    /// With `--ws`: the upgrade request's target.
+    #[arg(long, default_value = "/")]
+    ws_path: String,
 }
 
 fn main() {
@@ -56,6 +65,9 @@ fn main() {
         .heartbeat(args.heartbeat.config(7))
         .backoff(args.backoff_initial, args.backoff_max)
         .loops(args.loops);
+    if args.ws {
+        builder = builder.websocket(WsSettings::default().path(args.ws_path.clone()));
+    }
     if let Some(rate) = args.connect_rate {
         builder = builder.connect_rate(rate);
     }

@@ -138,7 +138,7 @@ pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
     SendAs, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
-    UpgradeHook, WsSettings,
+    HttpHook, UpgradeHook, WsSettings,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

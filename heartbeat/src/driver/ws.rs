@@ -32,6 +32,7 @@ use super::{Driver, Io};
 use crate::endpoint::{Inbound, Lane};
 use crate::protocol::ProtocolError;
 use crate::shell::handler::Handler;
+use crate::shell::websocket::plain_http;
 use crate::shell::{AnyCodec, CloseReason, SendAs, WsSettings};
 
 /// The close code of every close we start (local, dead, shutdown): normal closure.
@@ -222,10 +223,20 @@ impl<H: Handler> Driver<H> {
         } = ws;
         let mut out_of_time = false;
         let mut failed = None;
+        let mut served_http = false;
         let mut hook = |r: &wheelbeat_net::ws::Request<'_>| settings.decide(r);
         let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, out| {
             // The session answers a close at once; ours is written at the endpoint's close,
             // behind the replies to the messages before it (see the module docs).
+            if session.is_handshaking()
+                && session.role() == Role::Server
+                && let Some(response) = plain_http(settings, frame)
+            {
+                // Best effort, like any goodbye; the connection ends here.
+                let _ = out.send(response.as_slice());
+                served_http = true;
+                return ControlFlow::Break(());
+            }
             let hold = session.is_open() && is_close(frame);
             let mut sink = OutboxSink { out, hold };
             let mut flow = ControlFlow::Continue(());
@@ -290,7 +301,9 @@ impl<H: Handler> Driver<H> {
                 failed = Some(e);
             }
         }
-        if let Some(e) = failed {
+        if served_http {
+            self.ep.handle_failure(now, key, CloseReason::Local);
+        } else if let Some(e) = failed {
             log::debug!("websocket {key:?}: {e}");
             let reason = if matches!(&e, NetError::WebSocket(w) if w.is_handshake()) {
                 "websocket upgrade refused"

@@ -57,7 +57,7 @@ pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
 pub use settings::{SettingsError, StartError};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
-pub use websocket::{SendAs, UpgradeHook, WsSettings};
+pub use websocket::{HttpHook, SendAs, UpgradeHook, WsSettings};
 
 pub(crate) use framing::AnyCodec;
 pub(crate) use server::spawn_loops;

@@ -20,7 +20,8 @@
 //!   framed as one message of the kind [`SendAs`] says.
 //! - **The upgrade.** A server answers the upgrade request (any path, or
 //!   [`WsSettings::path`]; [`WsSettings::hook`] sees `Origin` and the subprotocols and may
-//!   refuse with an HTTP status); a bad request gets a 400 (or the hook's status) and only
+//!   refuse with an HTTP status; [`WsSettings::http`] may answer plain `GET`s, e.g. with the
+//!   page that opens the WebSockets); a bad request gets a 400 (or the hook's status) and only
 //!   that connection is closed. A pool sends an upgrade request with a random key. Until the
 //!   upgrade completes nothing else is sent: pings are not due yet (the first one comes an
 //!   interval after the connect, later than the handshake timeout by default) and are
@@ -46,6 +47,12 @@ use crate::protocol::ProtocolError;
 /// and accepts, choosing a subprotocol, or refuses with an HTTP status.
 pub type UpgradeHook = Arc<dyn Fn(&Request<'_>) -> Decision + Send + Sync>;
 
+/// The application's answer to a plain HTTP `GET` (a request without `Upgrade: websocket`),
+/// given its path (query included): the whole HTTP response, sent before the connection is
+/// closed; `None` answers as to any bad upgrade request (a 400). For a page or a health check
+/// next to the WebSocket endpoint, not a web server: one request per connection.
+pub type HttpHook = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
 /// The kind of WebSocket message the handler's sends become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -68,6 +75,8 @@ pub struct WsSettings {
     pub path: Option<String>,
     /// Server: decides each upgrade after the path check (default: accept, no subprotocol).
     pub hook: Option<UpgradeHook>,
+    /// Server: answers plain HTTP `GET`s (default: none, they get a 400).
+    pub http: Option<HttpHook>,
     /// Cap on one message's payload, fragments assembled (default 64 KiB).
     pub max_message_len: usize,
     /// Longest the upgrade may take from the accept or connect (default 5 s).
@@ -83,6 +92,7 @@ impl Default for WsSettings {
         WsSettings {
             path: None,
             hook: None,
+            http: None,
             max_message_len: wheelbeat_net::ws::DEFAULT_MAX_MESSAGE_LEN,
             handshake_timeout: Duration::from_secs(5),
             send_as: SendAs::Text,
@@ -96,6 +106,7 @@ impl fmt::Debug for WsSettings {
         f.debug_struct("WsSettings")
             .field("path", &self.path)
             .field("hook", &self.hook.as_ref().map(|_| "Fn"))
+            .field("http", &self.http.as_ref().map(|_| "Fn"))
             .field("max_message_len", &self.max_message_len)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("send_as", &self.send_as)
@@ -117,6 +128,12 @@ impl WsSettings {
         hook: impl Fn(&Request<'_>) -> Decision + Send + Sync + 'static,
     ) -> Self {
         self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets [`http`](Self::http).
+    pub fn http(mut self, http: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        self.http = Some(Arc::new(http));
         self
     }
 
@@ -156,6 +173,28 @@ impl WsSettings {
             None => Decision::ACCEPT,
         }
     }
+}
+
+/// If `head` is a plain HTTP `GET` (no `Upgrade: websocket`) and the [`HttpHook`] answers
+/// it, the response to send before closing.
+pub(crate) fn plain_http(settings: &WsSettings, head: &[u8]) -> Option<Vec<u8>> {
+    let http = settings.http.as_ref()?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_)))
+        || request.method != Some("GET")
+    {
+        return None;
+    }
+    let upgrade = request.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade")
+            && std::str::from_utf8(h.value)
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("websocket"))
+    });
+    if upgrade {
+        return None;
+    }
+    http(request.path?)
 }
 
 /// The heartbeat format of a WebSocket loop: pings are whole RFC 6455 ping frames carrying
