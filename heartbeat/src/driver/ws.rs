@@ -43,15 +43,17 @@ pub(super) struct WsConn {
     session: Session,
     /// The last message received was binary (for [`SendAs::LikeReceived`]).
     binary: bool,
-    /// The peer's close arrived, with this code: ours answers it when the endpoint closes.
-    peer_close: Option<Option<u16>>,
+    /// The session's last frames (the answer to the peer's close, or the close that says
+    /// why the connection failed), held back until the endpoint closes the connection so the
+    /// replies to the messages before them go out first. Heap only on the way out.
+    last_words: Option<Vec<u8>>,
 }
 
 impl WsConn {
     /// Whether application messages may still be written: after the upgrade, and until our
     /// close frame (a peer's close still lets the replies to its earlier messages out).
     fn writable(&self) -> bool {
-        self.session.is_open() || self.peer_close.is_some()
+        self.session.is_open() || self.last_words.is_some()
     }
 }
 
@@ -137,7 +139,7 @@ impl WsConns {
             WsConn {
                 session: session.with_max_message_len(max),
                 binary: false,
-                peer_close: None,
+                last_words: None,
             },
         ));
         self.handshakes.push(now, key);
@@ -186,16 +188,16 @@ impl WsConns {
         let Some(ws) = self.remove(key) else {
             return false;
         };
-        let code = match (ws.session.is_open(), ws.peer_close) {
-            (true, _) => Some(Some(NORMAL)),
-            (false, Some(code)) => Some(code),
-            (false, None) => None,
+        let (Io::Open { conn, .. } | Io::Frozen(conn)) = io else {
+            return true;
         };
-        if let (Some(code), Io::Open { conn, .. } | Io::Frozen(conn)) = (code, io)
-            && let Ok(close) = Control::close(ws.session.role(), code, "")
-        {
-            // Best effort: a full queue means the peer reads nothing anyway.
-            let _ = conn.send(close.as_ref());
+        // Best effort: a full queue means the peer reads nothing anyway.
+        if ws.session.is_open() {
+            if let Ok(close) = Control::close(ws.session.role(), Some(NORMAL), "") {
+                let _ = conn.send(close.as_ref());
+            }
+        } else if let Some(words) = &ws.last_words {
+            let _ = conn.send(words.as_slice());
         }
         true
     }
@@ -219,8 +221,9 @@ impl<H: Handler> Driver<H> {
         let WsConn {
             session,
             binary,
-            peer_close,
+            last_words,
         } = ws;
+        let mut peer_closed = false;
         let mut out_of_time = false;
         let mut failed = None;
         let mut served_http = false;
@@ -238,7 +241,11 @@ impl<H: Handler> Driver<H> {
                 return ControlFlow::Break(());
             }
             let hold = session.is_open() && is_close(frame);
-            let mut sink = OutboxSink { out, hold };
+            let mut sink = OutboxSink {
+                out,
+                hold,
+                held: &mut *last_words,
+            };
             let mut flow = ControlFlow::Continue(());
             let handled = session.handle(frame, &mut sink, &mut hook, |event, _| {
                 flow = match event {
@@ -257,13 +264,14 @@ impl<H: Handler> Driver<H> {
                     Event::Open { .. } | Event::Ping(_) | Event::Fragment => {
                         ep.handle_inbound(now, key, None)
                     }
-                    Event::Close(body) => {
-                        *peer_close = Some(body.code);
+                    Event::Close(_) => {
+                        peer_closed = true;
                         ControlFlow::Break(())
                     }
                 };
             });
             if let Err(e) = handled {
+                sink.hold = true;
                 session.fail(&mut sink, &e);
                 failed = Some(e);
                 return ControlFlow::Break(());
@@ -297,7 +305,7 @@ impl<H: Handler> Driver<H> {
             Err(e) => {
                 // The codec refused a frame (unmasked, over the cap, invalid UTF-8...): the
                 // session says why, with the RFC's code.
-                session.fail(&mut ConnSink(conn), &e);
+                session.fail(&mut Held(last_words), &e);
                 failed = Some(e);
             }
         }
@@ -312,7 +320,7 @@ impl<H: Handler> Driver<H> {
             };
             self.ep
                 .handle_failure(now, key, CloseReason::Protocol(ProtocolError::Malformed(reason)));
-        } else if peer_close.is_some() || read_closed {
+        } else if peer_closed || read_closed {
             self.ep.handle_read_closed(now, key);
         }
         self.recharge(key);
@@ -349,17 +357,18 @@ fn is_close(frame: &[u8]) -> bool {
     frame.first().is_some_and(|b| b & 0x0f == OpCode::Close.bits())
 }
 
-/// [`Sink`] over the loop's read [`Outbox`]; `hold` drops data-lane frames (the session's
-/// answer to a close, written later).
+/// [`Sink`] over the loop's read [`Outbox`]; with `hold`, data-lane frames (the session's
+/// close) are kept in `held` instead, to be written at the endpoint's close.
 struct OutboxSink<'a, 'b> {
     out: &'a mut Outbox<'b, AnyCodec>,
     hold: bool,
+    held: &'a mut Option<Vec<u8>>,
 }
 
 impl Sink for OutboxSink<'_, '_> {
     fn send_frames(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         if self.hold {
-            return Ok(());
+            return Held(self.held).send_frames(bytes);
         }
         Ok(self.out.send(bytes)?)
     }
@@ -379,6 +388,20 @@ impl Sink for ConnSink<'_> {
 
     fn send_priority_frames(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         Ok(self.0.send_priority(bytes)?)
+    }
+}
+
+/// [`Sink`] keeping every frame for later (see [`WsConn::last_words`]).
+struct Held<'a>(&'a mut Option<Vec<u8>>);
+
+impl Sink for Held<'_> {
+    fn send_frames(&mut self, bytes: &[u8]) -> Result<(), NetError> {
+        self.0.get_or_insert_with(Vec::new).extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn send_priority_frames(&mut self, bytes: &[u8]) -> Result<(), NetError> {
+        self.send_frames(bytes)
     }
 }
 
