@@ -217,7 +217,10 @@ impl Handler for Logger {
         log::debug!("{conn}: rtt {}", fmt_dur(rtt));
         self.event("rtt", conn, format_args!("rtt_us={}", rtt.as_micros()));
         if self.web {
-            cx.send(conn, format!("{{\"rtt_us\":{}}}", rtt.as_micros()).into_bytes());
+            cx.send(
+                conn,
+                format!("{{\"rtt_us\":{}}}", rtt.as_micros()).into_bytes(),
+            );
         }
     }
     fn on_missed(&mut self, _cx: &mut Context<'_>, conn: ConnId, missed: u32) {
@@ -234,7 +237,11 @@ impl Handler for Logger {
             "{conn}: dead ({reason}) after {} of silence",
             fmt_dur(silent)
         );
-        self.event("dead", conn, format_args!("silent_us={}", silent.as_micros()));
+        self.event(
+            "dead",
+            conn,
+            format_args!("silent_us={}", silent.as_micros()),
+        );
     }
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         log::info!("{conn}: closed: {reason}");
@@ -281,8 +288,7 @@ fn main() {
             web: args.web,
             events: args.events,
             start,
-        })
-    {
+        }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.listen);

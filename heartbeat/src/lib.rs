@@ -136,9 +136,9 @@ pub mod sim;
 pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId, Stats};
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
-    CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, Options, Pool, PoolBuilder,
-    SendAs, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError, TrySendError,
-    HttpHook, UpgradeHook, WsSettings,
+    CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, HttpHook, Options, Pool,
+    PoolBuilder, SendAs, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
+    TrySendError, UpgradeHook, WsSettings,
 };
 
 /// The README's code blocks, compiled as doctests so they cannot rot.

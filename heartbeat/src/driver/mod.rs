@@ -376,7 +376,9 @@ impl<H: Handler> Driver<H> {
         conn.set_write_cap(self.opts.write_cap);
         let mut reg = Ok(());
         if let Some(ws) = self.ws.as_mut() {
-            reg = ws.open(key, &mut conn, inbound, now).map_err(io::Error::from);
+            reg = ws
+                .open(key, &mut conn, inbound, now)
+                .map_err(io::Error::from);
         }
         let reg = reg.and_then(|()| {
             conn.sync_interest(self.poll.registry(), key.token())

@@ -318,8 +318,11 @@ impl<H: Handler> Driver<H> {
             } else {
                 "websocket protocol error"
             };
-            self.ep
-                .handle_failure(now, key, CloseReason::Protocol(ProtocolError::Malformed(reason)));
+            self.ep.handle_failure(
+                now,
+                key,
+                CloseReason::Protocol(ProtocolError::Malformed(reason)),
+            );
         } else if peer_closed || read_closed {
             self.ep.handle_read_closed(now, key);
         }
@@ -354,7 +357,9 @@ impl<H: Handler> Driver<H> {
 
 /// True if `frame` (a whole frame from the codec) is a close frame.
 fn is_close(frame: &[u8]) -> bool {
-    frame.first().is_some_and(|b| b & 0x0f == OpCode::Close.bits())
+    frame
+        .first()
+        .is_some_and(|b| b & 0x0f == OpCode::Close.bits())
 }
 
 /// [`Sink`] over the loop's read [`Outbox`]; with `hold`, data-lane frames (the session's

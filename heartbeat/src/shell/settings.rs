@@ -183,7 +183,11 @@ impl Options {
         // and the queue's per-frame bookkeeping must fit, or the largest legal frame could
         // never be sent.
         // A WebSocket frame header is at most 14 bytes.
-        let framing = if self.framing == Framing::WebSocket { 14 } else { 4 };
+        let framing = if self.framing == Framing::WebSocket {
+            14
+        } else {
+            4
+        };
         let one_frame = self.max_frame_len + framing + wheelbeat_net::FRAME_OVERHEAD;
         if self.write_cap < one_frame || u32::try_from(self.write_cap).is_err() {
             return Err(SettingsError::WriteCap(self.write_cap));
@@ -213,7 +217,9 @@ impl Options {
                 return Err(SettingsError::WebSocket("max_message_len not in 1..4 GiB"));
             }
             if !duration_ok(ws.handshake_timeout) {
-                return Err(SettingsError::WebSocket("handshake_timeout zero or over a day"));
+                return Err(SettingsError::WebSocket(
+                    "handshake_timeout zero or over a day",
+                ));
             }
         }
         Ok(())

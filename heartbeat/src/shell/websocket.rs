@@ -123,10 +123,7 @@ impl WsSettings {
     }
 
     /// Sets [`hook`](Self::hook).
-    pub fn hook(
-        mut self,
-        hook: impl Fn(&Request<'_>) -> Decision + Send + Sync + 'static,
-    ) -> Self {
+    pub fn hook(mut self, hook: impl Fn(&Request<'_>) -> Decision + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
     }
