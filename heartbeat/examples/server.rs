@@ -21,14 +21,14 @@
 //! `examples/web/index.html` at `/` (open `http://127.0.0.1:7000/?n=200`), upgrades at `/ws`,
 //! and sends each connection the RTT measured for it as `{"rtt_us":N}`. `--events` prints one
 //! line per connection event on stdout (`EVENT open|rtt|dead|close CONN ...`, times in
-//! microseconds since the start) for scripts such as `tests/interop/browser.sh`.
+//! wall-clock microseconds since the Unix epoch) for scripts such as `tests/interop/browser.sh`.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use common::{HeartbeatArgs, fmt_dur, raise_fds};
@@ -192,13 +192,15 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
 struct Logger {
     web: bool,
     events: bool,
-    start: Instant,
 }
 
 impl Logger {
     fn event(&self, what: &str, conn: ConnId, rest: std::fmt::Arguments<'_>) {
         if self.events {
-            let at = self.start.elapsed().as_micros();
+            // Wall-clock time, so a script can compare it with its own (`date +%s%6N`).
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
             println!("EVENT {what} {conn} t_us={at} {rest}");
         }
     }
@@ -279,7 +281,6 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let start = Instant::now();
     let server = match Server::builder(args.listen)
         .options(args.options())
         .loops(args.loops)
@@ -287,7 +288,6 @@ fn main() {
         .start(|_| Logger {
             web: args.web,
             events: args.events,
-            start,
         }) {
         Ok(s) => s,
         Err(e) => {
