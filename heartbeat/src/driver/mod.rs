@@ -652,4 +652,19 @@ mod tests {
         assert!(driver <= 200, "driver slot is {driver} bytes");
         assert!(endpoint <= 64, "endpoint entry is {endpoint} bytes");
     }
+
+    /// Guards the cost of a WebSocket connection stated in `shell::websocket`: the plain slot
+    /// plus the session's slot beside it (a `ws::Session`, 56 bytes, and the driver's flags),
+    /// with no heap while idle (checked over real sockets in `tests/tests/websocket.rs`).
+    #[test]
+    fn websocket_state_stays_small() {
+        let driver = std::mem::size_of::<Option<(ConnKey, Io)>>();
+        let session = ws::slot_size();
+        let endpoint = crate::endpoint::state_size();
+        eprintln!(
+            "websocket connection: driver slot {driver} B + session slot {session} B + endpoint entry {endpoint} B = {} B",
+            driver + session + endpoint
+        );
+        assert!(session <= 96, "session slot is {session} bytes");
+    }
 }

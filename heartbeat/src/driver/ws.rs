@@ -410,6 +410,12 @@ impl Sink for Held<'_> {
     }
 }
 
+/// Bytes of one entry of the sessions' table (for the size test).
+#[cfg(test)]
+pub(super) fn slot_size() -> usize {
+    std::mem::size_of::<Option<(ConnKey, WsConn)>>()
+}
+
 /// Which side a connection speaks for.
 pub(super) fn role(inbound: bool) -> Role {
     if inbound { Role::Server } else { Role::Client }
