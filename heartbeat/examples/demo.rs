@@ -5,7 +5,12 @@
 //! ```text
 //! cargo run --release -p wheelbeat-heartbeat --example demo
 //! cargo run --release -p wheelbeat-heartbeat --example demo -- --conns 10000 --interval 2s
+//! cargo run --release -p wheelbeat-heartbeat --example demo -- --tls
 //! ```
+//!
+//! `--tls` runs the same over TLS: a throwaway certificate for `localhost` is made at start
+//! with `rcgen` (nothing to set up), the server serves TLS with it (ALPN `wheelbeat`) and
+//! the pool trusts it. The verdicts and their bound are the same.
 //!
 //! Timeline: connect `--conns` pairs; heartbeat for `--warmup`; then freeze
 //! `--freeze-pct` of the clients (they stop reading and writing but keep their
@@ -35,7 +40,7 @@ use clap::Parser;
 use common::{HeartbeatArgs, LiveLine, cpu_time, ensure_fds, fmt_dur, rss_bytes};
 use crossbeam_channel::{Receiver, Sender};
 use wheelbeat_heartbeat::{
-    CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, Pool, Server,
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, PeerAddr, Pool, Server, tls,
 };
 
 #[derive(Debug, Parser)]
@@ -61,6 +66,9 @@ struct Args {
     /// Server event loops (threads sharing the port).
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// Run over TLS, with a throwaway certificate made at start.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// What a handler saw, sent to the main thread.
@@ -85,11 +93,11 @@ struct Reporter(Sender<Seen>, bool);
 impl Handler for Reporter {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
         // Pair the two ends by the client's port.
-        let port = if self.1 {
-            info.peer.port()
-        } else {
-            info.local.port()
+        let addr = if self.1 { &info.peer } else { &info.local };
+        let PeerAddr::Tcp(addr) = addr else {
+            return; // The demo runs over TCP only.
         };
+        let port = addr.port();
         let _ = self.0.send(Seen::Connect { conn, port });
     }
     fn on_dead(
@@ -206,6 +214,29 @@ fn main() -> ExitCode {
         &format!("--conns {n} (two descriptors per loopback pair)"),
     );
     let bound = args.heartbeat.bound();
+    let tls_configs = args.tls.then(|| {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("make a throwaway certificate");
+        let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+        let server = tls::server_config(
+            cert.as_bytes(),
+            key.as_bytes(),
+            &[b"wheelbeat"],
+            tls::ClientAuth::None,
+        )
+        .expect("server TLS configuration");
+        let client = tls::client_config(tls::Roots::Pem(cert.into_bytes()), &[b"wheelbeat"], None)
+            .expect("client TLS configuration");
+        (server, client)
+    });
+    println!(
+        "demo: over {}",
+        if args.tls {
+            "TLS (throwaway certificate for localhost made with rcgen, ALPN wheelbeat)"
+        } else {
+            "plain TCP"
+        }
+    );
     println!(
         "demo: {n} connections, interval {} timeout {} max-missed {} jitter {} -> bound {}",
         fmt_dur(args.heartbeat.interval),
@@ -219,14 +250,22 @@ fn main() -> ExitCode {
     let rss0 = rss_bytes().unwrap_or(0);
     let (stx, srx) = crossbeam_channel::unbounded();
     let (ctx, crx) = crossbeam_channel::unbounded();
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+    let mut server = Server::builder("127.0.0.1:0".parse().unwrap())
         .loops(args.loops)
-        .heartbeat(args.heartbeat.config(1))
+        .heartbeat(args.heartbeat.config(1));
+    if let Some((config, _)) = &tls_configs {
+        server = server.tls(config.clone());
+    }
+    let server = server
         .start(|_| Reporter(stx.clone(), true))
         .expect("start the server");
-    let pool = Pool::builder()
+    let mut pool = Pool::builder()
         .connect(server.local_addr(), n)
-        .heartbeat(args.heartbeat.config(2))
+        .heartbeat(args.heartbeat.config(2));
+    if let Some((_, config)) = &tls_configs {
+        pool = pool.tls(config.clone(), "localhost");
+    }
+    let pool = pool
         .start(move |_| Reporter(ctx.clone(), false))
         .expect("start the pool");
     let (sh, ph) = (server.handle(), pool.handle());

@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! cargo run --release -p wheelbeat-heartbeat --example server -- --listen 127.0.0.1:7000
+//! cargo run --release -p wheelbeat-heartbeat --example server -- --listen-unix /tmp/wb.sock
+//! cargo run --release -p wheelbeat-heartbeat --example server -- --listen 127.0.0.1:7443 \
+//!     --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
 //! Prints exactly `listening on IP:PORT` on stdout once ready (port 0 picks a
@@ -22,6 +25,11 @@
 //! and sends each connection the RTT measured for it as `{"rtt_us":N}`. `--events` prints one
 //! line per connection event on stdout (`EVENT open|rtt|dead|close CONN ...`, times in
 //! wall-clock microseconds since the Unix epoch) for scripts such as `tests/interop/browser.sh`.
+//!
+//! Transports: `--listen-unix PATH` listens on a Unix domain socket instead (stdout then
+//! says `listening on unix:PATH`); `--tls-cert FILE --tls-key FILE` (PEM chain and key)
+//! serve TLS on the same `--listen` address, ALPN `wheelbeat` offered, with
+//! `--handshake-timeout` (default 10 s). What it serves is said on stderr's first line.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -36,7 +44,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wheelbeat_heartbeat::{
     CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, SendAs, Server,
-    Snapshot, WsSettings,
+    Snapshot, WsSettings, tls,
 };
 
 #[derive(Debug, Parser)]
@@ -45,6 +53,18 @@ struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7000")]
     listen: SocketAddr,
+    /// Listen on a Unix domain socket at this path instead (it must not exist).
+    #[arg(long, conflicts_with = "listen")]
+    listen_unix: Option<std::path::PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// How long a TLS handshake may take.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
     #[command(flatten)]
     heartbeat: HeartbeatArgs,
     /// Event-loop threads sharing the port.
@@ -176,6 +196,7 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
             "io_error": s.closed.io_error,
             "handler_panicked": s.closed.handler_panicked,
             "local": s.closed.local,
+            "handshake": s.closed.handshake,
         },
         "timer_lateness_max_us": us(s.timer_lateness_max),
         "timer_late_runs": s.timer_late_runs,
@@ -208,7 +229,15 @@ impl Logger {
 
 impl Handler for Logger {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
-        log::info!("{conn}: connected from {}", info.peer);
+        match (&info.alpn, &info.server_name) {
+            (None, None) => log::info!("{conn}: connected from {}", info.peer),
+            (alpn, sni) => log::info!(
+                "{conn}: connected from {} (tls, alpn {:?}, sni {:?})",
+                info.peer,
+                alpn.as_deref().map(String::from_utf8_lossy),
+                sni.as_deref().unwrap_or("-")
+            ),
+        }
         self.event("open", conn, format_args!("peer={}", info.peer));
     }
     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
@@ -281,21 +310,58 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let server = match Server::builder(args.listen)
+    let fail = |what: String| -> ! {
+        eprintln!("error: {what}");
+        std::process::exit(1);
+    };
+    let mut builder = match &args.listen_unix {
+        Some(path) => Server::builder_unix(path),
+        None => Server::builder(args.listen),
+    };
+    builder = builder
         .options(args.options())
         .loops(args.loops)
         .max_connections(max_connections)
+        .handshake_timeout(args.handshake_timeout);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p)
+                    .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())))
+            };
+            let config = tls::server_config(
+                &read(cert),
+                &read(key),
+                &[b"wheelbeat"],
+                tls::ClientAuth::None,
+            )
+            .unwrap_or_else(|e| fail(format!("bad TLS certificate or key: {e}")));
+            builder = builder.tls(config);
+            format!(
+                "TLS (certificate {}, ALPN wheelbeat, handshake timeout {})",
+                cert.display(),
+                fmt_dur(args.handshake_timeout)
+            )
+        }
+        _ => "plain (no TLS)".to_string(),
+    };
+    let where_ = match &args.listen_unix {
+        Some(p) => format!("unix:{}", p.display()),
+        None => args.listen.to_string(),
+    };
+    let server = builder
         .start(|_| Logger {
             web: args.web,
             events: args.events,
-        }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
-            std::process::exit(1);
-        }
-    };
-    println!("listening on {}", server.local_addr());
+        })
+        .unwrap_or_else(|e| fail(format!("cannot listen on {where_}: {e}")));
+    // What it serves, first on stderr: stdout carries only the `listening on` line.
+    eprintln!(
+        "serving heartbeats on {} over {tls}, {} loop(s)",
+        server.listen_addr(),
+        args.loops.max(1)
+    );
+    println!("listening on {}", server.listen_addr());
     let _ = std::io::stdout().flush();
     // The stats printer waits on a channel with a timeout, so dropping `stop` ends it at once.
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);

@@ -136,10 +136,16 @@ pub mod sim;
 pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId, Stats};
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
-    CloseReason, ConnId, ConnInfo, Context, Framing, Handle, Handler, HttpHook, Options, Pool,
-    PoolBuilder, SendAs, SendError, Server, ServerBuilder, SettingsError, Snapshot, StartError,
-    TrySendError, UpgradeHook, WsSettings,
+    CloseReason, ConnId, ConnInfo, Context, DEFAULT_HANDSHAKE_TIMEOUT, Framing, Handle, Handler,
+    HttpHook, Options, Pool, PoolBuilder, SendAs, SendError, Server, ServerBuilder, SettingsError,
+    Snapshot, StartError, TrySendError, UpgradeHook, WsSettings,
 };
+/// Where a connection is: a TCP address or a Unix socket path (in [`ConnInfo`]).
+pub use wheelbeat_net::PeerAddr;
+/// TLS configuration (feature `tls`): `wheelbeat-net`'s module, for the builders'
+/// `tls` methods ([`ServerBuilder::tls`], [`PoolBuilder::tls`]).
+#[cfg(feature = "tls")]
+pub use wheelbeat_net::tls;
 
 /// The README's code blocks, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

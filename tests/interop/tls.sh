@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Foreign-client TLS check: Python's `ssl` module (a TLS stack nobody here wrote) talks to the
-# wheelbeat-net TLS echo example over loopback. Needs only the Rust toolchain, python3 and the
+# heartbeat `server` example (`--tls-cert ... --tls-key ...`) over loopback. Needs only the Rust toolchain, python3 and the
 # openssl CLI (installed with apt-get if missing and we are root). Exits non-zero on failure;
 # the whole run is bounded (about 10 s once built).
 #
 #   bash tests/interop/tls.sh
 #
 # What it checks, against one server process:
-#   1. 20 clients in parallel, 50 `{"ping":N}` lines each, every line echoed in order;
+#   1. 20 clients in parallel, 50 `{"ping":N}` lines each, each answered `{"pong":N}` in order
+#      (the server's own `{"ping":...}` heartbeats, if any come, are skipped);
 #   2. ALPN-less TLS 1.3 with certificate and host name verified by Python (cafile, SNI);
 #   3. garbage instead of a ClientHello is refused, and the next client is served;
 #   4. a clean close: the client's close_notify is answered with the server's (ssl.unwrap()).
@@ -23,9 +24,9 @@ if ! command -v openssl >/dev/null; then
     fi
 fi
 
-echo "== building the TLS echo example"
-cargo build --locked -q -p wheelbeat-net --features tls --example tls_echo
-BIN="${CARGO_TARGET_DIR:-target}/debug/examples/tls_echo"
+echo "== building the heartbeat server example (with TLS)"
+cargo build --locked -q -p wheelbeat-heartbeat --features tls --example server
+BIN="${CARGO_TARGET_DIR:-target}/debug/examples/server"
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -40,12 +41,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 
-# The server under test, in one variable: switch it to `server --tls-cert ...` of the
-# heartbeat crate when that lands (it must print `listening on IP:PORT` on stdout).
+# The server under test, in one variable (it must print `listening on IP:PORT` on stdout).
 SERVER_CMD="$BIN --listen 127.0.0.1:0 --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem"
 
 echo "== starting: $SERVER_CMD"
-$SERVER_CMD >"$WORK/out" 2>"$WORK/err" &
+RUST_LOG=info $SERVER_CMD >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 200); do
@@ -70,14 +70,21 @@ def tls_client():
     raw = socket.create_connection((host, port), timeout=TIMEOUT)
     return ctx.wrap_socket(raw, server_hostname="localhost")
 
+def reply(f):
+    """The next line that is not the server's own heartbeat ping."""
+    while True:
+        line = f.readline()
+        if not line.startswith(b'{"ping":'):
+            return line
+
 def echo(n_lines, tag):
     s = tls_client()
     f = s.makefile("rb")
     for i in range(n_lines):
-        line = b'{"ping":%d}\n' % i
-        s.sendall(line)
-        got = f.readline()
-        assert got == line, f"{tag}: sent {line!r}, got {got!r}"
+        s.sendall(b'{"ping":%d}\n' % i)
+        got = reply(f)
+        want = b'{"pong":%d}\n' % i
+        assert got == want, f"{tag}: wanted {want!r}, got {got!r}"
     version = s.version()
     f.close()
     s.close()
@@ -95,7 +102,7 @@ for t in threads: t.start()
 for t in threads: t.join(TIMEOUT * 2)
 assert not any(t.is_alive() for t in threads), "a client hung"
 assert not failures, failures
-print("ok: 20 clients x 50 {\"ping\":N} lines echoed over", echo(1, "version"))
+print("ok: 20 clients x 50 {\"ping\":N} answered {\"pong\":N} over", echo(1, "version"))
 
 # Garbage instead of a ClientHello: the server must drop that connection...
 g = socket.create_connection((host, port), timeout=TIMEOUT)
@@ -118,7 +125,9 @@ print("ok: served after garbage")
 # Clean close: our close_notify is answered by the server's.
 s = tls_client()
 s.sendall(b'{"ping":1}\n')
-assert s.recv(64) == b'{"ping":1}\n'
+f = s.makefile("rb")
+assert reply(f) == b'{"pong":1}\n'
+f.close()
 plain = s.unwrap()  # sends close_notify, waits for the server's
 plain.close()
 print("ok: close_notify answered")

@@ -48,7 +48,7 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
     while client_by_port.len() < n {
         match client_rx.recv_deadline(deadline) {
             Ok(Seen::Connect(id, info)) => {
-                client_by_port.insert(info.local.port(), id);
+                client_by_port.insert(common::port(&info.local), id);
             }
             Ok(_) => {}
             Err(_) => panic!("only {} of {n} clients connected", client_by_port.len()),
@@ -59,7 +59,7 @@ fn frozen_peers_are_detected_within_the_bound_and_nobody_else() {
     while server_by_port.len() < n {
         match server_rx.recv_deadline(deadline) {
             Ok(Seen::Connect(id, info)) => {
-                server_by_port.insert(info.peer.port(), id);
+                server_by_port.insert(common::port(&info.peer), id);
             }
             Ok(_) => {}
             Err(_) => panic!("only {} of {n} accepted", server_by_port.len()),

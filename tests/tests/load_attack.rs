@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use crossbeam_channel::Sender;
-use wheelbeat_heartbeat::{ConnId, ConnInfo, Context, DeadReason, Handler, Pool, Server};
+use wheelbeat_heartbeat::{ConnId, ConnInfo, Context, DeadReason, Handler, PeerAddr, Pool, Server};
 
 enum Seen {
     Connect(ConnId, SocketAddr),
@@ -36,7 +36,9 @@ struct Verdicts(Sender<Seen>);
 
 impl Handler for Verdicts {
     fn on_connect(&mut self, _: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
-        let _ = self.0.send(Seen::Connect(conn, info.peer));
+        if let PeerAddr::Tcp(peer) = info.peer {
+            let _ = self.0.send(Seen::Connect(conn, peer));
+        }
     }
     fn on_dead(&mut self, _: &mut Context<'_>, conn: ConnId, _: DeadReason, silent_for: Duration) {
         let _ = self.0.send(Seen::Dead(conn, silent_for));

@@ -26,11 +26,20 @@
 //! # Ground rules
 //! - The driver never blocks except in `poll`, and nothing a peer sends can panic it or make
 //!   it spin: every read is bounded in bytes and in time.
-//! - The stream type is named once ([`Stream`]); peer addresses appear only where a
-//!   connection starts ([`ConnInfo`]).
+//! - The stream type is named once ([`Stream`], in `stream.rs`: TCP, Unix, or TLS over
+//!   either); peer addresses appear only where a connection starts ([`ConnInfo`]).
+//! - A TLS peer is driven through its handshake here (`handshake.rs`) and handed to the
+//!   endpoint only once it completes: the monitor never judges a handshake as silence, and a
+//!   handshake that does not complete in time is closed with its own reason.
 //! - A loop that ends other than by shutdown (a failed `poll`, a panic here) is counted in
 //!   the shared state, so [`Handle`](crate::Handle) and [`Snapshot`](crate::Snapshot) report
 //!   it.
+
+mod handshake;
+mod socket;
+mod stall;
+mod stream;
+mod ws;
 
 use std::io;
 use std::sync::Arc;
@@ -39,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use wheelbeat_net::{
-    AcceptStatus, Acceptor, ConnKey, ConnectStatus, Connecting, Connection, Error as NetError,
-    FlushStatus, ReadBuf, ReadStatus, Ready,
+    AcceptStatus, ConnKey, ConnectStatus, Connection, Error as NetError, FlushStatus, PeerAddr,
+    ReadBuf, ReadStatus, Ready, Transport,
 };
 
 use crate::endpoint::{Endpoint, Lane, Output, Target};
@@ -49,10 +58,6 @@ use crate::shell::handle::{Command, CommandRx, Shared};
 use crate::shell::handler::{ConnInfo, Handler};
 use crate::shell::websocket::WsPings;
 use crate::shell::{AnyCodec, CloseReason, Framing, Options};
-
-mod socket;
-mod stall;
-mod ws;
 
 use socket::{Full, close_reason_for, close_socket, send_heartbeat};
 use stall::StallMeter;
@@ -65,22 +70,27 @@ pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 /// Most batches of events taken in one turn before the timers run.
 const MAX_IO_ROUNDS: usize = 16;
 
-/// The byte stream under every connection. The one place that names it: a transport seam
-/// (Unix sockets, TLS) changes this type and the places that create one (accept, connect).
-type Stream = mio::net::TcpStream;
+pub(crate) use stream::AnyAcceptor;
+use stream::{Dialing, Plain, Stream};
+
+/// A connection of the shell: framing over the shell's one stream type.
+type Conn = Connection<AnyCodec, Stream>;
 
 /// The socket side of one endpoint key.
 enum Io {
     /// A connect in flight.
-    Connecting(Connecting),
+    Connecting(Dialing),
+    /// Connected, TLS handshake in progress (a pool's connection): the endpoint still sees
+    /// a connect in flight, bounded by its connect deadline.
+    Handshaking(Stream),
     /// Served: read, written, registered.
     Open {
-        conn: Connection<AnyCodec>,
+        conn: Conn,
         /// Listed in `Driver::dirty` (bytes to flush, interest to sync).
         dirty: bool,
     },
     /// Deregistered, socket kept open (fault injection).
-    Frozen(Connection<AnyCodec>),
+    Frozen(Conn),
 }
 
 /// The driver's per-key sockets, indexed by the endpoint's keys (the endpoint issues them;
@@ -127,10 +137,12 @@ pub(crate) struct Driver<H: Handler> {
     rx: CommandRx,
     shared: Arc<Shared>,
     opts: Options,
-    acceptor: Option<Acceptor>,
+    acceptor: Option<AnyAcceptor>,
     /// A close freed a slot below `max_connections`, or accepting stopped at its budget.
     accept_again: bool,
-    accepted: Vec<(Stream, std::net::SocketAddr)>,
+    accepted: Vec<(Plain, PeerAddr)>,
+    /// Accepted TLS peers whose handshake is in progress (not known to the endpoint yet).
+    handshakes: handshake::Handshakes,
     dirty: Vec<ConnKey>,
     /// The WebSocket sessions, on a WebSocket loop only ([`ws`]).
     ws: Option<ws::WsConns>,
@@ -146,7 +158,7 @@ impl<H: Handler> Driver<H> {
         rx: CommandRx,
         shared: Arc<Shared>,
         mut opts: Options,
-        acceptor: Option<Acceptor>,
+        acceptor: Option<AnyAcceptor>,
         targets: Vec<Target>,
     ) -> io::Result<Driver<H>> {
         let websocket = opts.framing == Framing::WebSocket;
@@ -175,6 +187,7 @@ impl<H: Handler> Driver<H> {
             acceptor,
             accept_again: false,
             accepted: Vec::new(),
+            handshakes: handshake::Handshakes::default(),
             dirty: Vec::new(),
             ws: websocket.then(|| ws::WsConns::new(&opts.websocket, opts.max_frame_len)),
             opts,
@@ -233,9 +246,10 @@ impl<H: Handler> Driver<H> {
             let deadline = now + self.opts.turn_budget;
             self.io_rounds(now, deadline)?;
             self.commands(now);
-            self.expire_handshakes(now);
+            self.expire_ws_upgrades(now);
             // The reads may have taken up to the turn budget: judge at the real time.
             let now = Instant::now();
+            self.expire_handshakes(now);
             if self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
                 self.ep.handle_timeout(now);
                 self.apply_outputs(now);
@@ -259,7 +273,8 @@ impl<H: Handler> Driver<H> {
         }
         let next = [
             self.ep.poll_timeout(now),
-            self.acceptor.as_ref().and_then(Acceptor::resume_at),
+            self.acceptor.as_ref().and_then(AnyAcceptor::resume_at),
+            self.handshakes.next_deadline(),
             self.ws.as_ref().and_then(ws::WsConns::next_deadline),
         ]
         .into_iter()
@@ -298,6 +313,8 @@ impl<H: Handler> Driver<H> {
                         self.mark_dirty(key);
                     }
                     Some(Io::Connecting(_)) => self.finish_connect(key, now),
+                    // Served through `Ready`, like a connection's read.
+                    Some(Io::Handshaking(_)) => {}
                     _ => {}
                 }
             }
@@ -319,6 +336,9 @@ impl<H: Handler> Driver<H> {
                 match token {
                     WAKER => {}
                     LISTENER => self.accept(now),
+                    token if handshake::is_handshake_token(token) => {
+                        self.drive_accepted_handshake(token, now)
+                    }
                     token => self.read(ConnKey::from_token(token), now, deadline),
                 }
             }
@@ -336,7 +356,9 @@ impl<H: Handler> Driver<H> {
             return;
         };
         let mut accepted = std::mem::take(&mut self.accepted);
-        let status = acceptor.accept(self.poll.registry(), now, self.ep.live(), |s, peer| {
+        // Handshakes in progress hold descriptors and memory: they count as live.
+        let live = self.ep.live() + self.handshakes.len();
+        let status = acceptor.accept(self.poll.registry(), now, live, |s, peer| {
             accepted.push((s, peer));
         });
         match status {
@@ -346,24 +368,39 @@ impl<H: Handler> Driver<H> {
             Ok(_) => self.ready.again(LISTENER),
             Err(e) => log::error!("loop {}: accept failed: {e}", self.index),
         }
-        for (stream, peer) in accepted.drain(..) {
-            let local = match stream.local_addr() {
-                Ok(a) => a,
-                Err(e) => {
-                    // The peer reset before we got here: nothing to serve.
-                    log::debug!("loop {}: connection from {peer} lost: {e}", self.index);
-                    continue;
+        for (plain, peer) in accepted.drain(..) {
+            match self.wrap_accepted(plain, now) {
+                Ok(stream) if stream.is_handshaking() => {
+                    self.start_accepted_handshake(stream, peer, now);
                 }
-            };
-            let info = ConnInfo {
-                local,
-                peer,
-                inbound: true,
-            };
-            let key = self.ep.handle_accepted(now, info);
-            self.start_serving(key, stream, true, now);
+                Ok(stream) => self.serve_accepted(stream, peer, now),
+                Err(e) => log::warn!("loop {}: connection from {peer}: {e}", self.index),
+            }
         }
         self.accepted = accepted;
+    }
+
+    /// Hands an accepted connection (its handshake done, if any) to the endpoint and serves
+    /// it.
+    fn serve_accepted(&mut self, stream: Stream, peer: PeerAddr, now: Instant) {
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                // The peer reset before we got here: nothing to serve.
+                log::debug!("loop {}: connection from {peer} lost: {e}", self.index);
+                return;
+            }
+        };
+        let (alpn, server_name) = stream.tls_names();
+        let info = ConnInfo {
+            local,
+            peer,
+            inbound: true,
+            alpn,
+            server_name,
+        };
+        let key = self.ep.handle_accepted(now, info);
+        self.start_serving(key, stream, true, now);
     }
 
     /// Registers an established connection under `key` and applies what the endpoint
@@ -390,16 +427,21 @@ impl<H: Handler> Driver<H> {
                 .handle_failure(now, key, CloseReason::Io(e.to_string()));
         }
         // Bytes that arrived before registration raise an event anyway: registering a
-        // readable socket fires.
+        // readable socket fires. Plaintext read with the end of a TLS handshake, or records
+        // still in the TLS buffer, raise none: read once without waiting for one.
+        if self.sockets.get_mut(key).is_some() {
+            self.ep.set_unread(key, true);
+            self.ready.again(key.token());
+        }
         self.apply_outputs(now);
     }
 
-    fn start_connect(&mut self, key: ConnKey, addr: std::net::SocketAddr, now: Instant) {
-        let started = Connecting::start(addr, &self.opts.socket, now, self.opts.connect_timeout)
+    fn start_connect(&mut self, key: ConnKey, addr: PeerAddr, now: Instant) {
+        let started = Dialing::start(&addr, &self.opts.socket, now, self.opts.connect_timeout)
             .and_then(|mut c| {
                 self.poll
                     .registry()
-                    .register(c.stream_mut(), key.token(), Interest::WRITABLE)?;
+                    .register(c.source(), key.token(), Interest::WRITABLE)?;
                 Ok(c)
             });
         match started {
@@ -413,22 +455,16 @@ impl<H: Handler> Driver<H> {
         let Some(Io::Connecting(c)) = self.sockets.get_mut(key) else {
             return;
         };
-        let peer = c.peer();
         match c.poll(now) {
             ConnectStatus::Pending => {}
-            ConnectStatus::Connected(mut stream) => {
+            ConnectStatus::Connected(mut plain) => {
                 self.sockets.remove(key);
-                let _ = self.poll.registry().deregister(&mut stream);
-                match stream.local_addr() {
-                    Ok(local) => {
-                        let info = ConnInfo {
-                            local,
-                            peer,
-                            inbound: false,
-                        };
-                        self.ep.handle_connected(now, key, info);
-                        self.start_serving(key, stream, false, now);
+                let _ = self.poll.registry().deregister(&mut plain);
+                match self.wrap_connected(plain) {
+                    Ok(stream) if stream.is_handshaking() => {
+                        self.start_connected_handshake(key, stream, now);
                     }
+                    Ok(stream) => self.serve_connected(key, stream, now),
                     Err(e) => self.ep.handle_connect_failed(now, key, &e),
                 }
             }
@@ -445,15 +481,39 @@ impl<H: Handler> Driver<H> {
         self.apply_outputs(now);
     }
 
+    /// Hands a pool's connection (its handshake done, if any) to the endpoint and serves it.
+    fn serve_connected(&mut self, key: ConnKey, stream: Stream, now: Instant) {
+        let addrs = stream
+            .local_addr()
+            .and_then(|l| Ok((l, stream.peer_addr()?)));
+        match addrs {
+            Ok((local, peer)) => {
+                let (alpn, server_name) = stream.tls_names();
+                let info = ConnInfo {
+                    local,
+                    peer,
+                    inbound: false,
+                    alpn,
+                    server_name,
+                };
+                self.ep.handle_connected(now, key, info);
+                self.start_serving(key, stream, false, now);
+            }
+            Err(e) => self.ep.handle_connect_failed(now, key, &e),
+        }
+    }
+
     // ----- reading ---------------------------------------------------------------------
 
     /// Reads `key` for one byte budget, or until the turn's `deadline`.
     fn read(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
-        if self.ws.is_some() {
+        if self.ws.is_some() && matches!(self.sockets.get_mut(key), Some(Io::Open { .. })) {
             return self.read_ws(key, now, deadline);
         }
-        let Some(Io::Open { conn, .. }) = self.sockets.get_mut(key) else {
-            return; // "Sporadic events happen": a stale or frozen token.
+        let conn = match self.sockets.get_mut(key) {
+            Some(Io::Open { conn, .. }) => conn,
+            Some(Io::Handshaking(_)) => return self.drive_connected_handshake(key, now),
+            _ => return, // "Sporadic events happen": a stale or frozen token.
         };
         let ep = &mut self.ep;
         let mut out_of_time = false;

@@ -2,14 +2,13 @@
 //! full priority lane once), close (with a goodbye when asked), and name a socket error as a
 //! [`CloseReason`].
 
-use std::io::{self, Read as _};
-use std::net::Shutdown;
+use std::io;
 
-use wheelbeat_net::{Connection, Error as NetError};
+use wheelbeat_net::{Error as NetError, Transport};
 
-use super::Io;
+use super::{Conn, Io};
 use crate::protocol::ProtocolError;
-use crate::shell::{AnyCodec, CloseReason, GOODBYE_DRAIN};
+use crate::shell::{CloseReason, GOODBYE_DRAIN};
 
 /// Why a frame could not be queued.
 pub(super) enum Full {
@@ -33,7 +32,7 @@ impl From<&NetError> for Full {
 /// Queues a heartbeat on the priority lane. A full lane is flushed once before giving up: a
 /// peer that pipelines hundreds of pings in one write and reads the answers gets them all
 /// (issue 8), while one that reads nothing still fills the lane and is closed.
-pub(super) fn send_heartbeat(conn: &mut Connection<AnyCodec>, frame: &[u8]) -> Result<(), Full> {
+pub(super) fn send_heartbeat(conn: &mut Conn, frame: &[u8]) -> Result<(), Full> {
     match conn.send_priority(frame) {
         Ok(()) => return Ok(()),
         Err(e) if !e.is_full() => return Err(Full::from(e.error())),
@@ -50,17 +49,23 @@ pub(super) fn send_heartbeat(conn: &mut Connection<AnyCodec>, frame: &[u8]) -> R
 pub(super) fn close_socket(io: Io, goodbye: bool, registry: &mio::Registry) {
     let mut conn = match io {
         // Dropping the socket closes it, which also removes it from epoll; after a failed
-        // `poll` the `Connecting` holds no socket at all.
-        Io::Connecting(_) => return,
+        // `poll` the `Connecting` holds no socket at all. A handshake cut short has no
+        // session to close cleanly.
+        Io::Connecting(_) | Io::Handshaking(_) => return,
         Io::Open { conn, .. } | Io::Frozen(conn) => conn,
     };
     let _ = conn.flush();
     let _ = conn.deregister(registry);
+    // TLS: every close of an established session sends close_notify (best effort: what the
+    // socket takes now), so the peer can tell a close from a truncation. A goodbye
+    // half-closes (a FIN after the alert, if any).
+    if goodbye || conn.stream().is_tls() {
+        let _ = conn.shutdown();
+    }
     if goodbye {
-        let stream = conn.stream_mut();
-        let _ = stream.shutdown(Shutdown::Write);
         // Read what the peer already sent, so that closing sends FIN, not an RST that could
-        // destroy the goodbye before the peer reads it.
+        // destroy the goodbye before the peer reads it. Raw bytes: under TLS, records.
+        let stream = conn.stream_mut().plain_mut();
         let mut drained = 0;
         let mut sink = [0u8; 4096];
         while drained < GOODBYE_DRAIN {

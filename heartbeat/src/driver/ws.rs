@@ -23,12 +23,11 @@ use wheelbeat_net::ws::{
     random_key,
 };
 use wheelbeat_net::{
-    ConnKey, Connection, Error as NetError, Outbox, ReadStatus, ws::ClientRequest,
-    ws::client_request,
+    ConnKey, Error as NetError, Outbox, ReadStatus, ws::ClientRequest, ws::client_request,
 };
 
 use super::socket::{Full, close_reason_for};
-use super::{Driver, Io};
+use super::{Conn, Driver, Io};
 use crate::endpoint::{Inbound, Lane};
 use crate::protocol::ProtocolError;
 use crate::shell::handler::Handler;
@@ -107,7 +106,7 @@ impl WsConns {
     pub(super) fn open(
         &mut self,
         key: ConnKey,
-        conn: &mut Connection<AnyCodec>,
+        conn: &mut Conn,
         inbound: bool,
         now: Instant,
     ) -> Result<(), NetError> {
@@ -116,7 +115,11 @@ impl WsConns {
             Session::server()
         } else {
             let key = random_key()?;
-            let host = conn.stream_mut().peer_addr()?.to_string();
+            // The `Host` header names the server as connected to; a Unix socket has no host.
+            let host = match conn.peer_addr()? {
+                wheelbeat_net::PeerAddr::Tcp(addr) => addr.to_string(),
+                _ => "localhost".to_string(),
+            };
             let path = self.settings.path.as_deref().unwrap_or("/");
             let request = client_request(
                 &ClientRequest {
@@ -152,7 +155,7 @@ impl WsConns {
     pub(super) fn transmit(
         &mut self,
         key: ConnKey,
-        conn: &mut Connection<AnyCodec>,
+        conn: &mut Conn,
         lane: Lane,
         frame: &[u8],
     ) -> Result<(), Full> {
@@ -333,7 +336,7 @@ impl<H: Handler> Driver<H> {
     }
 
     /// Closes the connections whose upgrade is not done by the handshake timeout.
-    pub(super) fn expire_handshakes(&mut self, now: Instant) {
+    pub(super) fn expire_ws_upgrades(&mut self, now: Instant) {
         loop {
             let Some(wsc) = self.ws.as_mut() else {
                 return;
@@ -384,7 +387,7 @@ impl Sink for OutboxSink<'_, '_> {
 }
 
 /// [`Sink`] over a connection, outside a read.
-struct ConnSink<'a>(&'a mut Connection<AnyCodec>);
+struct ConnSink<'a>(&'a mut Conn);
 
 impl Sink for ConnSink<'_> {
     fn send_frames(&mut self, bytes: &[u8]) -> Result<(), NetError> {

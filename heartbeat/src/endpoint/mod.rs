@@ -47,13 +47,12 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wheelbeat_net::{ConnKey, ConnTable};
+use wheelbeat_net::{ConnKey, ConnTable, PeerAddr};
 
 use crate::monitor::{Action, Event, Monitor, PeerConfig, PeerId};
 use crate::protocol::{Message, ProtocolError};
@@ -99,7 +98,7 @@ pub(crate) enum Output<'a> {
     Freeze { conn: ConnKey },
     /// Start a connect to `addr` for `conn`; report the outcome with
     /// [`Endpoint::handle_connected`] or [`Endpoint::handle_connect_failed`].
-    Connect { conn: ConnKey, addr: SocketAddr },
+    Connect { conn: ConnKey, addr: PeerAddr },
 }
 
 /// An output waiting in the queue; frames are ranges of one shared byte buffer.
@@ -120,7 +119,7 @@ enum Queued {
     },
     Connect {
         conn: ConnKey,
-        addr: SocketAddr,
+        addr: PeerAddr,
     },
 }
 
@@ -505,6 +504,13 @@ impl<H: Handler> Endpoint<H> {
         self.live
     }
 
+    /// A TLS peer that never reached the endpoint was closed by the driver before its
+    /// handshake completed: counted and logged here, so the statistics show it.
+    pub(crate) fn handle_handshake_failed(&mut self, peer: &PeerAddr, reason: &CloseReason) {
+        self.stats.closed.handshake += 1;
+        log::info!("loop {}: {peer} closed: {reason}", self.index);
+    }
+
     /// Whether `conn` is open (read and written).
     pub(crate) fn is_open(&self, conn: ConnKey) -> bool {
         matches!(self.conns.get(conn), Some(State::Open { .. }))
@@ -558,6 +564,7 @@ impl<H: Handler> Endpoint<H> {
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
             CloseReason::MemoryBudget => c.memory_budget += 1,
             CloseReason::Local | CloseReason::Shutdown => c.local += 1,
+            CloseReason::HandshakeTimeout | CloseReason::Handshake(_) => c.handshake += 1,
         }
         self.out.push_back(Queued::Close {
             conn: key,

@@ -16,10 +16,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use wheelbeat_net::ConnKey;
+use wheelbeat_net::{ConnKey, PeerAddr};
 
 use super::backoff::Backoff;
 use super::pacer::Pacer;
@@ -33,7 +32,7 @@ pub(crate) const MAX_PENDING_CONNECTS: usize = 256;
 /// An outbound target of a pool.
 #[derive(Debug)]
 pub(crate) struct Target {
-    addr: SocketAddr,
+    addr: PeerAddr,
     state: TargetState,
     backoff: Backoff,
 }
@@ -51,7 +50,7 @@ enum TargetState {
 }
 
 impl Target {
-    pub(crate) fn new(addr: SocketAddr, initial: Duration, max: Duration) -> Target {
+    pub(crate) fn new(addr: PeerAddr, initial: Duration, max: Duration) -> Target {
         Target {
             addr,
             state: TargetState::Ready,
@@ -154,7 +153,7 @@ impl<H: Handler> Endpoint<H> {
                 .push(Reverse((deadline, Timer::ConnectDeadline(conn))));
             self.out.push_back(Queued::Connect {
                 conn,
-                addr: pool.targets[t].addr,
+                addr: pool.targets[t].addr.clone(),
             });
         }
     }
@@ -163,9 +162,9 @@ impl<H: Handler> Endpoint<H> {
     pub(super) fn connect_failed(&mut self, now: Instant, t: usize, e: &io::Error) {
         self.pool.connect_ended();
         self.stats.connect_failures += 1;
-        let addr = self.pool.targets[t].addr;
+        let addr = self.pool.targets[t].addr.clone();
         log::debug!("loop {}: connect to {addr} failed: {e}", self.index);
-        self.call(now, None, |h, cx| h.on_connect_error(cx, addr, e));
+        self.call(now, None, |h, cx| h.on_connect_error(cx, &addr, e));
         self.schedule_reconnect(t, now);
     }
 

@@ -5,8 +5,10 @@
 //! a silent peer is dead within 1 s + 2 × 500 ms + one tick = 2.01 s.
 
 use std::net::SocketAddr;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wheelbeat_net::PeerAddr;
 
 use super::*;
 use crate::monitor::{Config, DeadReason};
@@ -17,7 +19,7 @@ enum Out {
     Tx(ConnKey, Lane, String),
     Close(ConnKey, bool),
     Freeze(ConnKey),
-    Connect(ConnKey, SocketAddr),
+    Connect(ConnKey, PeerAddr),
 }
 
 /// What the handler heard.
@@ -90,7 +92,7 @@ impl Handler for Recorder {
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         self.push(Heard::Close(conn.key(), reason.clone()));
     }
-    fn on_connect_error(&mut self, _: &mut Context<'_>, _: SocketAddr, error: &io::Error) {
+    fn on_connect_error(&mut self, _: &mut Context<'_>, _: &PeerAddr, error: &io::Error) {
         self.push(Heard::ConnectError(error.kind()));
     }
     fn on_writable_changed(&mut self, _: &mut Context<'_>, conn: ConnId, writable: bool) {
@@ -116,9 +118,11 @@ const ADDR: &str = "127.0.0.1:7000";
 
 fn info() -> ConnInfo {
     ConnInfo {
-        local: "127.0.0.1:1".parse().unwrap(),
-        peer: "127.0.0.1:2".parse().unwrap(),
+        local: PeerAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+        peer: PeerAddr::Tcp("127.0.0.1:2".parse().unwrap()),
         inbound: true,
+        alpn: None,
+        server_name: None,
     }
 }
 
@@ -426,7 +430,13 @@ fn pool(targets: usize, rate: Option<u32>) -> Timeline {
     opts.connect_rate = rate;
     let addr: SocketAddr = ADDR.parse().unwrap();
     let targets = (0..targets)
-        .map(|_| Target::new(addr, Duration::from_millis(100), Duration::from_secs(1)))
+        .map(|_| {
+            Target::new(
+                PeerAddr::Tcp(addr),
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+            )
+        })
         .collect();
     Timeline::with(opts, targets)
 }
@@ -447,7 +457,7 @@ fn a_pool_reconnects_after_a_jittered_backoff_that_doubles_and_resets_once_conne
     let out = tl.run_until(tl.at(0));
     assert_eq!(connects(&out).len(), 1);
     let k1 = connects(&out)[0];
-    assert_eq!(out, [Out::Connect(k1, addr)]);
+    assert_eq!(out, [Out::Connect(k1, PeerAddr::Tcp(addr))]);
     let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
     tl.ep.handle_connect_failed(tl.at(1), k1, &refused);
     assert_eq!(tl.outputs(), [Out::Close(k1, false)]);
@@ -470,7 +480,7 @@ fn a_pool_reconnects_after_a_jittered_backoff_that_doubles_and_resets_once_conne
     let k3 = connects(&tl.run_until(retry2))[0];
     let mut inf = info();
     inf.inbound = false;
-    tl.ep.handle_connected(retry2, k3, inf);
+    tl.ep.handle_connected(retry2, k3, inf.clone());
     tl.rec.take();
     assert!(tl.ep.is_open(k3));
     assert_eq!(tl.ep.stats().connected, 1);

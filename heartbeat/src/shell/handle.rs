@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
+use wheelbeat_net::PeerAddr;
 
 use super::ConnId;
 use super::stats::Snapshot;
@@ -88,7 +89,7 @@ struct Inner {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_ids: Vec<ThreadId>,
-    local_addr: Option<SocketAddr>,
+    local_addr: Option<PeerAddr>,
 }
 
 /// A cheap, cloneable, `Send + Sync` handle to running event loops (a
@@ -116,7 +117,7 @@ impl Handle {
         loops: Vec<LoopLink>,
         shared: Arc<Shared>,
         threads: Vec<JoinHandle<()>>,
-        local_addr: Option<SocketAddr>,
+        local_addr: Option<PeerAddr>,
     ) -> Handle {
         let thread_ids = threads.iter().map(|t| t.thread().id()).collect();
         Handle {
@@ -131,9 +132,17 @@ impl Handle {
         }
     }
 
-    /// The listening address (servers only).
+    /// The listening TCP address (servers on TCP only).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.inner.local_addr
+        match &self.inner.local_addr {
+            Some(PeerAddr::Tcp(a)) => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// Where the server listens: a TCP address or a Unix socket path (servers only).
+    pub fn listen_addr(&self) -> Option<&PeerAddr> {
+        self.inner.local_addr.as_ref()
     }
 
     /// Number of event-loop threads.

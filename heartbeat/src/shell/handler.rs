@@ -23,8 +23,8 @@
 //!   exactly one `on_close` (also on shutdown).
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use wheelbeat_net::PeerAddr;
 
 use crate::endpoint::{QueueView, data_cost};
 use crate::monitor::{Config, ConfigError, DeadReason, PeerConfig};
@@ -32,16 +32,20 @@ use crate::monitor::{Config, ConfigError, DeadReason, PeerConfig};
 use super::{CloseReason, ConnId};
 
 /// Addresses of a connection, given to [`Handler::on_connect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnInfo {
-    /// Our side of the connection.
-    pub local: SocketAddr,
-    /// The remote side.
-    pub peer: SocketAddr,
+    /// Our side of the connection (an IP address, or a Unix socket path).
+    pub local: PeerAddr,
+    /// The remote side (an unnamed Unix socket, usually, for a client of a socket path).
+    pub peer: PeerAddr,
     /// `true` for connections the loop accepted, `false` for a pool's
     /// outbound connections.
     pub inbound: bool,
+    /// TLS: the application protocol agreed by ALPN, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// TLS, server side: the name the client asked for (SNI), if any.
+    pub server_name: Option<String>,
 }
 
 /// Something a callback asked the loop to do.
@@ -241,8 +245,9 @@ pub trait Handler: Send + 'static {
     /// to [`Options::write_low_watermark`](crate::Options::write_low_watermark).
     fn on_writable_changed(&mut self, cx: &mut Context<'_>, conn: ConnId, writable: bool) {}
 
-    /// A pool failed to connect to `addr`; it retries after a backoff.
-    fn on_connect_error(&mut self, cx: &mut Context<'_>, addr: SocketAddr, error: &io::Error) {}
+    /// A pool failed to connect to `addr` (or to finish the TLS handshake there); it retries
+    /// after a backoff.
+    fn on_connect_error(&mut self, cx: &mut Context<'_>, addr: &PeerAddr, error: &io::Error) {}
 }
 
 /// The do-nothing handler: heartbeats only.

@@ -38,6 +38,7 @@ mod pool;
 mod server;
 pub mod settings;
 pub mod stats;
+pub(crate) mod tls;
 pub mod websocket;
 
 use std::fmt;
@@ -130,6 +131,14 @@ pub enum CloseReason {
     HandlerPanicked,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
+    /// A TLS peer did not complete its handshake within [`Options::handshake_timeout`].
+    /// The peer never reached the monitor or the handler (it is counted in
+    /// [`DeadCounts::handshake`] and logged).
+    HandshakeTimeout,
+    /// A TLS handshake failed (garbage instead of a ClientHello, a certificate refused...):
+    /// the message, which starts with `tls:`. Counted in [`DeadCounts::handshake`] and
+    /// logged, like [`HandshakeTimeout`](Self::HandshakeTimeout).
+    Handshake(String),
     /// The loop shut down.
     Shutdown,
 }
@@ -146,6 +155,8 @@ impl fmt::Display for CloseReason {
             CloseReason::HandlerPanicked => f.write_str("handler panicked"),
             CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
             CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::HandshakeTimeout => f.write_str("tls handshake timed out"),
+            CloseReason::Handshake(e) => write!(f, "handshake failed: {e}"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
     }
@@ -210,6 +221,15 @@ pub struct Options {
     /// WebSocket settings, used when [`framing`](Self::framing) is
     /// [`Framing::WebSocket`]. See [`websocket`].
     pub websocket: WsSettings,
+    /// How long a TLS handshake may take (default 10 s,
+    /// `wheelbeat_net::tls::DEFAULT_HANDSHAKE_TIMEOUT`). A peer is handed to the heartbeat
+    /// monitor when its handshake completes, so a handshake in progress is never judged as
+    /// silence; a server closes a peer whose handshake has not completed by then
+    /// ([`CloseReason::HandshakeTimeout`]). A pool's handshake counts towards its
+    /// `connect_timeout` as well. Unused without TLS.
+    pub handshake_timeout: Duration,
+    /// TLS on this loop's connections (feature `tls`; set with the builders' `tls` methods).
+    pub(crate) tls: tls::TlsSettings,
 }
 
 impl Options {
@@ -241,6 +261,8 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(5),
             connect_rate: None,
             websocket: WsSettings::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            tls: tls::TlsSettings::default(),
         }
     }
 }
@@ -249,6 +271,9 @@ impl Default for Options {
 /// loop drains at most this many unread bytes before closing so the kernel sends
 /// FIN rather than RST (which could destroy the goodbye in flight).
 pub(crate) const GOODBYE_DRAIN: usize = 256 * 1024;
+
+/// Default TLS handshake timeout (the same as `wheelbeat_net::tls::DEFAULT_HANDSHAKE_TIMEOUT`).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default initial reconnect delay of a pool.
 const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(100);

@@ -13,7 +13,10 @@
 //!   [`PoolBuilder::connect_rate`], at most that many start per second.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use wheelbeat_net::PeerAddr;
 
 use super::handle::{Handle, SendError};
 use super::settings::validate_backoff;
@@ -27,8 +30,8 @@ use crate::monitor;
 /// Builds a [`Pool`]. See [`Pool::builder`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
-    targets: Vec<(SocketAddr, usize)>,
-    opts: Options,
+    targets: Vec<(PeerAddr, usize)>,
+    pub(super) opts: Options,
     backoff_initial: Duration,
     backoff_max: Duration,
     loops: usize,
@@ -37,7 +40,14 @@ pub struct PoolBuilder {
 impl PoolBuilder {
     /// Adds `n` connections to `addr`.
     pub fn connect(mut self, addr: SocketAddr, n: usize) -> Self {
-        self.targets.push((addr, n));
+        self.targets.push((PeerAddr::Tcp(addr), n));
+        self
+    }
+
+    /// Adds `n` connections to the Unix domain stream socket at `path`. Of the socket
+    /// options only `SO_SNDBUF` applies to a Unix socket.
+    pub fn connect_unix(mut self, path: impl Into<PathBuf>, n: usize) -> Self {
+        self.targets.push((PeerAddr::Unix(Some(path.into())), n));
         self
     }
 
@@ -134,8 +144,9 @@ impl PoolBuilder {
         let all = self
             .targets
             .iter()
-            .flat_map(|&(addr, n)| std::iter::repeat_n(addr, n));
+            .flat_map(|(addr, n)| std::iter::repeat_n(addr, *n));
         for (i, addr) in all.enumerate() {
+            let addr = addr.clone();
             let target = Target::new(addr, self.backoff_initial, self.backoff_max);
             loops[i % self.loops].1.push(target);
         }

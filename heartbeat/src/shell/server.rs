@@ -7,30 +7,31 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
 use mio::{Poll, Waker};
-use wheelbeat_net::{Acceptor, ListenConfig};
+use wheelbeat_net::{Acceptor, ListenConfig, PeerAddr};
 
 use super::handle::{Handle, LoopLink, SendError, Shared};
 use super::{ConnId, Framing, Handler, Options, Snapshot, StartError};
-use crate::driver::{Driver, LISTENER, WAKER};
+use crate::driver::{AnyAcceptor, Driver, LISTENER, WAKER};
 use crate::endpoint::Target;
 use crate::monitor;
 
 /// Builds a [`Server`]. See [`Server::builder`].
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
-    addr: SocketAddr,
+    addr: PeerAddr,
     loops: usize,
-    opts: Options,
+    pub(super) opts: Options,
     listen: ListenConfig,
 }
 
 impl ServerBuilder {
     /// Number of event-loop threads (default 1). More than one shares the port
-    /// with `SO_REUSEPORT`.
+    /// with `SO_REUSEPORT`; a Unix-socket server has one loop.
     pub fn loops(mut self, n: usize) -> Self {
         self.loops = n.max(1);
         self
@@ -121,11 +122,31 @@ impl ServerBuilder {
         self.opts.validate()?;
         let mut listen = self.listen.clone();
         listen.socket = self.opts.socket;
+        let addr = match &self.addr {
+            PeerAddr::Tcp(addr) => *addr,
+            PeerAddr::Unix(path) => {
+                let Some(path) = path else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a Unix-socket server needs a path",
+                    )
+                    .into());
+                };
+                // One listener: a socket path cannot be shared like a port.
+                let acceptor =
+                    Acceptor::bind_unix(path, LISTENER, listen.clone()).map_err(io::Error::from)?;
+                let acceptors = vec![(Some(AnyAcceptor::Unix(acceptor)), Vec::new())];
+                let local = self.addr.clone();
+                let handle = spawn_loops(acceptors, &self.opts, &mut make_handler, Some(local))?;
+                log::info!("listening on {} with 1 loop", self.addr);
+                return Ok(Server { handle });
+            }
+        };
         if self.loops > 1 {
             listen.reuse_port = true;
         }
         // The first bind resolves port 0; the others join that port.
-        let first = wheelbeat_net::bind(self.addr, &listen).map_err(io::Error::from)?;
+        let first = wheelbeat_net::bind(addr, &listen).map_err(io::Error::from)?;
         let local_addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.loops {
@@ -133,9 +154,13 @@ impl ServerBuilder {
         }
         let acceptors = listeners
             .into_iter()
-            .map(|l| (Some(Acceptor::new(l, LISTENER, listen.clone())), Vec::new()))
+            .map(|l| {
+                let a = AnyAcceptor::Tcp(Acceptor::new(l, LISTENER, listen.clone()));
+                (Some(a), Vec::new())
+            })
             .collect();
-        let handle = spawn_loops(acceptors, &self.opts, &mut make_handler, Some(local_addr))?;
+        let local = PeerAddr::Tcp(local_addr);
+        let handle = spawn_loops(acceptors, &self.opts, &mut make_handler, Some(local))?;
         log::info!("listening on {local_addr} with {} loop(s)", self.loops);
         Ok(Server { handle })
     }
@@ -144,10 +169,10 @@ impl ServerBuilder {
 /// Builds one [`Driver`] per entry (on this thread, so set-up errors are
 /// returned here) and runs each on its own thread.
 pub(crate) fn spawn_loops<H, F>(
-    loops: Vec<(Option<Acceptor>, Vec<Target>)>,
+    loops: Vec<(Option<AnyAcceptor>, Vec<Target>)>,
     opts: &Options,
     make_handler: &mut F,
-    local_addr: Option<SocketAddr>,
+    local_addr: Option<PeerAddr>,
 ) -> io::Result<Handle>
 where
     H: Handler,
@@ -215,18 +240,50 @@ impl Server {
     /// A builder for a server listening on `addr` (port 0 picks a free port).
     pub fn builder(addr: SocketAddr) -> ServerBuilder {
         ServerBuilder {
-            addr,
+            addr: PeerAddr::Tcp(addr),
             loops: 1,
             opts: Options::default(),
             listen: ListenConfig::default(),
         }
     }
 
-    /// The bound address (with the real port when 0 was asked for).
+    /// A builder for a server listening on a Unix domain stream socket at `path`, which
+    /// must not exist yet (remove a stale socket file first). It runs one loop; `backlog`
+    /// and `reuse_port` of the listener settings do not apply.
+    ///
+    /// ```no_run
+    /// use wheelbeat_heartbeat::Server;
+    ///
+    /// # fn main() -> Result<(), wheelbeat_heartbeat::StartError> {
+    /// let server = Server::builder_unix("/tmp/wheelbeat.sock").start(|_| ())?;
+    /// println!("listening on {}", server.listen_addr());
+    /// # server.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn builder_unix(path: impl Into<PathBuf>) -> ServerBuilder {
+        ServerBuilder {
+            addr: PeerAddr::Unix(Some(path.into())),
+            loops: 1,
+            opts: Options::default(),
+            listen: ListenConfig::default(),
+        }
+    }
+
+    /// The bound address (with the real port when 0 was asked for). A Unix-socket server
+    /// has none: it returns the unspecified `0.0.0.0:0`; see [`listen_addr`](Self::listen_addr).
     pub fn local_addr(&self) -> SocketAddr {
+        match self.handle.listen_addr() {
+            Some(PeerAddr::Tcp(a)) => *a,
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+
+    /// Where the server listens: its TCP address or its Unix socket path.
+    pub fn listen_addr(&self) -> PeerAddr {
         self.handle
-            .local_addr()
-            .expect("a server always has a local address")
+            .listen_addr()
+            .cloned()
+            .unwrap_or(PeerAddr::Unix(None))
     }
 
     /// A handle for other threads.

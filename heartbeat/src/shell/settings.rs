@@ -49,6 +49,8 @@ pub enum SettingsError {
     ConnectTimeout(Duration),
     /// `connect_rate` is `Some(0)` (use `None` for no limit).
     ConnectRate,
+    /// `handshake_timeout` is zero or over [`DURATION_LIMIT`].
+    HandshakeTimeout(Duration),
     /// The pool's backoff: `initial` zero, or either over [`DURATION_LIMIT`].
     Backoff(Duration, Duration),
     /// A WebSocket setting ([`Options::websocket`]) is out of range: which one.
@@ -89,6 +91,9 @@ impl fmt::Display for SettingsError {
                 write!(f, "connect_timeout {d:?} not in (0, {DURATION_LIMIT:?}]")
             }
             SettingsError::ConnectRate => f.write_str("connect_rate must be at least 1 per second"),
+            SettingsError::HandshakeTimeout(d) => {
+                write!(f, "handshake_timeout {d:?} not in (0, {DURATION_LIMIT:?}]")
+            }
             SettingsError::Backoff(i, m) => {
                 write!(
                     f,
@@ -208,6 +213,9 @@ impl Options {
         if !duration_ok(self.connect_timeout) {
             return Err(SettingsError::ConnectTimeout(self.connect_timeout));
         }
+        if !duration_ok(self.handshake_timeout) {
+            return Err(SettingsError::HandshakeTimeout(self.handshake_timeout));
+        }
         if self.connect_rate == Some(0) {
             return Err(SettingsError::ConnectRate);
         }
@@ -247,6 +255,12 @@ mod tests {
         let mut o = ok.clone();
         o.max_frame_len = usize::MAX;
         assert_eq!(o.validate(), Err(SettingsError::MaxFrameLen(usize::MAX)));
+        let mut o = ok.clone();
+        o.handshake_timeout = Duration::ZERO;
+        assert_eq!(
+            o.validate(),
+            Err(SettingsError::HandshakeTimeout(Duration::ZERO))
+        );
         let mut o = ok.clone();
         o.connect_timeout = Duration::MAX;
         assert_eq!(

@@ -50,6 +50,9 @@ pub struct DeadCounts {
     pub memory_budget: u64,
     /// Closed on request of the application (handle, handler or shutdown).
     pub local: u64,
+    /// Closed before its TLS handshake completed: timed out, or failed (garbage instead
+    /// of a ClientHello...). Such peers never reached the monitor.
+    pub handshake: u64,
 }
 
 impl DeadCounts {
@@ -62,9 +65,12 @@ impl DeadCounts {
         self.handler_panicked += other.handler_panicked;
         self.memory_budget += other.memory_budget;
         self.local += other.local;
+        self.handshake += other.handshake;
     }
 
-    /// Total number of closed connections, all reasons together.
+    /// Total number of closed connections, all reasons together. Peers closed before their
+    /// TLS handshake completed ([`handshake`](Self::handshake)) are not in it: they were
+    /// never counted as accepted or connected either.
     pub fn total(&self) -> u64 {
         self.missed_pings
             + self.peer_closed

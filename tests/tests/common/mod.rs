@@ -3,11 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use wheelbeat_heartbeat::{CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler};
+use wheelbeat_heartbeat::{CloseReason, ConnId, ConnInfo, Context, DeadReason, Handler, PeerAddr};
 
 /// One handler callback, as seen by a test.
 #[derive(Debug, Clone)]
@@ -21,7 +20,7 @@ pub enum Seen {
     /// `on_close`.
     Close(ConnId, CloseReason),
     /// `on_connect_error`.
-    ConnectError(SocketAddr),
+    ConnectError(PeerAddr),
 }
 
 /// Forwards callbacks to a channel; optionally echoes application frames.
@@ -39,7 +38,7 @@ pub fn reporter(echo: bool) -> (Reporter, Receiver<Seen>) {
 
 impl Handler for Reporter {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
-        let _ = self.tx.send(Seen::Connect(conn, *info));
+        let _ = self.tx.send(Seen::Connect(conn, info.clone()));
     }
     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
         if self.echo {
@@ -61,8 +60,8 @@ impl Handler for Reporter {
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         let _ = self.tx.send(Seen::Close(conn, reason.clone()));
     }
-    fn on_connect_error(&mut self, _cx: &mut Context<'_>, addr: SocketAddr, _e: &std::io::Error) {
-        let _ = self.tx.send(Seen::ConnectError(addr));
+    fn on_connect_error(&mut self, _cx: &mut Context<'_>, addr: &PeerAddr, _e: &std::io::Error) {
+        let _ = self.tx.send(Seen::ConnectError(addr.clone()));
     }
 }
 
@@ -152,5 +151,13 @@ pub fn next_length_frame(r: &mut impl std::io::Read) -> Vec<u8> {
         if !is_server_ping(&body) {
             return body;
         }
+    }
+}
+
+/// The port of a TCP address (0 for a Unix socket).
+pub fn port(addr: &PeerAddr) -> u16 {
+    match addr {
+        PeerAddr::Tcp(a) => a.port(),
+        _ => 0,
     }
 }
