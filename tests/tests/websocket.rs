@@ -156,7 +156,7 @@ fn frozen_ws_peers_are_detected_within_the_bound_and_nobody_else() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while client_by_port.len() < n {
         let (id, port) = wait_for(&client_rx, deadline, |e| match e {
-            Seen::Connect(id, info) => Some((*id, info.local.port())),
+            Seen::Connect(id, info) => Some((*id, common::port(&info.local))),
             _ => None,
         })
         .expect("every client connects");
@@ -166,7 +166,7 @@ fn frozen_ws_peers_are_detected_within_the_bound_and_nobody_else() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while server_by_port.len() < n {
         let (id, port) = wait_for(&server_rx, deadline, |e| match e {
-            Seen::Connect(id, info) => Some((*id, info.peer.port())),
+            Seen::Connect(id, info) => Some((*id, common::port(&info.peer))),
             _ => None,
         })
         .expect("every connection accepted");
@@ -308,5 +308,73 @@ fn an_upgrade_never_finished_is_closed_at_the_handshake_timeout() {
     )
     .expect("the server reports the close");
     assert!(matches!(reason, CloseReason::Protocol(_)), "{reason}");
+    server.shutdown();
+}
+
+/// `wss://`: WebSocket over the shell's TLS. The upgrade, the RFC ping/pong heartbeat and the
+/// messages all run inside the TLS stream, on both ends.
+#[test]
+fn wss_pool_and_server_heartbeat_over_tls() {
+    use wheelbeat_heartbeat::tls::{ClientAuth, Roots, client_config, server_config};
+    let _ = env_logger::builder().is_test(true).try_init();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let n = 6;
+    let (h, server_rx) = reporter(true);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(100, 200, 3))
+        .tls(
+            server_config(
+                cert.as_bytes(),
+                key.as_bytes(),
+                &[b"wheelbeat"],
+                ClientAuth::None,
+            )
+            .unwrap(),
+        )
+        .websocket(WsSettings::default().path("/ws"))
+        .start(move |_| h.clone())
+        .unwrap();
+    let (client_h, client_rx) = reporter(false);
+    let pool = Pool::builder()
+        .connect(server.local_addr(), n)
+        .heartbeat(heartbeat(100, 200, 3))
+        .tls(
+            client_config(Roots::Pem(cert.into_bytes()), &[b"wheelbeat"], None).unwrap(),
+            "localhost",
+        )
+        .websocket(WsSettings::default().path("/ws"))
+        .start(move |_| client_h.clone())
+        .unwrap();
+    let (sh, ph) = (server.handle(), pool.handle());
+    assert!(
+        wait_until(&server_rx, Duration::from_secs(10), || {
+            sh.stats().pongs_received >= 3 * n as u64 && ph.stats().pongs_received >= 3 * n as u64
+        }),
+        "server {} / pool {} pongs",
+        sh.stats().pongs_received,
+        ph.stats().pongs_received
+    );
+    let ids: Vec<_> = client_rx
+        .try_iter()
+        .filter_map(|e| match e {
+            Seen::Connect(id, _) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), n);
+    pool.send(ids[0], "over tls").unwrap();
+    let body = wait_for(
+        &client_rx,
+        Instant::now() + Duration::from_secs(5),
+        |e| match e {
+            Seen::Message(_, body) => Some(body.clone()),
+            _ => None,
+        },
+    )
+    .expect("the message is echoed");
+    assert_eq!(body, b"over tls");
+    assert_eq!(sh.stats().connections, n as u64);
+    pool.shutdown();
     server.shutdown();
 }

@@ -33,6 +33,9 @@
 //!   dead, shutdown) sends a close frame with code 1000 first, behind the messages already
 //!   queued, then shuts the write side, so the peer reads the close before the FIN. A
 //!   protocol error sends the RFC's code for it (1002, 1007, 1009...).
+//! - **`wss://`.** With the builders' `tls` methods as well, the upgrade runs inside the TLS
+//!   stream once its handshake is done (the handshake timeout of [`WsSettings`] counts from
+//!   then): WebSocket over TLS over TCP or a Unix socket, nothing else changes.
 
 use std::fmt;
 use std::sync::Arc;
