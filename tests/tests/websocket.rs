@@ -378,3 +378,62 @@ fn wss_pool_and_server_heartbeat_over_tls() {
     pool.shutdown();
     server.shutdown();
 }
+
+/// A passive WebSocket server never pings: the clients' pings (answered by the server's
+/// session) keep their connections alive, and a frozen client is dead after one silent
+/// window (`interval`), within a tick, never before.
+#[test]
+fn a_passive_ws_server_never_pings_and_judges_by_silence() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let window = Duration::from_millis(300);
+    let (server, server_rx) = ws_server(
+        heartbeat(window.as_millis() as u64, 200, 3),
+        WsSettings::default().passive(true),
+        false,
+    );
+    let n = 4;
+    let (client_h, client_rx) = reporter(false);
+    let pool = Pool::builder()
+        .connect(server.local_addr(), n)
+        .heartbeat(heartbeat(100, 200, 3))
+        .websocket(WsSettings::default())
+        .start(move |_| client_h.clone())
+        .unwrap();
+    let (sh, ph) = (server.handle(), pool.handle());
+    // Three windows' worth of client pings, all answered by the server's sessions.
+    assert!(wait_until(&server_rx, Duration::from_secs(10), || ph
+        .stats()
+        .pongs_received
+        >= 9 * n as u64));
+    let s = sh.stats();
+    assert_eq!(s.pings_sent, 0, "a passive server pinged");
+    assert_eq!(s.connections, n as u64);
+    assert_eq!(s.closed.missed_pings, 0);
+
+    let victim = wait_for(&client_rx, Instant::now(), |e| match e {
+        Seen::Connect(id, _) => Some(*id),
+        _ => None,
+    })
+    .expect("a client connected");
+    let frozen_at = Instant::now();
+    ph.freeze(victim).unwrap();
+    let (silent_for, at) = wait_for(
+        &server_rx,
+        frozen_at + Duration::from_secs(5),
+        |e| match e {
+            Seen::Dead(_, _, silent_for, at) => Some((*silent_for, *at)),
+            _ => None,
+        },
+    )
+    .expect("the frozen client is declared dead");
+    let tick = wheelbeat_heartbeat::Config::default().tick;
+    assert!(silent_for >= window, "dead after {silent_for:?} of silence");
+    assert!(
+        at - frozen_at <= window + tick + SCHEDULING_ALLOWANCE,
+        "dead {:?} after the freeze",
+        at - frozen_at
+    );
+    assert_eq!(sh.stats().connections, n as u64 - 1);
+    pool.shutdown();
+    server.shutdown();
+}
