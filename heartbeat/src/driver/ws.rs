@@ -232,8 +232,7 @@ impl<H: Handler> Driver<H> {
         let mut served_http = false;
         let mut hook = |r: &wheelbeat_net::ws::Request<'_>| settings.decide(r);
         let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, out| {
-            // The session answers a close at once; ours is written at the endpoint's close,
-            // behind the replies to the messages before it (see the module docs).
+            // A plain GET the application answers (a page next to the WebSocket endpoint).
             if session.is_handshaking()
                 && session.role() == Role::Server
                 && let Some(response) = plain_http(settings, frame)
@@ -243,6 +242,8 @@ impl<H: Handler> Driver<H> {
                 served_http = true;
                 return ControlFlow::Break(());
             }
+            // The session answers a close at once; ours is written at the endpoint's close,
+            // behind the replies to the messages before it (see the module docs).
             let hold = session.is_open() && is_close(frame);
             let mut sink = OutboxSink {
                 out,
