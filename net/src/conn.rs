@@ -423,7 +423,7 @@ impl<C: Codec, S: Transport> Connection<C, S> {
         // See the module docs, "Short reads": stop after a read that left room, unless the
         // caller does not report events or an event said the peer's FIN may be pending.
         let short_read_stops = SHORT_READS
-            && S::SHORT_READ_DRAINS
+            && stream.short_read_drains()
             && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
         let max_buffered = codec.max_buffered_len();
         scratch.ensure(max_buffered + READ_ROOM);

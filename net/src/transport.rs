@@ -102,6 +102,13 @@ pub trait Transport: mio::event::Source + fmt::Debug {
     /// receive queue was empty (see [`Connection`](crate::Connection)'s "Short reads").
     const SHORT_READ_DRAINS: bool;
 
+    /// [`SHORT_READ_DRAINS`](Self::SHORT_READ_DRAINS) for this stream: a transport that is
+    /// one of several kinds at run time (an enum over plain sockets and TLS) answers per
+    /// stream. Defaults to the constant.
+    fn short_read_drains(&self) -> bool {
+        Self::SHORT_READ_DRAINS
+    }
+
     /// Reads bytes for the codec. `Ok(0)` is the end of the stream; `WouldBlock` means wait
     /// for the next readable event; `Interrupted` means "progress made, nothing to deliver:
     /// call again".

@@ -406,6 +406,7 @@ impl<H: Handler> Driver<H> {
     /// Registers an established connection under `key` and applies what the endpoint
     /// decided on opening it (`on_connect` may have sent or closed).
     fn start_serving(&mut self, key: ConnKey, stream: Stream, inbound: bool, now: Instant) {
+        let (tls, early) = (stream.is_tls(), stream.has_early_input());
         let mut conn = Connection::with_codec(
             stream,
             AnyCodec::new(self.opts.framing, self.opts.max_frame_len, inbound),
@@ -428,9 +429,13 @@ impl<H: Handler> Driver<H> {
         }
         // Bytes that arrived before registration raise an event anyway: registering a
         // readable socket fires. Plaintext read with the end of a TLS handshake, or records
-        // still in the TLS buffer, raise none: read once without waiting for one.
-        if self.sockets.get_mut(key).is_some() {
-            self.ep.set_unread(key, true);
+        // still in the TLS buffer, raise none: read a TLS stream once without waiting for
+        // one. Only bytes already in hand mark it unread: that holds its verdicts until it
+        // is read, which under a flood of other peers can be many turns away.
+        if tls && self.sockets.get_mut(key).is_some() {
+            if early {
+                self.ep.set_unread(key, true);
+            }
             self.ready.again(key.token());
         }
         self.apply_outputs(now);

@@ -137,6 +137,15 @@ impl Stream {
         }
     }
 
+    /// True if plaintext read during the handshake waits for the codec.
+    pub(crate) fn has_early_input(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => !t.early.is_empty(),
+        }
+    }
+
     /// True for a TLS stream.
     pub(crate) fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
@@ -192,9 +201,12 @@ impl mio::event::Source for Stream {
 
 impl Transport for Stream {
     // Only a plain socket proves its queue empty by a short read; a TLS record split across
-    // reads does not. Choosing the stricter answer for both costs a plain socket one extra
-    // `read` returning `WouldBlock` per drained event.
+    // reads does not. The constant is the safe answer; each stream gives its own below.
     const SHORT_READ_DRAINS: bool = false;
+
+    fn short_read_drains(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

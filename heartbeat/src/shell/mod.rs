@@ -10,6 +10,13 @@
 //!   down (loops joined, sockets closed).
 //! - [`Handler`]: the application's callbacks, run on the loop thread.
 //!
+//! Transports: TCP; a Unix domain socket ([`Server::builder_unix`],
+//! [`PoolBuilder::connect_unix`]); TLS over either (feature `tls`: `ServerBuilder::tls`,
+//! `PoolBuilder::tls`). A TLS peer reaches the monitor and the handler once its handshake
+//! completes, with ALPN and SNI in its [`ConnInfo`]; until then only
+//! [`Options::handshake_timeout`] applies. The heartbeat, its format and its bound are the
+//! same on every transport.
+//!
 //! # Ground rules
 //! - Only the loop reads the clock, once per turn; everything else (the monitor,
 //!   backoff, deadlines) is handed that one `now`.
