@@ -6,7 +6,9 @@
 #   2. the browser's whole process group is frozen with SIGSTOP (sockets open, nothing
 #      answers: a hung machine, not a closed tab): the server declares all N dead, none
 #      before the freeze, each within the detection bound plus the loop's measured timer
-#      lateness (the STATS line's timer_lateness_max_us) after it;
+#      lateness L (the STATS line's timer_lateness_max_us) after it: bound + 2 L + one tick,
+#      the allowance of tests/tests/load_attack.rs (a turn late by L delays a verdict by L,
+#      and the retry that follows it sits on the tick grid, so L again rounded up to a tick);
 #   3. a fresh page (?close=1) closes its N WebSockets cleanly once each has an RTT: the
 #      server sees N peer closes and no other close.
 #
@@ -116,7 +118,7 @@ sleep 0.5 # let the next STATS line carry the lateness of these verdicts
 lateness_us=$(grep '^STATS ' "$work/server.err" | tail -1 | sed 's/^STATS //' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["timer_lateness_max_us"])')
 read -r early late min_us max_us < <(awk -v since="$mark" -v t0="$t0" -v t1="$t1" \
-    -v limit=$((bound_us + lateness_us)) '
+    -v limit=$((bound_us + 2 * lateness_us + 10000)) '
     NR > since && $2 == "rtt" { ws[$3 " " $4] = 1 }
     NR > since && $2 == "dead" && ($3 " " $4) in ws {
         t = substr($5, 6) + 0
@@ -126,8 +128,9 @@ read -r early late min_us max_us < <(awk -v since="$mark" -v t0="$t0" -v t1="$t1
     }
     END { print early + 0, late + 0, min + 0, max + 0 }' "$work/events")
 [ "$early" -eq 0 ] || fail "$early connections declared dead before the freeze"
-[ "$late" -eq 0 ] || fail "$late connections declared dead later than bound + lateness"
-echo "browser: 2. all $n frozen connections dead $((min_us / 1000))-$((max_us / 1000)) ms after the freeze (bound $((bound_us / 1000)) ms + loop lateness $((lateness_us / 1000)) ms), none before"
+summary="dead $((min_us / 1000))-$((max_us / 1000)) ms after the freeze (bound $((bound_us / 1000)) ms, loop lateness L $((lateness_us / 1000)) ms, allowed bound + 2 L + 10 ms tick)"
+[ "$late" -eq 0 ] || fail "$late connections declared dead too late: $summary"
+echo "browser: 2. all $n frozen connections $summary, none before"
 stop_browser
 
 # 3. A fresh page closes its connections cleanly: N peer closes, nothing else.
