@@ -30,13 +30,15 @@
 //!   [`CloseReason`]; nothing a peer sends can stop a loop.
 //!
 //! # Memory per connection
-//! An idle connection costs the driver one slot (socket, codec, write-queue
-//! bookkeeping: 176 bytes in a debug build) and the endpoint one table entry
+//! An idle connection costs the driver one slot (transport, codec, write-queue
+//! bookkeeping: 184 bytes in a debug build) and the endpoint one table entry
 //! (state, monitor handle, queued and held byte counts: 52 bytes), both asserted
 //! by a test, plus the monitor's peer entry and timer and the kernel's socket.
 //! Buffers are allocated only while a frame is half-read or bytes wait to be
 //! written, within the caps in [`Options`] and the loop's memory budget. The
 //! demo measures the whole (RSS per connection, both ends in one process).
+//! A TLS connection adds one boxed stream: rustls's state and keys, and buffers only
+//! while records are in flight (see `wheelbeat_net::tls`).
 
 mod framing;
 pub mod handle;
