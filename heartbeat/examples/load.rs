@@ -11,6 +11,9 @@
 //! clients reconnect with exponential backoff and full jitter if the server
 //! goes away. Stops after `--duration` (or never, without it; Ctrl-C).
 //!
+//! `--ws` connects with WebSocket upgrades instead (against `server --ws`; request target
+//! `--ws-path`, default `/`); the heartbeat is then RFC 6455 ping/pong.
+//!
 //! `--tls --tls-ca FILE` connects over TLS, trusting the CA certificates in FILE (PEM; a
 //! self-signed server certificate works as its own CA), for `--tls-server-name` (default
 //! `localhost`), ALPN `wheelbeat` offered; `--connect-unix PATH` connects to a Unix socket.
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::{HeartbeatArgs, LiveLine, ensure_fds, fmt_dur};
-use wheelbeat_heartbeat::{Pool, tls};
+use wheelbeat_heartbeat::{Pool, WsSettings, tls};
 
 #[derive(Debug, Parser)]
 #[command(about = "N heartbeating clients against a wheelbeat server")]
@@ -63,6 +66,12 @@ struct Args {
     /// Event-loop threads the connections are dealt over.
     #[arg(long, default_value_t = 1)]
     loops: usize,
+    /// Speak WebSocket (RFC 6455) instead of lines.
+    #[arg(long)]
+    ws: bool,
+    /// With `--ws`: the upgrade request's target.
+    #[arg(long, default_value = "/")]
+    ws_path: String,
 }
 
 fn main() {
@@ -77,6 +86,9 @@ fn main() {
         .heartbeat(args.heartbeat.config(7))
         .backoff(args.backoff_initial, args.backoff_max)
         .loops(args.loops);
+    if args.ws {
+        builder = builder.websocket(WsSettings::default().path(args.ws_path.clone()));
+    }
     if let Some(rate) = args.connect_rate {
         builder = builder.connect_rate(rate);
     }

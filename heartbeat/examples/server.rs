@@ -29,6 +29,14 @@
 //! counters (connections, close reasons, timer lateness, memory) every period. A bad value
 //! is refused at start with the setting named.
 //!
+//! WebSocket: `--ws` serves WebSocket instead of lines (any path, or `--ws-path`; messages
+//! echoed in the kind they came; the heartbeat is RFC 6455 ping/pong; caps `--max-frame-len`
+//! and `--max-message-len`, raise `--write-cap` with them). `--web` also serves
+//! `examples/web/index.html` at `/` (open `http://127.0.0.1:7000/?n=200`), upgrades at `/ws`,
+//! and sends each connection the RTT measured for it as `{"rtt_us":N}`. `--events` prints one
+//! line per connection event on stdout (`EVENT open|rtt|dead|close CONN ...`, times in
+//! wall-clock microseconds since the Unix epoch) for scripts such as `tests/interop/browser.sh`.
+//!
 //! Transports: `--listen-unix PATH` listens on a Unix domain socket instead (stdout then
 //! says `listening on unix:PATH`); `--tls-cert FILE --tls-key FILE` (PEM chain and key)
 //! serve TLS on the same `--listen` address, ALPN `wheelbeat` offered, with
@@ -41,15 +49,15 @@ mod metrics_http;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use common::{HeartbeatArgs, fmt_dur, raise_fds};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use wheelbeat_heartbeat::{
-    CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, Server,
-    Snapshot, tls,
+    CloseReason, ConnId, ConnInfo, Context, DeadReason, Framing, Handler, Options, SendAs, Server,
+    Snapshot, WsSettings, tls,
 };
 
 #[derive(Debug, Parser)]
@@ -102,6 +110,21 @@ struct Args {
     /// Serve Prometheus metrics on `GET http://ADDR/metrics` (port 0 picks a free port).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Serve WebSocket (RFC 6455) instead of lines.
+    #[arg(long)]
+    ws: bool,
+    /// With `--ws`: upgrade only this path (default: any; `/ws` with `--web`).
+    #[arg(long)]
+    ws_path: Option<String>,
+    /// With `--ws`: largest message, fragments assembled (default 64 KiB).
+    #[arg(long)]
+    max_message_len: Option<usize>,
+    /// With `--ws`: serve the demo page at `/` and report RTTs to each connection.
+    #[arg(long, requires = "ws")]
+    web: bool,
+    /// Print `EVENT ...` lines on stdout (open, rtt, dead, close).
+    #[arg(long)]
+    events: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -132,8 +155,42 @@ impl Args {
         if let Some(d) = self.turn_budget {
             o.turn_budget = d;
         }
+        if self.ws {
+            o.framing = Framing::WebSocket;
+            let mut ws = WsSettings::default().send_as(SendAs::LikeReceived);
+            if let Some(n) = self.max_message_len {
+                ws = ws.max_message_len(n);
+            }
+            let path = self.ws_path.clone().or(self.web.then(|| "/ws".to_string()));
+            if let Some(path) = path {
+                ws = ws.path(path);
+            }
+            if self.web {
+                ws = ws.http(page);
+            }
+            o.websocket = ws;
+        }
         o
     }
+}
+
+/// The demo page, for `--web`.
+const PAGE: &str = include_str!("web/index.html");
+
+/// Answers `GET /` (any query) with the page, anything else with a 404.
+fn page(target: &str) -> Option<Vec<u8>> {
+    let path = target.split('?').next().unwrap_or("");
+    let (status, kind, body) = if path == "/" || path == "/index.html" {
+        ("200 OK", "text/html; charset=utf-8", PAGE)
+    } else {
+        ("404 Not Found", "text/plain", "not found\n")
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    Some([head.as_bytes(), body.as_bytes()].concat())
 }
 
 /// The `STATS` line: every counter of the snapshot, as one JSON object.
@@ -175,8 +232,24 @@ fn stats_json(s: &Snapshot) -> serde_json::Value {
     })
 }
 
-/// Logs everything; echoes application frames.
-struct Logger;
+/// Logs everything; echoes application frames; with `web`, reports RTTs to each peer; with
+/// `events`, prints the `EVENT` lines.
+struct Logger {
+    web: bool,
+    events: bool,
+}
+
+impl Logger {
+    fn event(&self, what: &str, conn: ConnId, rest: std::fmt::Arguments<'_>) {
+        if self.events {
+            // Wall-clock time, so a script can compare it with its own (`date +%s%6N`).
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            println!("EVENT {what} {conn} t_us={at} {rest}");
+        }
+    }
+}
 
 impl Handler for Logger {
     fn on_connect(&mut self, _cx: &mut Context<'_>, conn: ConnId, info: &ConnInfo) {
@@ -189,13 +262,21 @@ impl Handler for Logger {
                 sni.as_deref().unwrap_or("-")
             ),
         }
+        self.event("open", conn, format_args!("peer={}", info.peer));
     }
     fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
         log::debug!("{conn}: {}", String::from_utf8_lossy(frame));
         cx.send(conn, frame);
     }
-    fn on_rtt(&mut self, _cx: &mut Context<'_>, conn: ConnId, rtt: Duration) {
+    fn on_rtt(&mut self, cx: &mut Context<'_>, conn: ConnId, rtt: Duration) {
         log::debug!("{conn}: rtt {}", fmt_dur(rtt));
+        self.event("rtt", conn, format_args!("rtt_us={}", rtt.as_micros()));
+        if self.web {
+            cx.send(
+                conn,
+                format!("{{\"rtt_us\":{}}}", rtt.as_micros()).into_bytes(),
+            );
+        }
     }
     fn on_missed(&mut self, _cx: &mut Context<'_>, conn: ConnId, missed: u32) {
         log::info!("{conn}: {missed} ping(s) unanswered");
@@ -211,9 +292,22 @@ impl Handler for Logger {
             "{conn}: dead ({reason}) after {} of silence",
             fmt_dur(silent)
         );
+        self.event(
+            "dead",
+            conn,
+            format_args!("silent_us={}", silent.as_micros()),
+        );
     }
     fn on_close(&mut self, _cx: &mut Context<'_>, conn: ConnId, reason: &CloseReason) {
         log::info!("{conn}: closed: {reason}");
+        let kind = match reason {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Dead(_) => "dead",
+            CloseReason::Local => "local",
+            CloseReason::Protocol(_) => "protocol",
+            _ => "other",
+        };
+        self.event("close", conn, format_args!("reason={kind}"));
     }
 }
 
@@ -280,7 +374,10 @@ fn main() {
         None => args.listen.to_string(),
     };
     let server = builder
-        .start(|_| Logger)
+        .start(|_| Logger {
+            web: args.web,
+            events: args.events,
+        })
         .unwrap_or_else(|e| fail(format!("cannot listen on {where_}: {e}")));
     // What it serves, first on stderr: stdout carries only the `listening on` line.
     eprintln!(

@@ -146,8 +146,8 @@ pub use monitor::{Action, Config, DeadReason, Event, Monitor, PeerConfig, PeerId
 pub use protocol::{Message, ProtocolError};
 pub use shell::{
     CloseReason, ConnId, ConnInfo, Context, CustomFraming, DEFAULT_HANDSHAKE_TIMEOUT, Framing,
-    Handle, Handler, Options, Pool, PoolBuilder, SendError, Server, ServerBuilder, SettingsError,
-    Snapshot, StartError, TrySendError,
+    Handle, Handler, HttpHook, Options, Pool, PoolBuilder, SendAs, SendError, Server,
+    ServerBuilder, SettingsError, Snapshot, StartError, TrySendError, UpgradeHook, WsSettings,
 };
 /// Where a connection is: a TCP address or a Unix socket path (in [`ConnInfo`]).
 pub use wheelbeat_net::PeerAddr;

@@ -47,6 +47,7 @@ mod handshake;
 mod socket;
 mod stall;
 mod stream;
+mod ws;
 
 use std::io;
 use std::sync::Arc;
@@ -63,7 +64,8 @@ use crate::endpoint::{Endpoint, Lane, Output, Target};
 use crate::protocol::ProtocolError;
 use crate::shell::handle::{Command, CommandRx, PUBLISH_EVERY, Shared};
 use crate::shell::handler::{ConnInfo, Handler};
-use crate::shell::{AnyCodec, CloseReason, Options};
+use crate::shell::websocket::WsPings;
+use crate::shell::{AnyCodec, CloseReason, Framing, Options};
 
 use socket::{Full, close_reason_for, close_socket, send_heartbeat};
 use stall::StallMeter;
@@ -155,6 +157,8 @@ pub(crate) struct Driver<H: Handler> {
     /// When the statistics were last published, and whether turns ran since.
     published_at: Option<Instant>,
     unpublished: bool,
+    /// The WebSocket sessions, on a WebSocket loop only ([`ws`]).
+    ws: Option<ws::WsConns>,
 }
 
 impl<H: Handler> Driver<H> {
@@ -166,10 +170,22 @@ impl<H: Handler> Driver<H> {
         handler: H,
         rx: CommandRx,
         shared: Arc<Shared>,
-        opts: Options,
+        mut opts: Options,
         acceptor: Option<AnyAcceptor>,
         targets: Vec<Target>,
     ) -> io::Result<Driver<H>> {
+        let websocket = opts.framing == Framing::WebSocket;
+        let mut max_read = opts.max_frame_len;
+        if websocket {
+            // The heartbeat of a WebSocket loop is the RFC's ping frame, whatever format was
+            // set; a server's loop accepts, a pool's connects.
+            opts.format = Arc::new(WsPings {
+                role: ws::role(acceptor.is_some()),
+                passive: opts.websocket.passive,
+            });
+            // A frame's header, or the whole upgrade head, must fit the read buffer too.
+            max_read = (max_read + 14).max(wheelbeat_net::ws::DEFAULT_MAX_HANDSHAKE_LEN);
+        }
         let ep = Endpoint::new(index, &opts, handler, targets, Instant::now());
         let mut d = Driver {
             index,
@@ -178,7 +194,7 @@ impl<H: Handler> Driver<H> {
             ready: Ready::new(),
             sockets: Sockets::default(),
             ep,
-            scratch: ReadBuf::with_max_frame_len(opts.max_frame_len),
+            scratch: ReadBuf::with_max_frame_len(max_read),
             rx,
             shared,
             acceptor,
@@ -189,6 +205,7 @@ impl<H: Handler> Driver<H> {
             drain: None,
             published_at: None,
             unpublished: false,
+            ws: websocket.then(|| ws::WsConns::new(&opts.websocket, opts.max_frame_len)),
             opts,
         };
         if let Some(a) = d.acceptor.as_mut() {
@@ -245,6 +262,7 @@ impl<H: Handler> Driver<H> {
             let deadline = now + self.opts.turn_budget;
             self.io_rounds(now, deadline)?;
             self.commands(now);
+            self.expire_ws_upgrades(now);
             // The reads may have taken up to the turn budget: judge at the real time.
             let now = Instant::now();
             self.expire_handshakes(now);
@@ -287,6 +305,7 @@ impl<H: Handler> Driver<H> {
             self.ep.poll_timeout(now),
             self.acceptor.as_ref().and_then(AnyAcceptor::resume_at),
             self.handshakes.next_deadline(),
+            self.ws.as_ref().and_then(ws::WsConns::next_deadline),
             publish,
         ]
         .into_iter()
@@ -412,19 +431,28 @@ impl<H: Handler> Driver<H> {
             server_name,
         };
         let key = self.ep.handle_accepted(now, info);
-        self.start_serving(key, stream, now);
+        self.start_serving(key, stream, true, now);
     }
 
     /// Registers an established connection under `key` and applies what the endpoint
     /// decided on opening it (`on_connect` may have sent or closed).
-    fn start_serving(&mut self, key: ConnKey, stream: Stream, now: Instant) {
+    fn start_serving(&mut self, key: ConnKey, stream: Stream, inbound: bool, now: Instant) {
         let (tls, early) = (stream.is_tls(), stream.has_early_input());
         let mut conn = Connection::with_codec(
             stream,
-            AnyCodec::new(&self.opts.framing, self.opts.max_frame_len),
+            AnyCodec::new(&self.opts.framing, self.opts.max_frame_len, inbound),
         );
         conn.set_write_cap(self.opts.write_cap);
-        let reg = conn.sync_interest(self.poll.registry(), key.token());
+        let mut reg = Ok(());
+        if let Some(ws) = self.ws.as_mut() {
+            reg = ws
+                .open(key, &mut conn, inbound, now)
+                .map_err(io::Error::from);
+        }
+        let reg = reg.and_then(|()| {
+            conn.sync_interest(self.poll.registry(), key.token())
+                .map_err(io::Error::from)
+        });
         self.sockets.insert(key, Io::Open { conn, dirty: false });
         if let Err(e) = reg {
             self.ep
@@ -505,7 +533,7 @@ impl<H: Handler> Driver<H> {
                     server_name,
                 };
                 self.ep.handle_connected(now, key, info);
-                self.start_serving(key, stream, now);
+                self.start_serving(key, stream, false, now);
             }
             Err(e) => self.ep.handle_connect_failed(now, key, &e),
         }
@@ -515,6 +543,9 @@ impl<H: Handler> Driver<H> {
 
     /// Reads `key` for one byte budget, or until the turn's `deadline`.
     fn read(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+        if self.ws.is_some() && matches!(self.sockets.get_mut(key), Some(Io::Open { .. })) {
+            return self.read_ws(key, now, deadline);
+        }
         let conn = match self.sockets.get_mut(key) {
             Some(Io::Open { conn, .. }) => conn,
             Some(Io::Handshaking(_)) => return self.drive_connected_handshake(key, now),
@@ -646,9 +677,10 @@ impl<H: Handler> Driver<H> {
                     let Some(Io::Open { conn, dirty, .. }) = self.sockets.get_mut(key) else {
                         continue;
                     };
-                    let queued = match lane {
-                        Lane::Data => conn.send(frame).map_err(|e| Full::from(e.error())),
-                        Lane::Priority => send_heartbeat(conn, frame),
+                    let queued = match (self.ws.as_mut(), lane) {
+                        (Some(ws), lane) => ws.transmit(key, conn, lane, frame),
+                        (None, Lane::Data) => conn.send(frame).map_err(|e| Full::from(e.error())),
+                        (None, Lane::Priority) => send_heartbeat(conn, frame),
                     };
                     let data_queued = conn.queued();
                     if !*dirty {
@@ -669,8 +701,10 @@ impl<H: Handler> Driver<H> {
                     }
                 }
                 Output::Close { conn: key, goodbye } => {
-                    if let Some(io) = self.sockets.remove(key) {
-                        close_socket(io, goodbye, self.poll.registry());
+                    if let Some(mut io) = self.sockets.remove(key) {
+                        // A WebSocket connection says goodbye with a close frame.
+                        let ws = self.ws.as_mut().is_some_and(|ws| ws.closing(key, &mut io));
+                        close_socket(io, goodbye || ws, self.poll.registry());
                         // A slot freed below max_connections: look at the backlog again.
                         self.accept_again = self.acceptor.is_some();
                     }
@@ -721,7 +755,8 @@ impl<H: Handler> Driver<H> {
     /// Tells the endpoint what `key`'s buffers hold now, after they may have changed.
     fn recharge(&mut self, key: ConnKey) {
         if let Some(Io::Open { conn, .. }) = self.sockets.get_mut(key) {
-            self.ep.handle_held(key, conn.heap_bytes());
+            let session = self.ws.as_ref().map_or(0, |ws| ws.heap_bytes(key));
+            self.ep.handle_held(key, conn.heap_bytes() + session);
         }
     }
 
@@ -753,5 +788,20 @@ mod tests {
         eprintln!("driver slot {driver} B, endpoint entry {endpoint} B");
         assert!(driver <= 200, "driver slot is {driver} bytes");
         assert!(endpoint <= 64, "endpoint entry is {endpoint} bytes");
+    }
+
+    /// Guards the cost of a WebSocket connection stated in `shell::websocket`: the plain slot
+    /// plus the session's slot beside it (a `ws::Session`, 56 bytes, and the driver's flags),
+    /// with no heap while idle (checked over real sockets in `tests/tests/websocket.rs`).
+    #[test]
+    fn websocket_state_stays_small() {
+        let driver = std::mem::size_of::<Option<(ConnKey, Io)>>();
+        let session = ws::slot_size();
+        let endpoint = crate::endpoint::state_size();
+        eprintln!(
+            "websocket connection: driver slot {driver} B + session slot {session} B + endpoint entry {endpoint} B = {} B",
+            driver + session + endpoint
+        );
+        assert!(session <= 96, "session slot is {session} bytes");
     }
 }

@@ -317,28 +317,43 @@ impl<H: Handler> Endpoint<H> {
         conn: ConnKey,
         frame: &[u8],
     ) -> ControlFlow<()> {
+        if !matches!(self.conns.get(conn), Some(State::Open { .. })) {
+            return ControlFlow::Break(());
+        }
+        match self.format.classify(frame) {
+            Ok(inbound) => self.handle_inbound(now, conn, Some(inbound)),
+            Err(e) => {
+                self.protocol_error(now, conn, e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// What one frame from `conn` was, already classified by the connection's own protocol
+    /// state (WebSocket: the driver's `ws::Session`, which answers pings itself). `None` is a
+    /// sign of life with nothing to answer or deliver (a WebSocket ping, a fragment, the
+    /// upgrade). `Break` as for [`handle_frame`](Self::handle_frame).
+    pub(crate) fn handle_inbound(
+        &mut self,
+        now: Instant,
+        conn: ConnKey,
+        inbound: Option<Inbound<'_>>,
+    ) -> ControlFlow<()> {
         let Some(State::Open { peer, .. }) = self.conns.get(conn) else {
             return ControlFlow::Break(());
         };
         let peer = *peer;
-        let inbound = match self.format.classify(frame) {
-            Ok(inbound) => inbound,
-            Err(e) => {
-                self.protocol_error(now, conn, e);
-                return ControlFlow::Break(());
-            }
-        };
         let msg = match inbound {
-            Inbound::Ping(n) => {
+            Some(Inbound::Ping(n)) => {
                 self.stats.pings_received += 1;
                 Message::Ping(n.unwrap_or(0))
             }
             // Without a sequence number, a pong answers the ping outstanding.
-            Inbound::Pong(n) => {
+            Some(Inbound::Pong(n)) => {
                 Message::Pong(n.or_else(|| self.monitor.last_ping_seq(peer)).unwrap_or(0))
             }
-            Inbound::Data(d) => Message::Data(d),
-            Inbound::GoAway(_) => {
+            Some(Inbound::Data(d)) => Message::Data(d),
+            Some(Inbound::GoAway(_)) => {
                 // Not a failure: the peer leaves on purpose. A pool reconnects after its
                 // backoff (elsewhere or later); nothing is judged dead.
                 log::debug!("loop {}: {} is going away", self.index, self.id(conn));
@@ -346,9 +361,11 @@ impl<H: Handler> Endpoint<H> {
                 self.settle(now);
                 return ControlFlow::Break(());
             }
+            // To the monitor any frame that is neither ping nor pong is the same: life.
+            None => Message::Data(&[]),
         };
         self.monitor.handle_message(peer, now, &msg);
-        if let Inbound::Data(data) = inbound {
+        if let Some(Inbound::Data(data)) = inbound {
             self.stats.messages_received += 1;
             let id = self.id(conn);
             self.call(now, Some(conn), |h, cx| h.on_message(cx, id, data));

@@ -1,6 +1,6 @@
-//! The framing a loop speaks: newline-delimited (the default), length-prefixed, or one the
-//! application provides ([`CustomFraming`]: MQTT's fixed header, a game's opcode header),
-//! chosen at run time with [`Options::framing`](super::Options::framing).
+//! The framing a loop speaks: newline-delimited (the default), length-prefixed, WebSocket, or
+//! one the application provides ([`CustomFraming`]: MQTT's fixed header, a game's opcode
+//! header), chosen at run time with [`Options::framing`](super::Options::framing).
 //!
 //! A plain enum that delegates to wheelbeat-net's codecs, so a loop needs no generic
 //! parameter and no boxing per connection.
@@ -19,6 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use wheelbeat_net::ws::WsCodec;
 use wheelbeat_net::{Codec, Decoded, FrameError, LengthCodec, LineCodec};
 
 /// A framing written by the application: how its protocol cuts a byte stream into frames and
@@ -104,6 +105,11 @@ pub enum Framing {
     Line,
     /// A 4-byte big-endian length, then the frame.
     Length,
+    /// WebSocket (RFC 6455): the HTTP upgrade, then WebSocket frames; the heartbeat is the
+    /// RFC's own ping and pong. Set with [`ServerBuilder::websocket`](crate::ServerBuilder::websocket)
+    /// / [`PoolBuilder::websocket`](crate::PoolBuilder::websocket), which also take the
+    /// [`WsSettings`](crate::WsSettings).
+    WebSocket,
     /// The application's own framing ([`Framing::custom`]), shared by every connection.
     Custom(SharedFraming),
 }
@@ -120,9 +126,10 @@ impl Framing {
         Framing::Custom(SharedFraming(Arc::new(Box::new(framing))))
     }
 
-    /// Bytes on the wire for a frame of `len` bytes.
+    /// Bytes on the wire for a frame of `len` bytes (at most, for WebSocket: a server's
+    /// frames are unmasked, a client's carry a 4-byte mask).
     pub(crate) fn encoded_len(&self, len: usize) -> usize {
-        AnyCodec::new(self, len).encoded_len(len)
+        AnyCodec::new(self, len, false).encoded_len(len)
     }
 }
 
@@ -130,7 +137,9 @@ impl Framing {
 impl PartialEq for Framing {
     fn eq(&self, other: &Framing) -> bool {
         match (self, other) {
-            (Framing::Line, Framing::Line) | (Framing::Length, Framing::Length) => true,
+            (Framing::Line, Framing::Line)
+            | (Framing::Length, Framing::Length)
+            | (Framing::WebSocket, Framing::WebSocket) => true,
             (Framing::Custom(a), Framing::Custom(b)) => Arc::ptr_eq(&a.0, &b.0),
             _ => false,
         }
@@ -144,6 +153,7 @@ impl Eq for Framing {}
 pub(crate) enum AnyCodec {
     Line(LineCodec),
     Length(LengthCodec),
+    Ws(WsCodec),
     /// A thin pointer and the cap as `u32` (the loop's cap is at most 16 MiB) keep the enum
     /// at 16 bytes.
     Custom {
@@ -153,10 +163,20 @@ pub(crate) enum AnyCodec {
 }
 
 impl AnyCodec {
-    pub(crate) fn new(framing: &Framing, max_frame_len: usize) -> AnyCodec {
+    /// The codec of a connection we accepted (`inbound`) or opened.
+    pub(crate) fn new(framing: &Framing, max_frame_len: usize, inbound: bool) -> AnyCodec {
         match framing {
             Framing::Line => AnyCodec::Line(LineCodec::with_max_frame_len(max_frame_len)),
             Framing::Length => AnyCodec::Length(LengthCodec::with_max_frame_len(max_frame_len)),
+            Framing::WebSocket => {
+                let codec = if inbound {
+                    WsCodec::server()
+                } else {
+                    WsCodec::client()
+                };
+                // `Options::validate` keeps the cap within what the codec accepts.
+                AnyCodec::Ws(codec.with_max_frame_len(max_frame_len))
+            }
             Framing::Custom(f) => AnyCodec::Custom {
                 framing: f.0.clone(),
                 max: u32::try_from(max_frame_len).unwrap_or(u32::MAX),
@@ -166,10 +186,19 @@ impl AnyCodec {
 }
 
 impl Codec for AnyCodec {
+    fn decode_mut(&mut self, buf: &mut [u8]) -> Result<Option<Decoded>, FrameError> {
+        match self {
+            // WebSocket unmasks in place; the others have nothing to change.
+            AnyCodec::Ws(c) => c.decode_mut(buf),
+            other => other.decode(buf),
+        }
+    }
+
     fn decode(&mut self, buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
         match self {
             AnyCodec::Line(c) => c.decode(buf),
             AnyCodec::Length(c) => c.decode(buf),
+            AnyCodec::Ws(c) => c.decode(buf),
             AnyCodec::Custom { framing, max } => framing.decode(buf, *max as usize),
         }
     }
@@ -178,6 +207,7 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::Line(c) => c.encode(payload, dst),
             AnyCodec::Length(c) => c.encode(payload, dst),
+            AnyCodec::Ws(c) => c.encode(payload, dst),
             AnyCodec::Custom { framing, max } => framing.encode(payload, *max as usize, dst),
         }
     }
@@ -186,6 +216,7 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::Line(c) => c.max_frame_len(),
             AnyCodec::Length(c) => c.max_frame_len(),
+            AnyCodec::Ws(c) => c.max_frame_len(),
             AnyCodec::Custom { max, .. } => *max as usize,
         }
     }
@@ -194,6 +225,7 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::Line(c) => c.encoded_len(len),
             AnyCodec::Length(c) => c.encoded_len(len),
+            AnyCodec::Ws(c) => c.encoded_len(len),
             AnyCodec::Custom { framing, .. } => framing.encoded_len(len),
         }
     }
@@ -202,6 +234,7 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::Line(c) => c.max_buffered_len(),
             AnyCodec::Length(c) => c.max_buffered_len(),
+            AnyCodec::Ws(c) => c.max_buffered_len(),
             AnyCodec::Custom { framing, max } => framing.max_buffered_len(*max as usize),
         }
     }
@@ -210,6 +243,7 @@ impl Codec for AnyCodec {
         match self {
             AnyCodec::Line(c) => c.reset(),
             AnyCodec::Length(c) => c.reset(),
+            AnyCodec::Ws(c) => c.reset(),
             AnyCodec::Custom { .. } => {}
         }
     }
@@ -265,7 +299,7 @@ mod tests {
     #[test]
     fn every_framing_round_trips_a_heartbeat() {
         for framing in all() {
-            let mut codec = AnyCodec::new(&framing, 100);
+            let mut codec = AnyCodec::new(&framing, 100, true);
             let mut wire = Vec::new();
             codec.encode(br#"{"ping":1}"#, &mut wire).unwrap();
             assert_eq!(wire.len(), codec.encoded_len(10));
@@ -278,29 +312,31 @@ mod tests {
     #[test]
     fn the_frame_cap_holds_for_every_framing() {
         for framing in all() {
-            let codec = AnyCodec::new(&framing, 16);
+            let codec = AnyCodec::new(&framing, 16, true);
             assert_eq!(codec.max_frame_len(), 16);
             assert!(codec.encode(&[b'a'; 17], &mut Vec::new()).is_err());
         }
         // The custom framing is handed the loop's cap, not a cap of its own.
-        let mut codec = AnyCodec::new(&Framing::custom(Byte), 16);
+        let mut codec = AnyCodec::new(&Framing::custom(Byte), 16, true);
         assert!(codec.decode(&[17]).is_err());
         assert!(matches!(codec.decode(&[16]), Ok(None)));
     }
 
     /// Guards "no heap per idle connection": a custom framing costs a connection a shared
-    /// pointer and the cap, 16 bytes inline for the enum.
+    /// pointer and the cap, inline in the enum, never an allocation of its own. (The enum is
+    /// as large as its largest codec, the WebSocket one with its UTF-8 state: 24 bytes.)
     #[test]
     fn a_custom_framing_is_shared_not_copied_per_connection() {
         let framing = Framing::custom(Byte);
-        let a = AnyCodec::new(&framing, 64);
-        let b = AnyCodec::new(&framing, 64);
+        let a = AnyCodec::new(&framing, 64, true);
+        let b = AnyCodec::new(&framing, 64, true);
         let (AnyCodec::Custom { framing: fa, .. }, AnyCodec::Custom { framing: fb, .. }) = (a, b)
         else {
             panic!("custom framing expected");
         };
         assert!(Arc::ptr_eq(&fa, &fb));
-        assert!(std::mem::size_of::<AnyCodec>() <= 16);
+        let size = std::mem::size_of::<AnyCodec>();
+        assert!(size <= 24, "AnyCodec is {size} bytes");
         assert_eq!(framing, framing.clone());
         assert_ne!(framing, Framing::custom(Byte));
     }

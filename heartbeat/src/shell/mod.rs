@@ -48,6 +48,7 @@ mod server;
 pub mod settings;
 pub mod stats;
 pub(crate) mod tls;
+pub mod websocket;
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub use pool::{Pool, PoolBuilder};
 pub use server::{Server, ServerBuilder};
 pub use settings::{SettingsError, StartError};
 pub use stats::{DeadCounts, RttSummary, Snapshot};
+pub use websocket::{HttpHook, SendAs, UpgradeHook, WsSettings};
 
 pub(crate) use framing::AnyCodec;
 pub(crate) use server::spawn_loops;
@@ -240,6 +242,9 @@ pub struct Options {
     /// busy machine that can delay answers past the heartbeat timeout. Pacing
     /// turns the burst into a ramp (a burst of 10 ms worth is allowed).
     pub connect_rate: Option<u32>,
+    /// WebSocket settings, used when [`framing`](Self::framing) is
+    /// [`Framing::WebSocket`]. See [`websocket`].
+    pub websocket: WsSettings,
     /// How long a TLS handshake may take (default 10 s,
     /// `wheelbeat_net::tls::DEFAULT_HANDSHAKE_TIMEOUT`). A peer is handed to the heartbeat
     /// monitor when its handshake completes, so a handshake in progress is never judged as
@@ -279,6 +284,7 @@ impl Default for Options {
             socket: SocketOptions::default().nodelay(true),
             connect_timeout: Duration::from_secs(5),
             connect_rate: None,
+            websocket: WsSettings::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             tls: tls::TlsSettings::default(),
         }

@@ -78,6 +78,14 @@ impl PoolBuilder {
         self
     }
 
+    /// Speaks WebSocket ([`Framing::WebSocket`]) with these settings: see
+    /// [`crate::shell::websocket`].
+    pub fn websocket(mut self, settings: crate::WsSettings) -> Self {
+        self.opts.framing = Framing::WebSocket;
+        self.opts.websocket = settings;
+        self
+    }
+
     /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
     /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
     pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::monitor::ConfigError;
 
-use super::Options;
+use super::{Framing, Options};
 
 /// Largest accepted `max_frame_len`: 16 MiB. A loop's read buffer is this plus 64 KiB.
 pub const MAX_FRAME_LEN_LIMIT: usize = 16 * 1024 * 1024;
@@ -53,12 +53,15 @@ pub enum SettingsError {
     HandshakeTimeout(Duration),
     /// The pool's backoff: `initial` zero, or either over [`DURATION_LIMIT`].
     Backoff(Duration, Duration),
+    /// A WebSocket setting ([`Options::websocket`]) is out of range: which one.
+    WebSocket(&'static str),
 }
 
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SettingsError::Heartbeat(e) => write!(f, "heartbeat: {e}"),
+            SettingsError::WebSocket(what) => write!(f, "websocket: {what}"),
             SettingsError::MaxFrameLen(n) => {
                 write!(f, "max_frame_len {n} not in 1..={MAX_FRAME_LEN_LIMIT}")
             }
@@ -210,6 +213,17 @@ impl Options {
         }
         if self.connect_rate == Some(0) {
             return Err(SettingsError::ConnectRate);
+        }
+        if self.framing == Framing::WebSocket {
+            let ws = &self.websocket;
+            if ws.max_message_len == 0 || u32::try_from(ws.max_message_len).is_err() {
+                return Err(SettingsError::WebSocket("max_message_len not in 1..4 GiB"));
+            }
+            if !duration_ok(ws.handshake_timeout) {
+                return Err(SettingsError::WebSocket(
+                    "handshake_timeout zero or over a day",
+                ));
+            }
         }
         Ok(())
     }
