@@ -165,6 +165,63 @@ fn a_client_that_never_completes_the_handshake_is_closed_at_the_timeout() {
     server.shutdown();
 }
 
+/// Peers that connect and stall in the middle of a large handshake record would each hold up
+/// to the TLS stream's ciphertext cap outside the endpoint's memory budget: together, the
+/// handshakes of a loop may hold at most half of it. Past that, the peer whose bytes took them
+/// over is closed; an honest client still gets through.
+#[test]
+fn stalled_handshakes_hold_at_most_half_the_memory_budget() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    common::need_fds(300);
+    let c = cert();
+    let mut opts = wheelbeat_heartbeat::Options::default();
+    opts.memory_budget = 2 << 20; // the handshakes' share: 1 MiB
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .options(opts)
+        .tls(server_tls(&c))
+        .start(|_| ())
+        .unwrap();
+    // 100 peers, each sending a handshake record header that promises 16 KiB, then 16,000
+    // bytes of it: about 1.6 MB buffered if nothing stopped them.
+    let mut record = vec![0x16, 0x03, 0x01, 0x40, 0x00];
+    record.resize(5 + 16_000, 0x01);
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.write_all(&record).unwrap();
+        stalled.push(s);
+    }
+    let handle = server.handle();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut refused = 0;
+    while Instant::now() < deadline {
+        refused = handle.stats().closed.handshake;
+        // 1 MiB holds at most 65 of the 16,005-byte partial records: at least 35 must go.
+        if refused >= 35 {
+            break;
+        }
+        // Waits on a real condition: the server's counters, re-read on each short read
+        // timeout of a client that will be served.
+        let mut probe = TcpStream::connect(server.local_addr()).unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let _ = probe.read(&mut [0u8; 1]);
+    }
+    // More go when the streams' buffers hold more than the bytes in them (capacity is what
+    // counts); never all of them: the share is not a blanket refusal.
+    assert!(
+        (35..100).contains(&refused),
+        "{refused} of 100 stalled handshakes refused"
+    );
+    // An honest client completes its handshake and heartbeats.
+    let mut good = tls_client(&server, client_tls(&c));
+    good.get_mut().write_all(b"{\"ping\":1}\n").unwrap();
+    assert_eq!(next_line(&mut good).as_deref(), Some("{\"pong\":1}\n"));
+    drop(stalled);
+    server.shutdown();
+}
+
 #[test]
 fn garbage_instead_of_a_client_hello_closes_that_connection_only() {
     let _ = env_logger::builder().is_test(true).try_init();

@@ -22,6 +22,14 @@
 //!   queue; an entry whose handshake completed earlier is skipped by its serial number.
 //! - Plaintext that arrives with the end of the handshake is kept in the stream and is the
 //!   codec's first input ([`Stream::push_early`]).
+//! - Memory: every accepted peer in its handshake may hold up to the TLS stream's ciphertext
+//!   cap (82 KiB: one handshake message and a record), and thousands of peers that connect
+//!   and send half a ClientHello would hold that much each, outside the endpoint's memory
+//!   budget (those peers are not its connections yet). So the handshakes of a loop together
+//!   may hold at most half of [`Options::memory_budget`](crate::Options::memory_budget): a
+//!   step that leaves them above it closes the peer it served
+//!   ([`CloseReason::MemoryBudget`]). An honest ClientHello is a few hundred bytes; only peers
+//!   that stall with large partial records ever come near it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -56,6 +64,8 @@ struct Pending {
     stream: Stream,
     peer: PeerAddr,
     serial: u64,
+    /// Heap bytes its stream held after its last step.
+    held: usize,
 }
 
 /// The accepted peers whose TLS handshake is in progress.
@@ -69,6 +79,8 @@ pub(super) struct Handshakes {
     next_serial: u64,
     /// Read buffer for handshake steps, allocated by the first TLS peer.
     buf: Vec<u8>,
+    /// Heap bytes held by all the pending streams (the sum of their `held`).
+    held: usize,
 }
 
 impl Handshakes {
@@ -90,6 +102,7 @@ impl Handshakes {
             stream,
             peer,
             serial,
+            held: 0,
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -110,8 +123,20 @@ impl Handshakes {
         let p = self.slots.get_mut(slot)?.take()?;
         self.free.push(slot);
         self.live -= 1;
+        self.held -= p.held;
         Some(p)
     }
+
+    /// Records what `slot`'s stream holds now; returns the total all handshakes hold.
+    fn recharge(&mut self, slot: usize) -> usize {
+        if let Some(Some(p)) = self.slots.get_mut(slot) {
+            let now = p.stream.heap_bytes();
+            self.held = self.held - p.held + now;
+            p.held = now;
+        }
+        self.held
+    }
+
 }
 
 /// Where a handshake step left the stream.
@@ -248,6 +273,19 @@ impl<H: Handler> Driver<H> {
             return; // A stale event of a finished handshake.
         };
         let result = step(&mut p.stream, &mut hs.buf);
+        if matches!(result, Ok(Step::Wait | Step::Again))
+            && hs.recharge(slot) > self.opts.memory_budget / 2
+        {
+            // This peer's step took the handshakes past their share of the memory budget:
+            // it is the one that grew (see the module docs, "Memory").
+            if let Some(mut p) = self.handshakes.remove(slot) {
+                let _ = self.poll.registry().deregister(&mut p.stream);
+                self.ep
+                    .handle_handshake_failed(&p.peer, &CloseReason::MemoryBudget);
+                self.accept_again = true;
+            }
+            return;
+        }
         match result {
             Ok(Step::Wait) => {}
             Ok(Step::Again) => self.ready.again(token),
