@@ -136,7 +136,6 @@ impl Handshakes {
         }
         self.held
     }
-
 }
 
 /// Where a handshake step left the stream.
