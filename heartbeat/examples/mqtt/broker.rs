@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::packet::{self, Packet, PacketError};
+use super::packet::{self, Packet, PacketError};
 
 /// What the caller must do after a packet.
 #[derive(Debug, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl<K: Copy + Eq + Hash> Broker<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::PINGREQ;
+    use super::super::packet::PINGREQ;
 
     fn connect(keep_alive: u16) -> Vec<u8> {
         let mut p = vec![0x10, 0];
