@@ -159,8 +159,8 @@ impl<K: Copy + Eq + Hash> Broker<K> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::packet::PINGREQ;
+    use super::*;
 
     fn connect(keep_alive: u16) -> Vec<u8> {
         let mut p = vec![0x10, 0];
