@@ -20,3 +20,20 @@ pub mod contenders;
 pub mod loopbench;
 pub mod svg;
 pub mod workloads;
+
+use std::time::Duration;
+
+/// Parses `1.5`, `1.5s` or `500ms` as a duration: the `--interval`, `--window` and
+/// `--warmup` flags of the `loopbench` and `connbench` binaries.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e-3)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    num.parse::<f64>()
+        .map(|v| Duration::from_secs_f64(v * scale))
+        .map_err(|e| e.to_string())
+}

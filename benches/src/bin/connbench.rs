@@ -40,16 +40,16 @@ struct Args {
     #[arg(long)]
     rounds: Option<usize>,
     /// The servers' heartbeat interval (default 2s; 1s with --quick).
-    #[arg(long, value_parser = seconds)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     interval: Option<Duration>,
     /// Heartbeating before the CPU window opens (default 2s; 1s with --quick).
-    #[arg(long, value_parser = seconds)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     warmup: Option<Duration>,
     /// CPU-per-heartbeat window (default 10s; 3s with --quick).
-    #[arg(long, value_parser = seconds)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     window: Option<Duration>,
     /// Handshake window per mode, taken in 5 interleaved slices (default 8s; 3s with --quick).
-    #[arg(long, value_parser = seconds)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     handshake_window: Option<Duration>,
     /// Client tasks repeating handshakes (default 16).
     #[arg(long, default_value_t = 16)]
@@ -63,20 +63,6 @@ struct Args {
     /// Internal: run one server mode in this process, driven over stdin/stdout.
     #[arg(long, hide = true)]
     child: Option<String>,
-}
-
-/// Parses `1.5`, `1.5s` or `500ms` as a duration.
-fn seconds(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
-        (v, 1e-3)
-    } else if let Some(v) = s.strip_suffix('s') {
-        (v, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    num.parse::<f64>()
-        .map(|v| Duration::from_secs_f64(v * scale))
-        .map_err(|e| e.to_string())
 }
 
 fn main() {

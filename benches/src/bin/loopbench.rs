@@ -34,13 +34,13 @@ struct Args {
     #[arg(long)]
     rounds: Option<usize>,
     /// Measurement window per mode (default 8s, 4s with --quick).
-    #[arg(long, value_parser = humantime_like)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     window: Option<Duration>,
     /// Heartbeating before the window opens (default 2s, 1s with --quick).
-    #[arg(long, value_parser = humantime_like)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     warmup: Option<Duration>,
     /// Heartbeat interval of the wheelbeat and tokio modes (default 1ms: flat out).
-    #[arg(long, value_parser = humantime_like)]
+    #[arg(long, value_parser = wheelbeat_benches::parse_seconds)]
     interval: Option<Duration>,
     /// Print each mode's diagnostic counters.
     #[arg(long)]
@@ -54,20 +54,6 @@ struct Args {
     /// Internal: run one mode in this process and print its report as JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
-}
-
-/// Parses `1.5` or `1.5s` or `500ms` as a duration.
-fn humantime_like(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
-        (v, 1e-3)
-    } else if let Some(v) = s.strip_suffix('s') {
-        (v, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    num.parse::<f64>()
-        .map(|v| Duration::from_secs_f64(v * scale))
-        .map_err(|e| e.to_string())
 }
 
 fn main() {
