@@ -111,6 +111,10 @@ SOURCES = {
         "build": "cargo build --release -p wheelbeat-benches --bin connbench",
         "runs": [("", "cargo run --release -p wheelbeat-benches --bin connbench -- --quick")],
     },
+    "million": {
+        "build": "cargo build --release -p wheelbeat-timer --example million",
+        "runs": [("", "cargo run --release -p wheelbeat-timer --example million")],
+    },
     "demo": {
         "build": "cargo build --release -p wheelbeat-heartbeat --example demo",
         "runs": [("", "cargo run --release -p wheelbeat-heartbeat --example demo")],
@@ -603,6 +607,7 @@ README_RENDERERS = {
     "loopbench.targets": render_loopbench_targets,
     "net.table": render_net_table,
     "simulate.output": render_verbatim,
+    "million.output": render_verbatim,
     "scale.table": render_scale_table,
     "connbench.tables": render_connbench_tables,
     "demo.output": render_demo,
