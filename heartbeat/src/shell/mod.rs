@@ -45,6 +45,7 @@ pub mod handle;
 pub mod handler;
 mod pool;
 mod server;
+mod setters;
 pub mod settings;
 pub mod stats;
 pub(crate) mod tls;

@@ -21,11 +21,10 @@ use wheelbeat_net::PeerAddr;
 use super::handle::{Handle, SendError};
 use super::settings::validate_backoff;
 use super::{
-    ConnId, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Framing, Handler, Options, Snapshot,
-    StartError, spawn_loops,
+    ConnId, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, Handler, Options, Snapshot, StartError,
+    spawn_loops,
 };
 use crate::endpoint::Target;
-use crate::monitor;
 
 /// Builds a [`Pool`]. See [`Pool::builder`].
 #[derive(Debug, Clone)]
@@ -38,6 +37,8 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
+    super::setters::shared_setters!();
+
     /// Adds `n` connections to `addr`.
     pub fn connect(mut self, addr: SocketAddr, n: usize) -> Self {
         self.targets.push((PeerAddr::Tcp(addr), n));
@@ -51,60 +52,11 @@ impl PoolBuilder {
         self
     }
 
-    /// Heartbeat settings of the client side.
-    pub fn heartbeat(mut self, config: monitor::Config) -> Self {
-        self.opts.heartbeat = config;
-        self
-    }
-
-    /// All shell settings at once.
-    pub fn options(mut self, opts: Options) -> Self {
-        self.opts = opts;
-        self
-    }
-
     /// Reconnect delays: the first ceiling and the largest (defaults 100 ms and
     /// 10 s).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max;
-        self
-    }
-
-    /// How frames are delimited (default [`Framing::Line`]); must match the server.
-    /// A protocol with its own framing brings it with [`Framing::custom`].
-    pub fn framing(mut self, framing: Framing) -> Self {
-        self.opts.framing = framing;
-        self
-    }
-
-    /// Speaks WebSocket ([`Framing::WebSocket`]) with these settings: see
-    /// [`crate::shell::websocket`].
-    pub fn websocket(mut self, settings: crate::WsSettings) -> Self {
-        self.opts.framing = Framing::WebSocket;
-        self.opts.websocket = settings;
-        self
-    }
-
-    /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
-    /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
-    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
-        self.opts.socket = self.opts.socket.send_buffer(bytes);
-        self
-    }
-
-    /// `TCP_NOTSENT_LOWAT` of every socket (Linux; default none), so a heartbeat does not
-    /// wait behind megabytes already in the kernel. See
-    /// [`SocketOptions::notsent_lowat`](wheelbeat_net::SocketOptions::notsent_lowat).
-    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
-        self.opts.socket = self.opts.socket.notsent_lowat(bytes);
-        self
-    }
-
-    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
-    /// [`crate::format`].
-    pub fn format(mut self, format: impl crate::format::Format) -> Self {
-        self.opts.format = std::sync::Arc::new(format);
         self
     }
 

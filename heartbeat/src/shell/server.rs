@@ -15,10 +15,9 @@ use mio::{Poll, Waker};
 use wheelbeat_net::{Acceptor, ListenConfig, PeerAddr};
 
 use super::handle::{Handle, LoopLink, SendError, Shared};
-use super::{ConnId, Framing, Handler, Options, Snapshot, StartError};
+use super::{ConnId, Handler, Options, Snapshot, StartError};
 use crate::driver::{AnyAcceptor, Driver, LISTENER, WAKER};
 use crate::endpoint::Target;
-use crate::monitor;
 
 /// Builds a [`Server`]. See [`Server::builder`].
 #[derive(Debug, Clone)]
@@ -30,22 +29,12 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    super::setters::shared_setters!();
+
     /// Number of event-loop threads (default 1). More than one shares the port
     /// with `SO_REUSEPORT`; a Unix-socket server has one loop.
     pub fn loops(mut self, n: usize) -> Self {
         self.loops = n.max(1);
-        self
-    }
-
-    /// Heartbeat settings (interval, timeout, max missed, jitter...).
-    pub fn heartbeat(mut self, config: monitor::Config) -> Self {
-        self.opts.heartbeat = config;
-        self
-    }
-
-    /// All shell settings at once.
-    pub fn options(mut self, opts: Options) -> Self {
-        self.opts = opts;
         self
     }
 
@@ -59,55 +48,6 @@ impl ServerBuilder {
     /// connections wait in the kernel's backlog.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.listen = self.listen.max_connections(n);
-        self
-    }
-
-    /// Largest frame accepted or sent (default 64 KiB).
-    pub fn max_frame_len(mut self, n: usize) -> Self {
-        self.opts.max_frame_len = n;
-        self
-    }
-
-    /// How frames are delimited (default [`Framing::Line`]).
-    /// A protocol with its own framing brings it with [`Framing::custom`].
-    pub fn framing(mut self, framing: Framing) -> Self {
-        self.opts.framing = framing;
-        self
-    }
-
-    /// Speaks WebSocket ([`Framing::WebSocket`]) with these settings: see
-    /// [`crate::shell::websocket`].
-    pub fn websocket(mut self, settings: crate::WsSettings) -> Self {
-        self.opts.framing = Framing::WebSocket;
-        self.opts.websocket = settings;
-        self
-    }
-
-    /// `SO_SNDBUF` of every socket (default: the kernel's autotuning). See
-    /// [`SocketOptions::send_buffer`](wheelbeat_net::SocketOptions::send_buffer).
-    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
-        self.opts.socket = self.opts.socket.send_buffer(bytes);
-        self
-    }
-
-    /// `TCP_NOTSENT_LOWAT` of every socket (Linux; default none), so a heartbeat does not
-    /// wait behind megabytes already in the kernel. See
-    /// [`SocketOptions::notsent_lowat`](wheelbeat_net::SocketOptions::notsent_lowat).
-    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
-        self.opts.socket = self.opts.socket.notsent_lowat(bytes);
-        self
-    }
-
-    /// The heartbeat wire format (default [`JsonLines`](crate::format::JsonLines)); see
-    /// [`crate::format`].
-    pub fn format(mut self, format: impl crate::format::Format) -> Self {
-        self.opts.format = std::sync::Arc::new(format);
-        self
-    }
-
-    /// Cap on bytes queued per connection (default 1 MiB).
-    pub fn write_cap(mut self, n: usize) -> Self {
-        self.opts.write_cap = n;
         self
     }
 
