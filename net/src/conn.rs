@@ -35,7 +35,8 @@
 //!
 //! The optimisation relies on edge-triggered epoll semantics, so it is compiled only for
 //! Linux and Android, and used only for transports whose short read proves the socket empty
-//! ([`Transport::SHORT_READ_DRAINS`]: plain sockets, not TLS); elsewhere `read_frames` reads until `WouldBlock` as before. It is
+//! ([`Transport::read_drained`]: a short read on a plain socket; for TLS, a short socket read
+//! whose records were all delivered); elsewhere `read_frames` reads until `WouldBlock` as before. It is
 //! also off until the caller has called [`Connection::on_event`] or
 //! [`Connection::note_event`] at least once, because a caller that never reports events
 //! could otherwise miss a FIN that arrived with the last data.
@@ -422,9 +423,7 @@ impl<C: Codec, S: Transport> Connection<C, S> {
         } = self;
         // See the module docs, "Short reads": stop after a read that left room, unless the
         // caller does not report events or an event said the peer's FIN may be pending.
-        let short_read_stops = SHORT_READS
-            && stream.short_read_drains()
-            && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
+        let short_read_stops = SHORT_READS && *flags & (EVENTS_SEEN | READ_CLOSED) == EVENTS_SEEN;
         let max_buffered = codec.max_buffered_len();
         scratch.ensure(max_buffered + READ_ROOM);
         let buf = &mut scratch.buf[..];
@@ -486,7 +485,7 @@ impl<C: Codec, S: Transport> Connection<C, S> {
                     read_total += n;
                     // The receive queue was empty when the read returned: deliver these
                     // frames, then stop (the kernel raises a new edge for anything later).
-                    drained = short_read_stops && n < room;
+                    drained = short_read_stops && stream.read_drained(n, room);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadStatus::Drained,
                 // Work without delivery (a TLS handshake record) or a signal: counted, so a

@@ -18,9 +18,10 @@
 //!   connection keeps `WRITABLE` interest and [`Connection::flush`](crate::Connection::flush)
 //!   calls [`flush_output`](Transport::flush_output). That output is bounded by the transport
 //!   (TLS: about two records), never by the peer.
-//! - [`SHORT_READ_DRAINS`](Transport::SHORT_READ_DRAINS) says whether a read that did not
-//!   fill the buffer proves the kernel's receive queue empty (true for a plain socket; false
-//!   for TLS, where one socket read can yield less plaintext than it read ciphertext).
+//! - [`read_drained`](Transport::read_drained) says whether the read just made proves the
+//!   kernel's receive queue empty. For a plain socket a read that did not fill the buffer
+//!   does ([`SHORT_READ_DRAINS`](Transport::SHORT_READ_DRAINS)); TLS gives its own proof,
+//!   since one socket read can yield less plaintext than it read ciphertext.
 //! - Closing the write half ([`shutdown_write`](Transport::shutdown_write)) is clean: a FIN
 //!   for a plain socket; close_notify, then a FIN once it is written, for TLS.
 //! - No clock: a TLS handshake deadline is an `Instant` given at construction, checked with
@@ -102,11 +103,14 @@ pub trait Transport: mio::event::Source + fmt::Debug {
     /// receive queue was empty (see [`Connection`](crate::Connection)'s "Short reads").
     const SHORT_READ_DRAINS: bool;
 
-    /// [`SHORT_READ_DRAINS`](Self::SHORT_READ_DRAINS) for this stream: a transport that is
-    /// one of several kinds at run time (an enum over plain sockets and TLS) answers per
-    /// stream. Defaults to the constant.
-    fn short_read_drains(&self) -> bool {
-        Self::SHORT_READ_DRAINS
+    /// After a [`read`](Self::read) that returned `n > 0` bytes into a buffer of `room`
+    /// bytes: whether the receive queue was empty when it returned and nothing the transport
+    /// buffered is left to deliver, so that (with edge-triggered readiness) anything later
+    /// raises a new event. Defaults to [`SHORT_READ_DRAINS`](Self::SHORT_READ_DRAINS) and
+    /// `n < room`; a transport that is one of several kinds at run time, or that buffers
+    /// (TLS), answers for itself. Answering `false` is always safe: it costs one more read.
+    fn read_drained(&self, n: usize, room: usize) -> bool {
+        Self::SHORT_READ_DRAINS && n < room
     }
 
     /// Reads bytes for the codec. `Ok(0)` is the end of the stream; `WouldBlock` means wait

@@ -375,3 +375,105 @@ fn tls_over_a_unix_socket() {
         wheelbeat_net::PeerAddr::Unix(None)
     );
 }
+
+/// A TCP socket that counts its reads, under the server's TLS stream.
+#[derive(Debug)]
+struct CountedReads {
+    sock: mio::net::TcpStream,
+    reads: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl mio::event::Source for CountedReads {
+    fn register(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        self.sock.register(r, t, i)
+    }
+    fn reregister(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        self.sock.reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> std::io::Result<()> {
+        self.sock.deregister(r)
+    }
+}
+
+impl Transport for CountedReads {
+    const SHORT_READ_DRAINS: bool = true;
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reads.set(self.reads.get() + 1);
+        Transport::read(&mut self.sock, buf)
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        Transport::write_vectored(&mut self.sock, bufs)
+    }
+    fn shutdown_write(&mut self) -> std::io::Result<ShutdownStatus> {
+        self.sock.shutdown_write()
+    }
+    fn peer_addr(&self) -> std::io::Result<wheelbeat_net::PeerAddr> {
+        Transport::peer_addr(&self.sock)
+    }
+    fn local_addr(&self) -> std::io::Result<wheelbeat_net::PeerAddr> {
+        Transport::local_addr(&self.sock)
+    }
+}
+
+/// Guards the TLS short-read stop (Linux): a heartbeat that arrives whole costs the server
+/// one socket read, not a second one returning `WouldBlock`; and what comes after it, a
+/// record cut in two included, still raises an event and is delivered.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_small_record_costs_one_socket_read_and_nothing_after_it_is_stranded() {
+    let cert = cert();
+    let reads = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = reads.clone();
+    let mut p = tls_common::Pair::with_server_socket(&cert, None, |sock| CountedReads {
+        sock,
+        reads: counter,
+    });
+    p.handshake();
+
+    let mut got = Vec::new();
+    let serve = |p: &mut tls_common::Pair<CountedReads>, got: &mut Vec<Vec<u8>>, n: usize| {
+        let deadline = Instant::now() + WAIT;
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "frames missing: {got:?}");
+            let t = p.turn(
+                |f, _| {
+                    got.push(f.to_vec());
+                    cont()
+                },
+                |_, _| cont(),
+            );
+            assert!(!matches!(t.server, Some(Err(_))), "{t:?}");
+        }
+    };
+
+    for i in 0..5 {
+        let before = reads.get();
+        p.client.send(format!("{{\"ping\":{i}}}")).unwrap();
+        p.client.flush().unwrap();
+        serve(&mut p, &mut got, i + 1);
+        assert_eq!(reads.get() - before, 1, "heartbeat {i}: one socket read");
+    }
+
+    // Frames over several records (16 KiB each), then a small one: whatever the socket
+    // reads cut, a record left half-read is completed by bytes that raise a new event.
+    let big = vec![b'z'; 40_000];
+    p.client.send(big.clone()).unwrap();
+    p.client.send(b"{\"ping\":99}".to_vec()).unwrap();
+    p.client.flush().unwrap();
+    p.client
+        .sync_interest(p.poll.registry(), tls_common::CLIENT)
+        .unwrap();
+    serve(&mut p, &mut got, 7);
+    assert_eq!(got[5], big);
+    assert_eq!(got[6], b"{\"ping\":99}");
+}

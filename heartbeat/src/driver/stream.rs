@@ -83,6 +83,8 @@ pub(crate) struct TlsConn {
     tls: TlsStream,
     /// Plaintext read while finishing the handshake, delivered before anything else.
     early: Vec<u8>,
+    /// The last read was served from `early`.
+    from_early: bool,
 }
 
 /// The byte stream under every connection of the shell.
@@ -101,6 +103,7 @@ impl Stream {
         Stream::Tls(Box::new(TlsConn {
             tls,
             early: Vec::new(),
+            from_early: false,
         }))
     }
 
@@ -204,8 +207,13 @@ impl Transport for Stream {
     // reads does not. The constant is the safe answer; each stream gives its own below.
     const SHORT_READ_DRAINS: bool = false;
 
-    fn short_read_drains(&self) -> bool {
-        matches!(self, Stream::Plain(_))
+    fn read_drained(&self, n: usize, room: usize) -> bool {
+        match self {
+            Stream::Plain(_) => n < room,
+            // Plaintext kept from the handshake proves nothing about the socket.
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => !t.from_early && t.tls.read_drained(n, room),
+        }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -213,7 +221,12 @@ impl Transport for Stream {
             Stream::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(t) => {
-                let TlsConn { tls, early } = &mut **t;
+                let TlsConn {
+                    tls,
+                    early,
+                    from_early,
+                } = &mut **t;
+                *from_early = !early.is_empty();
                 if early.is_empty() {
                     return Transport::read(tls, buf);
                 }

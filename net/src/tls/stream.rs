@@ -110,6 +110,10 @@ const PEER_CLOSED: u8 = 2;
 const CLOSE_SENT: u8 = 4;
 /// The FIN followed it.
 const FIN_SENT: u8 = 8;
+/// The last [`Transport::read`] proved the socket drained: its socket read left room (the
+/// kernel's queue was empty then) and every complete record it brought was delivered (the
+/// pump stopped for want of input, nothing stashed). Cleared at the start of every read.
+const DRAINED: u8 = 16;
 
 /// The byte buffers, apart from the rustls connection so both can be borrowed at once.
 #[derive(Default)]
@@ -475,10 +479,18 @@ impl<S: Transport> mio::event::Source for TlsStream<S> {
 
 impl<S: Transport> Transport for TlsStream<S> {
     // One socket read can yield less plaintext than it read ciphertext (a record split
-    // across reads), so a short read proves nothing about the socket.
+    // across reads), so a short plaintext read proves nothing about the socket: the proof
+    // is `read_drained`'s, from the socket read itself.
     const SHORT_READ_DRAINS: bool = false;
 
+    // A short socket read whose records were all delivered (see `DRAINED`). A record cut in
+    // two by the short read waits in `incoming` for bytes that raise a new edge.
+    fn read_drained(&self, _n: usize, _room: usize) -> bool {
+        self.bufs.flags & DRAINED != 0
+    }
+
     fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        self.bufs.flags &= !DRAINED;
         if dst.is_empty() {
             return Ok(0);
         }
@@ -486,6 +498,7 @@ impl<S: Transport> Transport for TlsStream<S> {
         if n > 0 {
             return Ok(n);
         }
+        let mut short_socket_read = false;
         let mut read_socket = false;
         loop {
             let mut filled = 0;
@@ -496,6 +509,14 @@ impl<S: Transport> Transport for TlsStream<S> {
                 })
                 .map_err(to_io)?;
             if filled > 0 {
+                // A close_notify among the records: the next read must report it.
+                if short_socket_read
+                    && stop == Stop::Blocked
+                    && self.bufs.flags & PEER_CLOSED == 0
+                    && !self.is_handshaking()
+                {
+                    self.bufs.flags |= DRAINED;
+                }
                 return Ok(filled);
             }
             if stop == Stop::Full {
@@ -522,12 +543,14 @@ impl<S: Transport> Transport for TlsStream<S> {
             read_socket = true;
             let start = self.prepare_read()?;
             let b = &mut self.bufs;
+            let room = b.incoming.len() - start;
             match self.sock.read(&mut b.incoming[start..]) {
                 Ok(n) => {
                     b.incoming.truncate(start + n);
                     if n == 0 {
                         b.flags |= EOF;
                     }
+                    short_socket_read = n > 0 && n < room;
                 }
                 Err(e) => {
                     b.incoming.truncate(start);

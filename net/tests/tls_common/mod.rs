@@ -13,7 +13,7 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
 use wheelbeat_net::tls::{ClientAuth, Roots, TlsStream, client_config, server_config};
 use wheelbeat_net::{
-    Connection, Error, LineCodec, ListenConfig, Outbox, ReadBuf, ReadStatus, bind,
+    Connection, Error, LineCodec, ListenConfig, Outbox, ReadBuf, ReadStatus, Transport, bind,
 };
 
 /// Generous bound for any single wait; a healthy run never gets near it.
@@ -74,19 +74,32 @@ pub fn tcp_pair() -> (TcpStream, TcpStream) {
     }
 }
 
-/// Both ends of a TLS connection, registered on one `Poll`.
-pub struct Pair {
+/// Both ends of a TLS connection, registered on one `Poll`; the server's socket may be
+/// wrapped in another transport (`S`).
+pub struct Pair<S: Transport = TcpStream> {
     pub poll: Poll,
     pub events: Events,
-    pub server: TlsConn,
+    pub server: Connection<LineCodec, TlsStream<S>>,
     pub client: TlsConn,
     pub scratch: ReadBuf,
 }
 
 impl Pair {
     pub fn new(cert: &Cert, deadline: Option<Instant>) -> Pair {
+        Pair::with_server_socket(cert, deadline, |s| s)
+    }
+}
+
+impl<S: Transport> Pair<S> {
+    /// A pair whose server socket is `wrap(socket)`.
+    pub fn with_server_socket(
+        cert: &Cert,
+        deadline: Option<Instant>,
+        wrap: impl FnOnce(TcpStream) -> S,
+    ) -> Pair<S> {
         let (s, c) = tcp_pair();
-        let server = Connection::new(TlsStream::server(s, server_cfg(cert), deadline).unwrap());
+        let server =
+            Connection::new(TlsStream::server(wrap(s), server_cfg(cert), deadline).unwrap());
         let client =
             Connection::new(TlsStream::client(c, client_cfg(cert), "localhost", None).unwrap());
         let poll = Poll::new().unwrap();
