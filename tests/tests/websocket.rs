@@ -307,7 +307,8 @@ fn an_upgrade_never_finished_is_closed_at_the_handshake_timeout() {
         },
     )
     .expect("the server reports the close");
-    assert!(matches!(reason, CloseReason::Protocol(_)), "{reason}");
+    assert_eq!(reason, CloseReason::HandshakeTimeout);
+    assert_eq!(server.stats().closed.handshake, 1);
     server.shutdown();
 }
 

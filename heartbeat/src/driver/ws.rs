@@ -350,9 +350,8 @@ impl<H: Handler> Driver<H> {
                 .get_mut(key)
                 .is_some_and(|ws| ws.session.is_handshaking())
             {
-                let reason = ProtocolError::Malformed("websocket handshake timeout");
                 self.ep
-                    .handle_failure(now, key, CloseReason::Protocol(reason));
+                    .handle_failure(now, key, CloseReason::HandshakeTimeout);
                 self.apply_outputs(now);
             }
         }

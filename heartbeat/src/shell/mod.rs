@@ -152,9 +152,11 @@ pub enum CloseReason {
     DrainTimeout,
     /// Closed on request of the application (a [`Handle`] or a [`Context`]).
     Local,
-    /// A TLS peer did not complete its handshake within [`Options::handshake_timeout`].
-    /// The peer never reached the monitor or the handler (it is counted in
-    /// [`DeadCounts::handshake`] and logged).
+    /// A TLS peer did not complete its handshake within [`Options::handshake_timeout`], or a
+    /// WebSocket peer its upgrade within
+    /// [`WsSettings::handshake_timeout`](crate::WsSettings::handshake_timeout). Counted in
+    /// [`DeadCounts::handshake`]. A TLS peer never reached the monitor or the handler (the
+    /// close is logged); a WebSocket peer did, and its handler hears `on_close` with this.
     HandshakeTimeout,
     /// A TLS handshake failed (garbage instead of a ClientHello, a certificate refused...):
     /// the message, which starts with `tls:`. Counted in [`DeadCounts::handshake`] and
@@ -179,7 +181,7 @@ impl fmt::Display for CloseReason {
             CloseReason::GoAway => f.write_str("peer going away"),
             CloseReason::DrainTimeout => f.write_str("drain deadline passed"),
             CloseReason::Local => f.write_str("closed locally"),
-            CloseReason::HandshakeTimeout => f.write_str("tls handshake timed out"),
+            CloseReason::HandshakeTimeout => f.write_str("handshake timed out"),
             CloseReason::Handshake(e) => write!(f, "handshake failed: {e}"),
             CloseReason::Shutdown => f.write_str("shut down"),
         }
