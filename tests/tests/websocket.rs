@@ -268,6 +268,10 @@ fn a_bad_upgrade_gets_400_and_only_that_connection_closes() {
     let s = sh.stats();
     assert_eq!(s.connections, n as u64);
     assert_eq!(s.closed.protocol_error, 1);
+    assert_eq!(
+        s.protocol_errors, 1,
+        "a refused upgrade is a protocol error"
+    );
     pool.shutdown();
     server.shutdown();
 }

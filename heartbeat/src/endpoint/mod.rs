@@ -645,7 +645,12 @@ impl<H: Handler> Endpoint<H> {
                 }
             }
             CloseReason::PeerClosed => c.peer_closed += 1,
-            CloseReason::Protocol(_) => c.protocol_error += 1,
+            // Every protocol error closes, whoever found it (the format, the codec, the
+            // WebSocket session): one count for all.
+            CloseReason::Protocol(_) => {
+                c.protocol_error += 1;
+                self.stats.protocol_errors += 1;
+            }
             CloseReason::WriteOverflow => c.write_overflow += 1,
             CloseReason::Io(_) | CloseReason::ConnectFailed(_) => c.io_error += 1,
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
@@ -676,7 +681,6 @@ impl<H: Handler> Endpoint<H> {
 
     /// Queues the format's goodbye for `error` and closes `key`.
     fn protocol_error(&mut self, now: Instant, key: ConnKey, error: ProtocolError) {
-        self.stats.protocol_errors += 1;
         log::info!(
             "loop {}: protocol error from {}: {error}",
             self.index,
