@@ -442,3 +442,88 @@ fn a_passive_ws_server_never_pings_and_judges_by_silence() {
     pool.shutdown();
     server.shutdown();
 }
+
+/// Greets every connection from `on_connect`, before its upgrade has completed.
+#[derive(Clone)]
+struct Greeter;
+
+impl wheelbeat_heartbeat::Handler for Greeter {
+    fn on_connect(
+        &mut self,
+        cx: &mut wheelbeat_heartbeat::Context<'_>,
+        conn: wheelbeat_heartbeat::ConnId,
+        _: &wheelbeat_heartbeat::ConnInfo,
+    ) {
+        cx.send(conn, &b"welcome"[..]);
+        cx.send(conn, &b"second"[..]);
+    }
+}
+
+/// Guards messages sent before the upgrade: a greeting from `on_connect` reaches the peer
+/// right after the 101, in order, whichever side greets (a server to a browser-like raw
+/// client, a pool to its server).
+#[test]
+fn messages_sent_before_the_upgrade_follow_the_101() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(10_000, 5_000, 2))
+        .websocket(WsSettings::default())
+        .start(|_| Greeter)
+        .unwrap();
+    let mut raw = TcpStream::connect(server.local_addr()).unwrap();
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The head, then two unmasked text frames: 0x81, length, payload.
+    let want_frames: &[u8] = b"\x81\x07welcome\x81\x06second";
+    while !got.ends_with(want_frames) {
+        let n = raw.read(&mut buf).expect("the greeting within 5 s");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(
+        &got[head_end..],
+        want_frames,
+        "nothing between the 101 and the greeting"
+    );
+    drop(raw);
+
+    // The pool side: its greeting reaches the server after the server's 101.
+    let (srv_h, srv_rx) = reporter(false);
+    let echo_server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .heartbeat(heartbeat(10_000, 5_000, 2))
+        .websocket(WsSettings::default())
+        .start(move |_| srv_h.clone())
+        .unwrap();
+    let pool = Pool::builder()
+        .connect(echo_server.local_addr(), 1)
+        .heartbeat(heartbeat(10_000, 5_000, 2))
+        .websocket(WsSettings::default())
+        .start(|_| Greeter)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut messages = Vec::new();
+    while messages.len() < 2 {
+        let m = wait_for(&srv_rx, deadline, |e| match e {
+            Seen::Message(_, m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the pool's greeting reaches the server");
+        messages.push(m);
+    }
+    assert_eq!(messages, [b"welcome".to_vec(), b"second".to_vec()]);
+    pool.shutdown();
+    echo_server.shutdown();
+    server.shutdown();
+}

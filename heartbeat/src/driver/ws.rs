@@ -9,8 +9,11 @@
 //! - The session decides everything about the protocol (the upgrade, pongs, message
 //!   assembly, close codes); the endpoint is told only what each frame was: data, a pong with
 //!   its sequence number, or a sign of life.
-//! - Nothing is written after a close frame, and nothing but the 101 before the upgrade:
-//!   data and pings for a connection in either state are dropped here.
+//! - Nothing is written after a close frame, and nothing but the 101 before the upgrade.
+//!   Messages the handler sends before the upgrade completes (a greeting from `on_connect`)
+//!   are framed and kept, up to half the write cap, and queued right behind the 101 (more
+//!   than that is a write overflow); pings before it, and anything after our close, are
+//!   dropped.
 //! - A peer's close is answered when the endpoint closes the connection, after the replies
 //!   to the messages that came before it (the session's own answer is held back, since the
 //!   handler's replies are queued only after the read).
@@ -42,17 +45,19 @@ pub(super) struct WsConn {
     session: Session,
     /// The last message received was binary (for [`SendAs::LikeReceived`]).
     binary: bool,
-    /// The session's last frames (the answer to the peer's close, or the close that says
-    /// why the connection failed), held back until the endpoint closes the connection so the
-    /// replies to the messages before them go out first. Heap only on the way out.
-    last_words: Option<Vec<u8>>,
+    /// Frames held back; heap only while there are some. Before the upgrade: the messages
+    /// the handler sent, framed, to follow the 101 (dropped if the upgrade never completes).
+    /// After it: the session's last frames (the answer to the peer's close, or the close that
+    /// says why the connection failed), held until the endpoint closes the connection so the
+    /// replies to the messages before them go out first.
+    held: Option<Vec<u8>>,
 }
 
 impl WsConn {
     /// Whether application messages may still be written: after the upgrade, and until our
     /// close frame (a peer's close still lets the replies to its earlier messages out).
     fn writable(&self) -> bool {
-        self.session.is_open() || self.last_words.is_some()
+        self.session.is_open() || (!self.session.is_handshaking() && self.held.is_some())
     }
 }
 
@@ -97,7 +102,9 @@ impl WsConns {
     /// Heap bytes `key`'s session holds (a fragmented message in progress).
     pub(super) fn heap_bytes(&self, key: ConnKey) -> usize {
         match self.slots.get(key.index()) {
-            Some(Some((k, ws))) if *k == key => ws.session.heap_bytes(),
+            Some(Some((k, ws))) if *k == key => {
+                ws.session.heap_bytes() + ws.held.as_ref().map_or(0, Vec::capacity)
+            }
             _ => 0,
         }
     }
@@ -142,7 +149,7 @@ impl WsConns {
             WsConn {
                 session: session.with_max_message_len(max),
                 binary: false,
-                last_words: None,
+                held: None,
             },
         ));
         self.handshakes.push(now, key);
@@ -150,8 +157,9 @@ impl WsConns {
     }
 
     /// Queues one endpoint transmit for a WebSocket connection: data as a message of the
-    /// kind [`SendAs`] says, a heartbeat (already a ping frame) as it is. `Ok` also when the
-    /// frame is dropped (before the upgrade, after a close).
+    /// kind [`SendAs`] says, a heartbeat (already a ping frame) as it is. Data before the
+    /// upgrade is kept to follow the 101 (see the module docs). `Ok` also when the frame is
+    /// dropped (a ping before the upgrade, anything after a close).
     pub(super) fn transmit(
         &mut self,
         key: ConnKey,
@@ -160,21 +168,32 @@ impl WsConns {
         frame: &[u8],
     ) -> Result<(), Full> {
         let send_as = self.settings.send_as;
-        let Some(ws) = self.get_mut(key) else {
+        let encoder = &mut self.encoder;
+        let Some(ws) = (match self.slots.get_mut(key.index()) {
+            Some(Some((k, ws))) if *k == key => Some(ws),
+            _ => None,
+        }) else {
             return Ok(());
         };
+        let text = std::str::from_utf8(frame).is_ok();
+        let kind = match send_as {
+            SendAs::LikeReceived if ws.binary => MessageKind::Binary,
+            _ if text => MessageKind::Text,
+            _ => MessageKind::Binary,
+        };
+        let role = ws.session.role();
         match lane {
             Lane::Priority if ws.session.is_open() => super::socket::send_heartbeat(conn, frame),
-            Lane::Data if ws.writable() => {
-                let text = std::str::from_utf8(frame).is_ok();
-                let kind = match send_as {
-                    SendAs::LikeReceived if ws.binary => MessageKind::Binary,
-                    _ if text => MessageKind::Text,
-                    _ => MessageKind::Binary,
-                };
-                let role = ws.session.role();
-                self.encoder
-                    .send(&mut ConnSink(conn), role, kind, frame)
+            Lane::Data if ws.writable() => encoder
+                .send(&mut ConnSink(conn), role, kind, frame)
+                .map_err(|e| Full::from(&e)),
+            Lane::Data if ws.session.is_handshaking() => {
+                let kept = ws.held.as_ref().map_or(0, Vec::len);
+                if kept + frame.len() > conn.write_cap() / 2 {
+                    return Err(Full::Lane);
+                }
+                encoder
+                    .send(&mut Held(&mut ws.held), role, kind, frame)
                     .map_err(|e| Full::from(&e))
             }
             _ => {
@@ -199,7 +218,9 @@ impl WsConns {
             if let Ok(close) = Control::close(ws.session.role(), Some(NORMAL), "") {
                 let _ = conn.send(close.as_ref());
             }
-        } else if let Some(words) = &ws.last_words {
+        } else if !ws.session.is_handshaking()
+            && let Some(words) = &ws.held
+        {
             let _ = conn.send(words.as_slice());
         }
         true
@@ -224,7 +245,7 @@ impl<H: Handler> Driver<H> {
         let WsConn {
             session,
             binary,
-            last_words,
+            held,
         } = ws;
         let mut peer_closed = false;
         let mut out_of_time = false;
@@ -248,10 +269,10 @@ impl<H: Handler> Driver<H> {
             let mut sink = OutboxSink {
                 out,
                 hold,
-                held: &mut *last_words,
+                held: &mut *held,
             };
             let mut flow = ControlFlow::Continue(());
-            let handled = session.handle(frame, &mut sink, &mut hook, |event, _| {
+            let handled = session.handle(frame, &mut sink, &mut hook, |event, sink| {
                 flow = match event {
                     Event::Text(t) => {
                         *binary = false;
@@ -265,9 +286,17 @@ impl<H: Handler> Driver<H> {
                     Event::Pong(p) => {
                         ep.handle_inbound(now, key, pong_seq(p).map(|s| Inbound::Pong(Some(s))))
                     }
-                    Event::Open { .. } | Event::Ping(_) | Event::Fragment => {
+                    Event::Open { .. } => {
+                        // The 101 is queued (or read): what the handler sent before goes next.
+                        // It fits: it was capped at half the write cap of an empty queue.
+                        if let Some(bytes) = sink.held.take()
+                            && let Err(e) = sink.out.send(&bytes)
+                        {
+                            log::debug!("websocket {key:?}: early messages dropped: {e}");
+                        }
                         ep.handle_inbound(now, key, None)
                     }
+                    Event::Ping(_) | Event::Fragment => ep.handle_inbound(now, key, None),
                     Event::Close(_) => {
                         peer_closed = true;
                         ControlFlow::Break(())
@@ -275,6 +304,9 @@ impl<H: Handler> Driver<H> {
                 };
             });
             if let Err(e) = handled {
+                if session.is_handshaking() {
+                    *sink.held = None; // early messages: never to be sent
+                }
                 sink.hold = true;
                 session.fail(&mut sink, &e);
                 failed = Some(e);
@@ -309,7 +341,10 @@ impl<H: Handler> Driver<H> {
             Err(e) => {
                 // The codec refused a frame (unmasked, over the cap, invalid UTF-8...): the
                 // session says why, with the RFC's code.
-                session.fail(&mut Held(last_words), &e);
+                if session.is_handshaking() {
+                    *held = None; // early messages: never to be sent
+                }
+                session.fail(&mut Held(held), &e);
                 failed = Some(e);
             }
         }
@@ -399,7 +434,7 @@ impl Sink for ConnSink<'_> {
     }
 }
 
-/// [`Sink`] keeping every frame for later (see [`WsConn::last_words`]).
+/// [`Sink`] keeping every frame for later (see [`WsConn::held`]).
 struct Held<'a>(&'a mut Option<Vec<u8>>);
 
 impl Sink for Held<'_> {

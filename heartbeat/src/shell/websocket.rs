@@ -25,8 +25,10 @@
 //!   that connection is closed. A pool sends an upgrade request with a random key. Until the
 //!   upgrade completes nothing else is sent: pings are not due yet (the first one comes an
 //!   interval after the connect, later than the handshake timeout by default) and are
-//!   dropped if they are; messages sent by the handler before the upgrade completes are
-//!   dropped (logged). A peer that has not finished its upgrade within
+//!   dropped if they are. Messages the handler sends before the upgrade completes (a
+//!   greeting from `on_connect`) are framed and kept, up to half the write cap, and follow
+//!   the 101 in order; beyond that the connection is closed as a write overflow, and if the
+//!   upgrade never completes they are dropped. A peer that has not finished its upgrade within
 //!   [`WsSettings::handshake_timeout`] is closed.
 //! - **The close.** A peer's close is answered with its code and the connection ends as
 //!   [`CloseReason::PeerClosed`](crate::CloseReason::PeerClosed); any close of ours (local,
