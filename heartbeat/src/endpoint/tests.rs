@@ -797,7 +797,11 @@ fn over_three_quarters_of_the_budget_the_biggest_holders_are_paused_non_readers_
     assert_eq!(tl.outputs(), [Out::Resume(b)]);
     assert!(!tl.ep.is_paused(b) && tl.ep.is_paused(c));
     assert!(!tl.ep.check_memory(tl.at(4)));
-    assert_eq!(tl.outputs(), [], "610 KiB: still under pressure, `c` stays paused");
+    assert_eq!(
+        tl.outputs(),
+        [],
+        "610 KiB: still under pressure, `c` stays paused"
+    );
     // Back at half the budget: the pressure is over and every pause ends.
     tl.ep.handle_held(a, 100 * kib);
     assert!(!tl.ep.check_memory(tl.at(5)));
@@ -823,17 +827,29 @@ fn a_paused_peer_is_never_convicted_and_is_closed_after_the_heartbeat_bound() {
     assert!(!out.contains(&Out::Close(b, false)), "{out:?}");
     let heard = tl.rec.take();
     assert!(heard.contains(&Heard::Dead(a, DeadReason::MissedPings { missed: 2 })));
-    assert!(!heard.iter().any(|h| matches!(h, Heard::Dead(k, _) if *k == b)));
+    assert!(
+        !heard
+            .iter()
+            .any(|h| matches!(h, Heard::Dead(k, _) if *k == b))
+    );
     // The pause lasts at most the heartbeat bound: 1 s + 2 x 500 ms + 10 ms after it began.
     assert!(!tl.run_until(tl.at(2109)).contains(&Out::Close(b, false)));
     assert_eq!(tl.run_until(tl.at(2110)), [Out::Close(b, false)]);
     assert_eq!(tl.rec.take(), [Heard::Close(b, CloseReason::PausedTooLong)]);
     let s = tl.ep.stats();
     assert_eq!(
-        (s.closed.paused_too_long, s.connections_paused, s.memory_bytes),
+        (
+            s.closed.paused_too_long,
+            s.connections_paused,
+            s.memory_bytes
+        ),
         (1, 0, 0)
     );
-    assert_eq!(tl.ep.poll_timeout(tl.at(2110)), None, "nothing left to time");
+    assert_eq!(
+        tl.ep.poll_timeout(tl.at(2110)),
+        None,
+        "nothing left to time"
+    );
 }
 
 #[test]
