@@ -315,7 +315,8 @@ fn run(a: Attack) {
     eprintln!(
         "{} peers={} connected={connected} controls={CONTROLS} budget={} secs={:.1} \
          heartbeat_ms={i} rss_baseline={baseline} rss_during_max={rss_during} \
-         rss_after={rss_after} memory_peak={} memory_after={} reads_paused={} \
+         rss_after={rss_after} memory_peak={} memory_end_of_attack={} memory_after={} \
+         reads_paused={} paused_end_of_attack={} connections_end_of_attack={} \
          closed_memory_budget={} closed_paused_too_long={} closed_write_overflow={} \
          closed_missed_pings={} closed_peer={} control_closed={control_closed} \
          control_echoes={:?}",
@@ -324,8 +325,11 @@ fn run(a: Attack) {
         a.budget,
         attack_time.as_secs_f64(),
         after.memory_peak,
+        during.memory_bytes,
         after.memory_bytes,
         after.reads_paused,
+        during.connections_paused,
+        during.connections,
         c.memory_budget,
         c.paused_too_long,
         c.write_overflow,
