@@ -228,9 +228,12 @@ struct Attack {
 }
 
 const CONTROLS: usize = 4;
+/// The attacks run one at a time: the RSS figures are the whole process's.
+static SERIAL: Mutex<()> = Mutex::new(());
 const THREADS: usize = 4;
 
 fn run(a: Attack) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let secs = common::env_usize("ATTACK_SECS", 3) as u64;
     common::need_fds(2 * (a.peers + CONTROLS) as u64 + 64);
     let mut opts = Options::default();
