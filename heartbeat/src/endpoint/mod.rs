@@ -149,6 +149,10 @@ enum Queued {
 /// | `Connecting` | no        | no             | connected (-> `Open`), failed or timed out  |
 /// | `Open`       | yes       | yes            | any close; a freeze (-> `Frozen`)           |
 /// | `Frozen`     | no        | no             | a close (shutdown, local)                   |
+///
+/// An `Open` connection may have its reads paused by the memory budget (`paused`, see
+/// `budget.rs`): written but not read, and never judged on silence, until it is resumed
+/// ([`Output::Resume`]) or closed.
 #[derive(Debug)]
 enum State {
     Connecting {
