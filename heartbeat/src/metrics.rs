@@ -32,6 +32,8 @@
 //! | `wheelbeat_protocol_errors_total` | counter | | frames that broke the protocol |
 //! | `wheelbeat_write_overflows_total` | counter | | closes because a peer did not read |
 //! | `wheelbeat_memory_budget_closes_total` | counter | | closes by the loop memory budget |
+//! | `wheelbeat_reads_paused_total` | counter | | connections whose reads the memory budget paused |
+//! | `wheelbeat_connections_paused` | gauge | | connections whose reads are paused now |
 //! | `wheelbeat_ping_floods_total` | counter | | closes by the ping-flood policy |
 //! | `wheelbeat_handler_panics_total` | counter | | handler callbacks that panicked |
 //! | `wheelbeat_local_pauses_total` | counter | | loop stalls past `timeout` (verdicts forgiven) |
@@ -161,6 +163,7 @@ pub fn encode(s: &Snapshot) -> String {
             ("io_error", c.io_error),
             ("handler_panicked", c.handler_panicked),
             ("memory_budget", c.memory_budget),
+            ("paused_too_long", c.paused_too_long),
             ("too_many_pings", c.too_many_pings),
             ("go_away", c.go_away),
             ("drain_timeout", c.drain_timeout),
@@ -184,6 +187,18 @@ pub fn encode(s: &Snapshot) -> String {
         "memory_budget_closes",
         "Connections closed by the loop memory budget",
         c.memory_budget,
+    );
+    counter(
+        &mut r,
+        "reads_paused",
+        "Connections whose reads the loop memory budget paused",
+        s.reads_paused,
+    );
+    gauge(
+        &mut r,
+        "connections_paused",
+        "Connections whose reads are paused by the loop memory budget now",
+        s.connections_paused,
     );
     counter(
         &mut r,
@@ -349,6 +364,9 @@ mod tests {
         s.local_pauses = 6;
         s.timer_lateness_max = Duration::from_millis(1500);
         s.memory_bytes = 4096;
+        s.reads_paused = 9;
+        s.connections_paused = 2;
+        s.closed.paused_too_long = 3;
         // 2 ms, 3 ms (bucket le=0.005), 20 ms (le=0.025), 20 s (+Inf).
         for ms in [2, 3, 20, 20_000] {
             s.record_rtt(Duration::from_millis(ms));
@@ -379,6 +397,12 @@ mod tests {
         assert_eq!(value(&t, "wheelbeat_local_pauses_total"), 6.0);
         assert_eq!(value(&t, "wheelbeat_timer_lateness_max_seconds"), 1.5);
         assert_eq!(value(&t, "wheelbeat_memory_bytes"), 4096.0);
+        assert_eq!(value(&t, "wheelbeat_reads_paused_total"), 9.0);
+        assert_eq!(value(&t, "wheelbeat_connections_paused"), 2.0);
+        assert_eq!(
+            value(&t, r#"wheelbeat_closed_total{reason="paused_too_long"}"#),
+            3.0
+        );
         assert!(t.contains("# TYPE wheelbeat_rtt_seconds histogram"), "{t}");
         assert_eq!(value(&t, "wheelbeat_rtt_seconds_count"), 4.0);
         // Cumulative buckets; the histogram keeps three significant digits.

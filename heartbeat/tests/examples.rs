@@ -274,6 +274,8 @@ fn server_takes_the_tuning_knobs_and_prints_stats_lines() {
     };
     assert_eq!(stats["connections"], 0);
     assert!(stats["closed"]["memory_budget"].is_u64(), "{stats}");
+    assert!(stats["closed"]["paused_too_long"].is_u64(), "{stats}");
+    assert!(stats["reads_paused"].is_u64(), "{stats}");
     assert!(stats["timer_lateness_max_us"].is_u64(), "{stats}");
     let _ = Command::new("kill")
         .arg("-TERM")

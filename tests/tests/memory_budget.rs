@@ -12,47 +12,32 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use wheelbeat_heartbeat::{ConnId, Context, Handler, Options, Server};
 
-/// Answers every request with a 60 KiB frame.
+/// Answers every request with a 60 KiB frame; echoes a frame that says `hello`.
 struct Amplify(Vec<u8>);
 
 impl Handler for Amplify {
-    fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, _frame: &[u8]) {
-        cx.send(conn, self.0.clone());
+    fn on_message(&mut self, cx: &mut Context<'_>, conn: ConnId, frame: &[u8]) {
+        if frame.windows(5).any(|w| w == b"hello") {
+            cx.send(conn, frame);
+        } else {
+            cx.send(conn, self.0.clone());
+        }
     }
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// This process's resident set size, in bytes (Linux; 0 elsewhere).
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 #[test]
 fn peers_that_never_read_their_echoes_cannot_pin_more_than_the_memory_budget() {
-    let peers = env("PIN_PEERS", 48);
-    let budget = env("PIN_BUDGET_MIB", 32) * 1024 * 1024;
+    let peers = common::env_usize("PIN_PEERS", 48);
+    let budget = common::env_usize("PIN_BUDGET_MIB", 32) * 1024 * 1024;
     common::need_fds(2 * peers as u64 + 64);
-    let baseline = rss();
+    let baseline = common::rss();
     let mut opts = Options::default();
     opts.heartbeat = common::heartbeat(60_000, 10_000, 3);
     opts.memory_budget = budget;
@@ -109,7 +94,7 @@ fn peers_that_never_read_their_echoes_cannot_pin_more_than_the_memory_budget() {
             break;
         }
     }
-    let rss_during = rss();
+    let rss_during = common::rss();
     let still_open = socks.len();
     drop(socks);
     // Wait (bounded) until the server has seen every peer go.
@@ -119,7 +104,7 @@ fn peers_that_never_read_their_echoes_cannot_pin_more_than_the_memory_budget() {
         thread::yield_now();
         after = server.stats();
     }
-    let rss_after = rss();
+    let rss_after = common::rss();
     eprintln!(
         "PIN peers={peers} budget={budget} memory_peak={} memory_during={} closed_budget={} \
          closed_overflow={} writers_left_open={still_open} rss_baseline={baseline} \
@@ -145,4 +130,81 @@ fn peers_that_never_read_their_echoes_cannot_pin_more_than_the_memory_budget() {
     );
     assert_eq!(after.connections, 0);
     assert_eq!(after.memory_bytes, 0, "every buffer given back");
+}
+
+/// Guards the driver's side of the pause: a paused connection is not read, and the readiness
+/// event that came meanwhile was consumed. When the pause ends the driver must serve it
+/// again without waiting for a new event, or the frame the peer sent while paused waits
+/// until the peer happens to send another (here: never). The pause ends by another peer
+/// leaving (the loop back at half its budget), so no event at all comes for the paused one.
+#[test]
+fn a_paused_peer_is_served_again_on_resume_without_a_new_event() {
+    let mib = 1 << 20;
+    let budget = 8 * mib; // pause over 6 MiB, resume at 4 MiB
+    let mut opts = Options::default();
+    opts.heartbeat = common::heartbeat(60_000, 10_000, 3);
+    opts.memory_budget = budget;
+    // The caps are no limit here: the pause comes first.
+    opts.write_cap = 7 * mib;
+    opts.write_high_watermark = Some(256 * 1024);
+    opts.write_low_watermark = Some(64 * 1024);
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .loops(1)
+        .options(opts)
+        .start(|_| Amplify(format!("{{\"pad\":\"{}\"}}", "x".repeat(60 * 1024)).into_bytes()))
+        .unwrap();
+    let addr = server.local_addr();
+    let request = b"{\"req\":1}\n";
+    // One request at a time, each in its own segment (no Nagle), until `until` holds: a
+    // read that took many at once could pass a mark by more than one answer.
+    let mut requests = 0;
+    let mut ask = |peer: &mut TcpStream, until: &dyn Fn(&wheelbeat_heartbeat::Snapshot) -> bool| {
+        peer.set_nodelay(true).unwrap();
+        for _ in 0..4000 {
+            let s = server.stats();
+            if until(&s) {
+                return;
+            }
+            peer.write_all(request).unwrap();
+            requests += 1;
+        }
+        panic!("never reached: {:?}", server.stats());
+    };
+    // `b` reads nothing and comes to hold 2.5 MiB in the server (after the kernel's buffers).
+    let mut b = TcpStream::connect(addr).unwrap();
+    ask(&mut b, &|s| s.memory_bytes >= 5 * mib as u64 / 2);
+    // `a` reads nothing either and grows until the loop passes 6 MiB: it is then the biggest
+    // holder (about 3.5 MiB) and is paused alone (`b` is then all that is read: 2.5 MiB).
+    let mut a = TcpStream::connect(addr).unwrap();
+    ask(&mut a, &|s| s.reads_paused > 0);
+    let s = server.stats();
+    assert_eq!((s.reads_paused, s.connections_paused), (1, 1), "{s:?}");
+    // Sent while paused: not read now, and `a` sends nothing after it.
+    a.write_all(b"{\"hello\":1}\n").unwrap();
+    // `b` leaves: the loop falls to about 3.5 MiB, under half its budget, and the pause
+    // ends; no event comes for `a`.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut s = server.stats();
+    while s.messages_received < requests + 1 && Instant::now() < deadline {
+        thread::yield_now();
+        s = server.stats();
+    }
+    eprintln!("PAUSE requests={requests} stats={s:?}");
+    assert_eq!(s.connections_paused, 0, "the pause ended: {s:?}");
+    assert_eq!(
+        s.messages_received,
+        requests + 1,
+        "the frame sent while paused was never read"
+    );
+    // And answered: `a` finds the echo behind the answers it never read.
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut lines = BufReader::new(a.try_clone().unwrap());
+    while let Some(line) = common::next_line(&mut lines) {
+        if line.contains("hello") {
+            break;
+        }
+    }
+    assert_eq!(server.stats().closed.total(), 1, "only `b`, which left");
+    server.shutdown();
 }

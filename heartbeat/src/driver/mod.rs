@@ -11,7 +11,8 @@
 //! 2. Read the clock: `now` for every decision of the turn, and the turn's read deadline,
 //!    `now + turn_budget`.
 //! 3. Serve the ready tokens, carried-over ones first: accept, finish connects, read frames
-//!    into [`Endpoint::handle_frame`]. Reading stops at a connection's byte budget, and for
+//!    into [`Endpoint::handle_frame`] (not for a connection the memory budget paused,
+//!    [`Endpoint::is_paused`]: it is served again at [`Output::Resume`]). Reading stops at a connection's byte budget, and for
 //!    the whole turn when the read deadline passes (checked between frames, so an expensive
 //!    frame costs at most its own parse): what is left is served first next turn
 //!    ([`Ready::defer_rest`]), so an expensive flood delays the timers by at most the budget.
@@ -543,6 +544,11 @@ impl<H: Handler> Driver<H> {
 
     /// Reads `key` for one byte budget, or until the turn's `deadline`.
     fn read(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+        if self.ep.is_paused(key) {
+            // The memory budget paused it: not read, not carried over. Its readiness is not
+            // lost: the endpoint's `Output::Resume` serves it again, event or not.
+            return;
+        }
         if self.ws.is_some() && matches!(self.sockets.get_mut(key), Some(Io::Open { .. })) {
             return self.read_ws(key, now, deadline);
         }
@@ -716,6 +722,8 @@ impl<H: Handler> Driver<H> {
                     }
                 }
                 Output::Connect { conn: key, addr } => self.start_connect(key, addr, now),
+                // Whatever came while it was paused was consumed unread: serve it next turn.
+                Output::Resume { conn: key } => self.ready.again(key.token()),
             }
         }
     }

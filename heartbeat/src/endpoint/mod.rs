@@ -15,10 +15,12 @@
 //!   connection's data lane holds (back-pressure watermarks) and its buffers hold (the memory
 //!   budget), bytes left unread, the loop's measured stalls, a command from a
 //!   [`Handle`](crate::Handle), the timeout, a drain, shutdown; and
-//!   [`Endpoint::check_memory`], the memory budget's policy.
+//!   [`Endpoint::check_memory`], the memory budget's policy (`budget.rs`: pause the biggest
+//!   holders over 3/4 of it, close them over all of it).
 //! - Outputs: [`Endpoint::poll_output`] until `None` after every input (frames to queue on a
-//!   lane, connections to close, freeze or connect), and [`Endpoint::poll_timeout`] for the
-//!   next wake-up.
+//!   lane, connections to close, freeze, connect or resume reading), and
+//!   [`Endpoint::poll_timeout`] for the next wake-up. One query the driver asks before each
+//!   read: [`Endpoint::is_paused`].
 //!
 //! A received frame goes: driver (socket, codec) -> [`Endpoint::handle_frame`] -> the format
 //! ([`Format::classify`]) -> [`Monitor::handle_message`] (and the handler for data) -> the
@@ -109,6 +111,10 @@ pub(crate) enum Output<'a> {
     /// Start a connect to `addr` for `conn`; report the outcome with
     /// [`Endpoint::handle_connected`] or [`Endpoint::handle_connect_failed`].
     Connect { conn: ConnKey, addr: PeerAddr },
+    /// `conn`'s reads, paused by the memory budget ([`Endpoint::is_paused`]), resume: serve
+    /// it again now, even if no readiness event comes (the one that came while it was
+    /// paused was consumed without reading).
+    Resume { conn: ConnKey },
 }
 
 /// An output waiting in the queue; frames are ranges of one shared byte buffer.
@@ -131,6 +137,9 @@ enum Queued {
         conn: ConnKey,
         addr: PeerAddr,
     },
+    Resume {
+        conn: ConnKey,
+    },
 }
 
 /// The state of one connection. A pool's `target` is the outbound target it serves.
@@ -140,6 +149,10 @@ enum Queued {
 /// | `Connecting` | no        | no             | connected (-> `Open`), failed or timed out  |
 /// | `Open`       | yes       | yes            | any close; a freeze (-> `Frozen`)           |
 /// | `Frozen`     | no        | no             | a close (shutdown, local)                   |
+///
+/// An `Open` connection may have its reads paused by the memory budget (`paused`, see
+/// `budget.rs`): written but not read, and never judged on silence, until it is resumed
+/// ([`Output::Resume`]) or closed.
 #[derive(Debug)]
 enum State {
     Connecting {
@@ -156,6 +169,8 @@ enum State {
         writable: bool,
         /// Heap bytes its buffers hold, as the driver last reported.
         held: usize,
+        /// Its reads are paused by the memory budget (see `budget.rs`).
+        paused: bool,
     },
     Frozen {
         target: Option<usize>,
@@ -221,11 +236,7 @@ impl<H: Handler> Endpoint<H> {
                 passive: Some(opts.format.passive()),
                 ..PeerConfig::default()
             },
-            mem: Memory {
-                budget: opts.memory_budget,
-                total: 0,
-                pressure: false,
-            },
+            mem: Memory::new(opts.memory_budget, &opts.heartbeat),
             marks: Watermarks {
                 cap: opts.write_cap,
                 high: opts.watermarks().1,
@@ -254,6 +265,7 @@ impl<H: Handler> Endpoint<H> {
             queued: 0,
             writable: true,
             held: 0,
+            paused: false,
         });
         self.opened(now, key, info);
         key
@@ -275,6 +287,7 @@ impl<H: Handler> Endpoint<H> {
                 queued: 0,
                 writable: true,
                 held: 0,
+                paused: false,
             };
         }
         self.opened(now, conn, info);
@@ -430,11 +443,18 @@ impl<H: Handler> Endpoint<H> {
         let conn = id.key();
         if let Some(state) = self.conns.get_mut(conn)
             && let State::Open {
-                peer, target, held, ..
+                peer,
+                target,
+                held,
+                paused,
+                ..
             } = *state
         {
             *state = State::Frozen { target, held };
             self.monitor.remove(peer);
+            if paused {
+                self.forget_pause(conn);
+            }
             self.out.push_back(Queued::Freeze { conn });
             log::debug!("loop {}: {id} frozen", self.index);
         }
@@ -507,9 +527,10 @@ impl<H: Handler> Endpoint<H> {
     // ----- inputs: time -------------------------------------------------------------
 
     /// Runs what is due at `now`: the pool's connect deadlines and backoffs, connects the
-    /// pacer allows, the monitor's timers (bounded per call).
+    /// pacer allows, the memory budget's pause bound, the monitor's timers (bounded per call).
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.drain_deadline(now);
+        self.pause_deadlines(now);
         self.pool_timers(now);
         self.start_connects(now);
         if self.monitor.poll_timeout().is_some_and(|due| now >= due) {
@@ -525,10 +546,11 @@ impl<H: Handler> Endpoint<H> {
     }
 
     /// Whether the driver holds bytes from `conn` it has not read yet: its heartbeat steps
-    /// wait until they are read (see [`Monitor::set_unread`]).
+    /// wait until they are read (see [`Monitor::set_unread`]). A paused connection stays
+    /// unread whatever the driver says: it is not read, so its answer may wait in its socket.
     pub(crate) fn set_unread(&mut self, conn: ConnKey, unread: bool) {
-        if let Some(State::Open { peer, .. }) = self.conns.get(conn) {
-            self.monitor.set_unread(*peer, unread);
+        if let Some(State::Open { peer, paused, .. }) = self.conns.get(conn) {
+            self.monitor.set_unread(*peer, unread || *paused);
         }
     }
 
@@ -562,6 +584,7 @@ impl<H: Handler> Endpoint<H> {
             Queued::Close { conn, goodbye } => Output::Close { conn, goodbye },
             Queued::Freeze { conn } => Output::Freeze { conn },
             Queued::Connect { conn, addr } => Output::Connect { conn, addr },
+            Queued::Resume { conn } => Output::Resume { conn },
         })
     }
 
@@ -573,6 +596,7 @@ impl<H: Handler> Endpoint<H> {
             self.pool.next_timer(),
             self.next_connect_at(now),
             self.drain.filter(|_| !self.conns.is_empty()),
+            self.next_pause_end(),
         ]
         .into_iter()
         .flatten()
@@ -622,10 +646,17 @@ impl<H: Handler> Endpoint<H> {
                 return;
             }
             State::Open {
-                peer, target, held, ..
+                peer,
+                target,
+                held,
+                paused,
+                ..
             } => {
                 self.monitor.remove(peer);
                 self.mem.total -= held;
+                if paused {
+                    self.forget_pause(key);
+                }
                 target
             }
             State::Frozen { target, held } => {
@@ -655,6 +686,7 @@ impl<H: Handler> Endpoint<H> {
             CloseReason::Io(_) | CloseReason::ConnectFailed(_) => c.io_error += 1,
             CloseReason::HandlerPanicked => c.handler_panicked += 1,
             CloseReason::MemoryBudget => c.memory_budget += 1,
+            CloseReason::PausedTooLong => c.paused_too_long += 1,
             CloseReason::TooManyPings => c.too_many_pings += 1,
             CloseReason::GoAway => c.go_away += 1,
             CloseReason::DrainTimeout => c.drain_timeout += 1,

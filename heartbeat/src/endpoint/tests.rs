@@ -20,6 +20,7 @@ enum Out {
     Close(ConnKey, bool),
     Freeze(ConnKey),
     Connect(ConnKey, PeerAddr),
+    Resume(ConnKey),
 }
 
 /// What the handler heard.
@@ -158,6 +159,7 @@ impl Timeline {
                 Output::Close { conn, goodbye } => Out::Close(conn, goodbye),
                 Output::Freeze { conn } => Out::Freeze(conn),
                 Output::Connect { conn, addr } => Out::Connect(conn, addr),
+                Output::Resume { conn } => Out::Resume(conn),
             });
         }
         v
@@ -744,6 +746,151 @@ fn over_the_memory_budget_the_biggest_holders_are_closed_and_the_release_comes_a
     // A closed connection's bytes leave the total with it.
     tl.ep.handle_close(tl.at(5), ConnId::new(0, c));
     assert_eq!(tl.ep.stats().memory_bytes, 0);
+}
+
+/// A loop with a 1 MiB budget (pause mark 768 KiB, resume mark 512 KiB) and a 256 KiB
+/// write cap (high watermark 128 KiB, low 16 KiB).
+fn small_budget() -> Timeline {
+    let kib = 1024;
+    let opts = Options {
+        memory_budget: 1024 * kib,
+        write_cap: 256 * kib,
+        ..options()
+    };
+    Timeline::with(opts, Vec::new())
+}
+
+#[test]
+fn over_three_quarters_of_the_budget_the_biggest_holders_are_paused_non_readers_first() {
+    let kib = 1024;
+    let mut tl = small_budget();
+    let (a, b, c, d) = (tl.accept(0), tl.accept(0), tl.accept(0), tl.accept(0));
+    // `c` does not read what it is sent: over its high watermark.
+    tl.ep.handle_queued(tl.at(1), c, 200 * kib);
+    assert_eq!(tl.rec.take(), [Heard::Writable(c, false)]);
+    tl.ep.handle_held(a, 100 * kib);
+    tl.ep.handle_held(b, 400 * kib);
+    tl.ep.handle_held(c, 200 * kib);
+    tl.ep.handle_held(d, 10 * kib);
+    assert!(!tl.ep.check_memory(tl.at(2)));
+    assert!(
+        [a, b, c, d].iter().all(|k| !tl.ep.is_paused(*k)),
+        "710 KiB: under the pause mark"
+    );
+    tl.ep.handle_held(a, 200 * kib);
+    assert!(!tl.ep.check_memory(tl.at(3)));
+    // 810 KiB > 768: `c` first (a non-reader), then the biggest, `b`, until what is still
+    // read holds 210 KiB <= 512. Nothing is closed, nothing is said to the peers.
+    assert_eq!(
+        [a, b, c, d].map(|k| tl.ep.is_paused(k)),
+        [false, true, true, false]
+    );
+    assert_eq!(tl.outputs(), []);
+    assert_eq!(tl.rec.take(), []);
+    let s = tl.ep.stats();
+    assert_eq!((s.reads_paused, s.connections_paused), (2, 2));
+    assert_eq!(s.closed.total(), 0);
+    // `b`'s peer read everything: `b` holds nothing and is resumed alone, though the loop
+    // is still over half its budget (610 KiB).
+    tl.ep.handle_held(a, 400 * kib);
+    tl.ep.handle_held(b, 0);
+    assert_eq!(tl.outputs(), [Out::Resume(b)]);
+    assert!(!tl.ep.is_paused(b) && tl.ep.is_paused(c));
+    assert!(!tl.ep.check_memory(tl.at(4)));
+    assert_eq!(
+        tl.outputs(),
+        [],
+        "610 KiB: still under pressure, `c` stays paused"
+    );
+    // Back at half the budget: the pressure is over and every pause ends.
+    tl.ep.handle_held(a, 100 * kib);
+    assert!(!tl.ep.check_memory(tl.at(5)));
+    assert_eq!(tl.outputs(), [Out::Resume(c)]);
+    let s = tl.ep.stats();
+    assert_eq!((s.reads_paused, s.connections_paused), (2, 0));
+}
+
+#[test]
+fn a_paused_peer_is_never_convicted_and_is_closed_after_the_heartbeat_bound() {
+    let kib = 1024;
+    let mut tl = small_budget();
+    let (a, b) = (tl.accept(0), tl.accept(0));
+    tl.ep.handle_held(b, 800 * kib);
+    assert!(!tl.ep.check_memory(tl.at(100)));
+    assert!(tl.ep.is_paused(b) && !tl.ep.is_paused(a));
+    // The driver read nothing from `b` and says so: the pause keeps it unread anyway.
+    tl.ep.set_unread(b, false);
+    // Both are silent. `a` is convicted at its bound (2.01 s); `b` is pinged (its pings
+    // are queued) but never convicted while paused.
+    let out = tl.run_until(tl.at(2010));
+    assert!(out.contains(&Out::Close(a, false)), "{out:?}");
+    assert!(!out.contains(&Out::Close(b, false)), "{out:?}");
+    let heard = tl.rec.take();
+    assert!(heard.contains(&Heard::Dead(a, DeadReason::MissedPings { missed: 2 })));
+    assert!(
+        !heard
+            .iter()
+            .any(|h| matches!(h, Heard::Dead(k, _) if *k == b))
+    );
+    // The pause lasts at most the heartbeat bound: 1 s + 2 x 500 ms + 10 ms after it began.
+    assert!(!tl.run_until(tl.at(2109)).contains(&Out::Close(b, false)));
+    assert_eq!(tl.run_until(tl.at(2110)), [Out::Close(b, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(b, CloseReason::PausedTooLong)]);
+    let s = tl.ep.stats();
+    assert_eq!(
+        (
+            s.closed.paused_too_long,
+            s.connections_paused,
+            s.memory_bytes
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        tl.ep.poll_timeout(tl.at(2110)),
+        None,
+        "nothing left to time"
+    );
+}
+
+#[test]
+fn a_resumed_peer_stays_unjudged_until_the_driver_has_read_it() {
+    let kib = 1024;
+    let mut tl = small_budget();
+    let b = tl.accept(0);
+    tl.ep.handle_held(b, 800 * kib);
+    assert!(!tl.ep.check_memory(tl.at(100)));
+    assert!(tl.ep.is_paused(b));
+    // Resumed by the end of the pressure just before its verdict would be due.
+    tl.ep.handle_held(b, 100 * kib);
+    assert!(!tl.ep.check_memory(tl.at(2000)));
+    let out = tl.run_until(tl.at(2000));
+    assert!(out.contains(&Out::Resume(b)), "{out:?}");
+    // Its answer may be in its socket: no verdict until the driver read it.
+    assert!(!tl.run_until(tl.at(2500)).contains(&Out::Close(b, false)));
+    assert!(tl.frame(2500, b, r#"{"pong":2}"#).is_continue());
+    tl.ep.set_unread(b, false);
+    assert!(!tl.run_until(tl.at(3000)).contains(&Out::Close(b, false)));
+    assert!(tl.ep.is_open(b));
+}
+
+#[test]
+fn over_the_budget_the_paused_holders_are_closed_first() {
+    let kib = 1024;
+    let mut tl = small_budget();
+    let (a, b, c) = (tl.accept(0), tl.accept(0), tl.accept(0));
+    tl.ep.handle_held(a, 500 * kib);
+    tl.ep.handle_held(b, 300 * kib);
+    assert!(!tl.ep.check_memory(tl.at(1)));
+    assert!(tl.ep.is_paused(a) && !tl.ep.is_paused(b));
+    // The unpaused ones keep growing past the budget: the biggest holder goes, the paused
+    // `a`, which is enough (600 KiB <= 896, and under the pause mark: nobody else is paused).
+    tl.ep.handle_held(c, 300 * kib);
+    assert!(!tl.ep.check_memory(tl.at(2)));
+    assert_eq!(tl.outputs(), [Out::Close(a, false)]);
+    assert_eq!(tl.rec.take(), [Heard::Close(a, CloseReason::MemoryBudget)]);
+    let s = tl.ep.stats();
+    assert_eq!((s.closed.memory_budget, s.connections_paused), (1, 0));
+    assert_eq!(s.memory_bytes, 600 * kib as u64);
 }
 
 // ----- graceful drain and going-away (issue 12 item 1) ----------------------------------

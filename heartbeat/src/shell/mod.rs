@@ -136,6 +136,12 @@ pub enum CloseReason {
     /// connection held the most queued bytes: output its peer did not read, or an unfinished
     /// input frame.
     MemoryBudget,
+    /// The loop was over 3/4 of its memory budget and this connection, among those holding
+    /// the most, had its reads paused; it was still paused (it neither read its output nor
+    /// was the pressure over) after the heartbeat bound, `interval × (1 + jitter) +
+    /// max_missed × timeout + tick`. A paused peer is never convicted on silence (its answer
+    /// may wait unread), so this bound stands in for the heartbeat's.
+    PausedTooLong,
     /// The peer flooded pings past the ping-flood policy
     /// ([`Config::max_pings_per_interval`](crate::Config::max_pings_per_interval),
     /// [`max_ping_strikes`](crate::Config::max_ping_strikes)); its format's "too many pings"
@@ -178,6 +184,9 @@ impl fmt::Display for CloseReason {
             CloseReason::HandlerPanicked => f.write_str("handler panicked"),
             CloseReason::TooManyPings => f.write_str("too many pings"),
             CloseReason::MemoryBudget => f.write_str("loop memory budget exceeded"),
+            CloseReason::PausedTooLong => {
+                f.write_str("reads paused by the memory budget for longer than the heartbeat bound")
+            }
             CloseReason::GoAway => f.write_str("peer going away"),
             CloseReason::DrainTimeout => f.write_str("drain deadline passed"),
             CloseReason::Local => f.write_str("closed locally"),
@@ -224,7 +233,11 @@ pub struct Options {
     /// a turn ends above it, the connections holding the most are closed
     /// ([`CloseReason::MemoryBudget`]) until the loop is back under 7/8 of it, and once the
     /// pressure is over the freed memory is handed back to the operating system where the
-    /// allocator allows (glibc's `malloc_trim`).
+    /// allocator allows (glibc's `malloc_trim`). Before that, above 3/4 of it, the loop stops
+    /// reading the connections holding the most (those that do not read their output first)
+    /// until the rest hold at most half; a paused connection is read again when the loop is
+    /// back at half the budget or it holds nothing, and closed
+    /// ([`CloseReason::PausedTooLong`]) if it is still paused after the heartbeat bound.
     pub memory_budget: usize,
     /// Longest a loop turn spends reading and parsing before it runs the timers (default
     /// 5 ms). Checked between frames: what is left is read first in the next turn, so peers

@@ -48,6 +48,9 @@ pub struct DeadCounts {
     pub handler_panicked: u64,
     /// Closed because its loop was over its memory budget and it held the most.
     pub memory_budget: u64,
+    /// Closed because its reads were paused by the memory budget for longer than the
+    /// heartbeat bound ([`CloseReason::PausedTooLong`](crate::CloseReason::PausedTooLong)).
+    pub paused_too_long: u64,
     /// Closed by the ping-flood policy (too many pings).
     pub too_many_pings: u64,
     /// Closed because the peer announced it was going away (draining).
@@ -70,6 +73,7 @@ impl DeadCounts {
         self.io_error += other.io_error;
         self.handler_panicked += other.handler_panicked;
         self.memory_budget += other.memory_budget;
+        self.paused_too_long += other.paused_too_long;
         self.too_many_pings += other.too_many_pings;
         self.go_away += other.go_away;
         self.drain_timeout += other.drain_timeout;
@@ -88,6 +92,7 @@ impl DeadCounts {
             + self.io_error
             + self.handler_panicked
             + self.memory_budget
+            + self.paused_too_long
             + self.too_many_pings
             + self.go_away
             + self.drain_timeout
@@ -159,6 +164,12 @@ pub struct Snapshot {
     pub memory_bytes: u64,
     /// The largest `memory_bytes` a loop has held (the maximum over loops).
     pub memory_peak: u64,
+    /// Pauses of a connection's reads by the memory budget, so far (over 3/4 of it, the
+    /// connections holding the most are not read until the pressure ends; see
+    /// [`Options::memory_budget`](crate::Options::memory_budget)).
+    pub reads_paused: u64,
+    /// Connections whose reads are paused right now.
+    pub connections_paused: u64,
     /// Handler callbacks that panicked (each closed the connection it was called for, if
     /// any, with [`CloseReason::HandlerPanicked`](crate::CloseReason::HandlerPanicked)).
     pub handler_panics: u64,
@@ -189,6 +200,8 @@ impl Snapshot {
             local_pauses: 0,
             memory_bytes: 0,
             memory_peak: 0,
+            reads_paused: 0,
+            connections_paused: 0,
             handler_panics: 0,
             loops_failed: 0,
             rtt: new_histogram(),
@@ -228,6 +241,8 @@ impl Snapshot {
         self.local_pauses += other.local_pauses;
         self.memory_bytes += other.memory_bytes;
         self.memory_peak = self.memory_peak.max(other.memory_peak);
+        self.reads_paused += other.reads_paused;
+        self.connections_paused += other.connections_paused;
         self.handler_panics += other.handler_panics;
         self.loops_failed += other.loops_failed;
         // Both histograms share the same constant bounds, so adding cannot
@@ -308,6 +323,8 @@ impl fmt::Debug for Snapshot {
             .field("local_pauses", &self.local_pauses)
             .field("memory_bytes", &self.memory_bytes)
             .field("memory_peak", &self.memory_peak)
+            .field("reads_paused", &self.reads_paused)
+            .field("connections_paused", &self.connections_paused)
             .field("handler_panics", &self.handler_panics)
             .field("loops_failed", &self.loops_failed)
             .field("rtt", &self.rtt())

@@ -161,3 +161,24 @@ pub fn port(addr: &PeerAddr) -> u16 {
         _ => 0,
     }
 }
+
+/// A size from the environment (`name`), or `default`: the memory tests run at CI size by
+/// default and at the sizes when asked.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// This process's resident set size, in bytes (Linux; 0 elsewhere).
+pub fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
