@@ -228,6 +228,7 @@ struct Attack {
 }
 
 const CONTROLS: usize = 4;
+const MIB: u64 = 1024 * 1024;
 /// The attacks run one at a time: the RSS figures are the whole process's.
 static SERIAL: Mutex<()> = Mutex::new(());
 const THREADS: usize = 4;
@@ -310,7 +311,16 @@ fn run(a: Attack) {
         s.connections == CONTROLS as u64 && s.memory_bytes == 0
     });
     let after = server.stats();
-    let rss_after = common::rss();
+    // RSS goes back once the pressure ends (the loop hands freed memory to the OS): waited
+    // for, bounded, since the release comes at the loop's next turn.
+    let grown = rss_during.saturating_sub(baseline);
+    let released = |rss: u64| rss.saturating_sub(baseline) <= grown / 2 + 4 * MIB;
+    let mut rss_after = common::rss();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !released(rss_after) && Instant::now() < deadline {
+        let _ = stop_rx.recv_timeout(Duration::from_millis(50));
+        rss_after = common::rss();
+    }
     let control_closed = echo.control_closed.load(Ordering::Acquire);
     drop(stop_tx);
     let reports: Vec<ControlReport> = controls.into_iter().map(|h| h.join().unwrap()).collect();
@@ -351,6 +361,18 @@ fn run(a: Attack) {
     assert!(
         gone,
         "the attackers' buffers were not all given back: {after:?}"
+    );
+    // The process (server and attacking clients) grows with the budget, not with the peers:
+    // twice the budget covers the allocator's overhead and the clients' own memory.
+    let rss_cap = 2 * (a.budget as u64 + slack) + 16 * MIB;
+    assert!(
+        grown <= rss_cap,
+        "RSS grew by {grown} during the attack, over {rss_cap} for a budget of {}",
+        a.budget
+    );
+    assert!(
+        released(rss_after),
+        "RSS {rss_after} after the attack, baseline {baseline}, {grown} grown during it"
     );
     assert_eq!(control_closed, 0, "a control peer was closed");
     for r in &reports {
