@@ -23,7 +23,7 @@ use wheelbeat_net::ws::{
     random_key,
 };
 use wheelbeat_net::{
-    ConnKey, Error as NetError, Outbox, ReadStatus, ws::ClientRequest, ws::client_request,
+    ConnKey, Error as NetError, Outbox, Served, ws::ClientRequest, ws::client_request,
 };
 
 use super::socket::{Full, close_reason_for};
@@ -208,7 +208,7 @@ impl WsConns {
 
 impl<H: Handler> Driver<H> {
     /// Reads WebSocket `key` for one byte budget, or until the turn's `deadline`.
-    pub(super) fn read_ws(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+    pub(super) fn read_ws(&mut self, key: ConnKey, now: Instant) {
         let (Some(Io::Open { conn, .. }), Some(wsc)) = (self.sockets.get_mut(key), &mut self.ws)
         else {
             return;
@@ -227,11 +227,16 @@ impl<H: Handler> Driver<H> {
             last_words,
         } = ws;
         let mut peer_closed = false;
-        let mut out_of_time = false;
         let mut failed = None;
         let mut served_http = false;
         let mut hook = |r: &wheelbeat_net::ws::Request<'_>| settings.decide(r);
-        let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, out| {
+        let result = self.ready.read(
+            key.token(),
+            conn,
+            &mut self.scratch,
+            self.opts.read_budget,
+            Instant::now,
+            |frame, out| {
             // A plain GET the application answers (a page next to the WebSocket endpoint).
             if session.is_handshaking()
                 && session.role() == Role::Server
@@ -280,25 +285,14 @@ impl<H: Handler> Driver<H> {
                 failed = Some(e);
                 return ControlFlow::Break(());
             }
-            if flow.is_break() {
-                return ControlFlow::Break(());
-            }
-            if Instant::now() >= deadline {
-                out_of_time = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
+            flow
         });
-        let read_closed = matches!(result, Ok(ReadStatus::Closed));
+        let read_closed = matches!(result, Ok(Served::Closed));
         match result {
-            Ok(ReadStatus::Drained) => self.ep.set_unread(key, false),
-            Ok(ReadStatus::BudgetExhausted) => self.ready.again(key.token()),
-            Ok(ReadStatus::Stopped) => {
-                if out_of_time && self.ep.is_open(key) {
-                    self.ready.again(key.token());
-                }
-            }
-            Ok(ReadStatus::Closed) => {}
+            Ok(Served::Drained) => self.ep.set_unread(key, false),
+            // Carried over (the byte budget or the turn's time): served first next turn.
+            Ok(Served::Carried) => self.ep.set_unread(key, true),
+            Ok(Served::Stopped) | Ok(Served::Closed) => {}
             Err(NetError::Io(e)) => {
                 self.ep
                     .handle_failure(now, key, close_reason_for(&NetError::Io(e)))

@@ -109,6 +109,10 @@ pub(crate) enum Output<'a> {
     /// Start a connect to `addr` for `conn`; report the outcome with
     /// [`Endpoint::handle_connected`] or [`Endpoint::handle_connect_failed`].
     Connect { conn: ConnKey, addr: PeerAddr },
+    /// `conn` is about to be convicted: read its socket once now (bounded, without waiting
+    /// for an event) and feed what it held, before the next [`Endpoint::handle_timeout`].
+    /// Only with [`Endpoint::set_read_before_verdict`] on.
+    ReadFirst { conn: ConnKey },
 }
 
 /// An output waiting in the queue; frames are ranges of one shared byte buffer.
@@ -130,6 +134,9 @@ enum Queued {
     Connect {
         conn: ConnKey,
         addr: PeerAddr,
+    },
+    ReadFirst {
+        conn: ConnKey,
     },
 }
 
@@ -532,6 +539,13 @@ impl<H: Handler> Endpoint<H> {
         }
     }
 
+    /// Asks for a read of a peer's socket before its verdict ([`Output::ReadFirst`]): a
+    /// peer is never convicted while its answer sits in its socket, even with its readiness
+    /// event not polled yet. See [`Monitor::set_read_before_verdict`].
+    pub(crate) fn set_read_before_verdict(&mut self, on: bool) {
+        self.monitor.set_read_before_verdict(on);
+    }
+
     /// The loop thread was not running (stopped, not scheduled) for `not_running` since the
     /// last report: the only time the local-pause guard forgives. See
     /// [`Monitor::report_stall`].
@@ -562,6 +576,7 @@ impl<H: Handler> Endpoint<H> {
             Queued::Close { conn, goodbye } => Output::Close { conn, goodbye },
             Queued::Freeze { conn } => Output::Freeze { conn },
             Queued::Connect { conn, addr } => Output::Connect { conn, addr },
+            Queued::ReadFirst { conn } => Output::ReadFirst { conn },
         })
     }
 
@@ -826,6 +841,7 @@ impl<H: Handler> Endpoint<H> {
                 Action::Close { conn, reason, .. } => {
                     self.close(now, conn, CloseReason::Dead(reason));
                 }
+                Action::ReadFirst { conn, .. } => self.out.push_back(Queued::ReadFirst { conn }),
                 Action::PingFlood { conn, .. } => {
                     log::info!(
                         "loop {}: {} refused: too many pings",

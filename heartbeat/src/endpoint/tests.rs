@@ -13,6 +13,8 @@ use wheelbeat_net::PeerAddr;
 use super::*;
 use crate::monitor::{Config, DeadReason};
 
+mod read_first;
+
 /// An output, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Out {
@@ -20,6 +22,7 @@ enum Out {
     Close(ConnKey, bool),
     Freeze(ConnKey),
     Connect(ConnKey, PeerAddr),
+    ReadFirst(ConnKey),
 }
 
 /// What the handler heard.
@@ -158,6 +161,7 @@ impl Timeline {
                 Output::Close { conn, goodbye } => Out::Close(conn, goodbye),
                 Output::Freeze { conn } => Out::Freeze(conn),
                 Output::Connect { conn, addr } => Out::Connect(conn, addr),
+                Output::ReadFirst { conn } => Out::ReadFirst(conn),
             });
         }
         v

@@ -224,6 +224,8 @@ pub struct Monitor<C: Copy = ()> {
     /// everything due ([`Monitor::report_stall`]); `None` until the first report, when every
     /// late call counts as a pause.
     stall_ticks: Option<u64>,
+    /// Ask the driver to read a peer's socket before its verdict ([`Action::ReadFirst`]).
+    read_first: bool,
 }
 
 impl<C: Copy> Monitor<C> {
@@ -262,6 +264,7 @@ impl<C: Copy> Monitor<C> {
             last_call: 0,
             last_lateness_ns: None,
             stall_ticks: None,
+            read_first: false,
         }
     }
 
@@ -554,6 +557,21 @@ impl<C: Copy> Monitor<C> {
         }
     }
 
+    /// Turns on the read before a verdict: when a peer is about to be convicted (its last
+    /// miss, or a passive window's end) and nothing says bytes wait unread, the monitor
+    /// emits [`Action::ReadFirst`] and holds the verdict one tick; the driver reads the
+    /// peer's socket meanwhile. At the next expiry, a peer heard from lives on, one whose
+    /// bytes are still unread waits for them, and only then is the verdict final.
+    ///
+    /// [`set_unread`](Self::set_unread) covers what the driver knows is waiting (an event
+    /// seen, a read cut short). This covers what it cannot know: an event the kernel holds
+    /// but the driver has not polled yet (full event batches under load). The cost is one
+    /// tick on the conviction of a dead peer, and one read of its socket. Off by default:
+    /// a virtual-time driver holds no sockets.
+    pub fn set_read_before_verdict(&mut self, on: bool) {
+        self.read_first = on;
+    }
+
     /// Reports that the loop thread was not running (stopped, frozen, not scheduled) for
     /// `not_running` since the previous report. Once a driver reports at all, the local-pause
     /// guard forgives a verdict only for such time, never for the loop's own busy turns: a loop
@@ -591,8 +609,10 @@ impl<C: Copy> Monitor<C> {
     pub fn poll_action(&mut self) -> Option<Action<C>> {
         while let Some(action) = self.actions.pop_front() {
             match action {
-                // A peer removed since the ping or pong was queued needs neither.
-                Action::SendPing { peer, .. } | Action::SendPong { peer, .. }
+                // A peer removed since the ping, pong or read was queued needs none.
+                Action::SendPing { peer, .. }
+                | Action::SendPong { peer, .. }
+                | Action::ReadFirst { peer, .. }
                     if !self.contains(peer) => {}
                 _ => return Some(action),
             }
@@ -695,6 +715,8 @@ impl<C: Copy> Monitor<C> {
                 } else if late > p.settings.timeout_ticks {
                     self.stats.forgiven += 1;
                     p.timer = self.wheel.insert(now_tick + p.settings.timeout_ticks, id);
+                } else if self.read_first && !p.has(flag::READ_ASKED) {
+                    self.ask_read_first(id, now_tick);
                 } else {
                     self.kill(id, now_ns, DeadReason::Silent);
                 }
@@ -734,6 +756,12 @@ impl<C: Copy> Monitor<C> {
             self.send_ping(id, now_tick, now_ns);
             return;
         }
+        if self.read_first && p.missed + 1 >= p.settings.max_missed && !p.has(flag::READ_ASKED) {
+            // The miss that would convict: before it counts, the driver reads the socket
+            // (an answer may sit there with its event not polled yet). Judged one tick later.
+            self.ask_read_first(id, now_tick);
+            return;
+        }
         p.missed += 1;
         let missed = p.missed;
         let conn = p.conn;
@@ -748,6 +776,17 @@ impl<C: Copy> Monitor<C> {
         } else {
             self.send_ping(id, now_tick, now_ns);
         }
+    }
+
+    /// Holds the verdict due for `id` one tick and asks the driver to read its socket.
+    fn ask_read_first(&mut self, id: PeerId, now_tick: u64) {
+        let Some(p) = peer_mut(&mut self.slots, id) else {
+            return;
+        };
+        p.flags |= flag::READ_ASKED;
+        p.timer = self.wheel.insert(now_tick + 1, id);
+        self.stats.read_first += 1;
+        self.actions.push_back(Action::ReadFirst { peer: id, conn: p.conn });
     }
 
     /// Emits ping number `missed` of the peer's cycle and files its next step.
