@@ -23,6 +23,9 @@
 //! - A turn cut short ([`Ready::defer_rest`]) puts what it did not serve ahead of what it
 //!   carried after serving: the order of service rotates fairly instead of favouring the
 //!   front of the turn.
+//! - One token may be set to go first ([`Ready::set_first`]): an acceptor's, whose service
+//!   is cheap and admits new peers. Behind a long rotation of busy peers new connections
+//!   would otherwise wait a whole round of them to be accepted.
 //! - A stale token misses in a [`ConnTable`](crate::ConnTable); serving it is harmless.
 //!
 //! No allocation once the lists have grown to the loop's usual size.
@@ -41,6 +44,8 @@ pub struct Ready {
     next: Vec<Token>,
     /// Every token waiting, in `turn` or in `next`: each is in one of them at most once.
     pending: HashSet<Token>,
+    /// The token served first whenever it is listed ([`Ready::set_first`]).
+    first: Option<Token>,
 }
 
 impl Ready {
@@ -75,7 +80,20 @@ impl Ready {
         // carried.
         // Each is listed once already (`pending`).
         self.turn.extend(self.next.drain(..));
+        if let Some(first) = self.first
+            && let Some(i) = self.turn.iter().position(|&t| t == first)
+        {
+            self.turn.remove(i);
+            self.turn.push_front(first);
+        }
         self.add_tokens(tokens);
+    }
+
+    /// Serves `token` first whenever it is listed (carried over or reported), ahead of the
+    /// carried tokens: for an acceptor, whose service is cheap (bounded by its accept
+    /// budget) and admits new peers. The rotation rules hold for every other token.
+    pub fn set_first(&mut self, token: Token) {
+        self.first = Some(token);
     }
 
     /// Lists more tokens in the turn under way (the events of a further `poll` of the same
@@ -84,7 +102,11 @@ impl Ready {
     pub fn add_tokens(&mut self, tokens: impl IntoIterator<Item = Token>) {
         for token in tokens {
             if self.pending.insert(token) {
-                self.turn.push_back(token);
+                if self.first == Some(token) {
+                    self.turn.push_front(token);
+                } else {
+                    self.turn.push_back(token);
+                }
             }
         }
     }
@@ -201,6 +223,24 @@ mod tests {
         let served: Vec<_> = std::iter::from_fn(|| ready.next_token()).collect();
         assert_eq!(served, [Token(2), Token(1), Token(3)]);
         assert!(!ready.has_carried());
+    }
+
+    /// Guards the acceptor's place: listed (carried or reported), it goes before the
+    /// carried peers.
+    #[test]
+    fn the_first_token_goes_before_the_carried_ones() {
+        let mut ready = Ready::new();
+        ready.set_first(Token(100));
+        ready.again(Token(1));
+        ready.again(Token(100));
+        ready.again(Token(2));
+        ready.begin_turn_with([Token(3)]);
+        let served: Vec<_> = std::iter::from_fn(|| ready.next_token()).collect();
+        assert_eq!(served, [Token(100), Token(1), Token(2), Token(3)]);
+        ready.again(Token(1));
+        ready.begin_turn_with([Token(4), Token(100)]);
+        let served: Vec<_> = std::iter::from_fn(|| ready.next_token()).collect();
+        assert_eq!(served, [Token(100), Token(1), Token(4)]);
     }
 
     #[test]

@@ -27,7 +27,10 @@
 //!   flood cannot stall the loop's progress either.
 //! - What a turn leaves is served first next turn: the tokens it did not reach, then those
 //!   it carried over after serving them (budget spent), in order. No token starves, and none
-//!   is served twice while another waits ([`Ready`]'s ground rules).
+//!   is served twice while another waits ([`Ready`]'s ground rules). The one exception is
+//!   the token set with [`Turn::with_first`] (an acceptor's): it goes first in every turn
+//!   it is listed in, so new peers are accepted within a turn or two however long the
+//!   rotation of busy ones.
 //! - A connection is read at most its byte budget per service (plus one read, as
 //!   [`Connection::read_frames`] documents).
 //! - Tokens still in the kernel's queue join at the next `poll`: at least one batch per turn.
@@ -81,6 +84,13 @@ impl Turn {
             deadline: None,
             rounds: 0,
         }
+    }
+
+    /// Serves `token` first whenever it is listed, ahead of carried tokens: an acceptor's
+    /// (see [`Ready::set_first`]).
+    pub fn with_first(mut self, token: Token) -> Self {
+        self.ready.set_first(token);
+        self
     }
 
     /// The `poll` timeout: zero while work is carried over, otherwise `otherwise`.

@@ -200,7 +200,10 @@ impl<H: Handler> Driver<H> {
             index,
             events: Events::with_capacity(opts.events_capacity.max(16)),
             poll,
-            ready: Turn::new(opts.turn_budget, MAX_IO_ROUNDS),
+            // New peers are accepted ahead of the rotation of busy ones (cheap, bounded by
+            // the accept budget): under a flood a hung peer is accepted, and so judged, on
+            // time.
+            ready: Turn::new(opts.turn_budget, MAX_IO_ROUNDS).with_first(LISTENER),
             sockets: Sockets::default(),
             ep,
             scratch: ReadBuf::with_max_frame_len(max_read),

@@ -17,7 +17,10 @@
 //! 4. Sleep until [`Monitor::poll_timeout`] or I/O readiness, whichever comes first.
 //!
 //! Reading before step 2 matters: a pong sitting in a socket buffer when the loop wakes up late
-//! is then counted before any verdict is taken.
+//! is then counted before any verdict is taken. A driver that cannot be sure it has seen
+//! every readable socket (full event batches leave events in the kernel) turns on
+//! [`Monitor::set_read_before_verdict`]: a verdict is then held one tick behind an
+//! [`Action::ReadFirst`], for the driver to read that peer's socket first.
 //!
 //! # Ground rules
 //!
@@ -84,6 +87,8 @@
 //! - A peer that answers every ping within `timeout` of its real send (its answer handled at
 //!   or before the verdict, i.e. read in the same turn or earlier) is **never** declared dead,
 //!   however late the loop runs: the verdict is never due before the last ping's full window.
+//! - With [`Monitor::set_read_before_verdict`] on, every conviction comes one tick later
+//!   (the tick the driver has to read the peer's socket): the bounds above gain one tick.
 //!
 //! `tests/timeline_late_loop.rs` and `tests/timeline_props.rs` check these in virtual time,
 //! the latter with a driver that wakes up late at random.
