@@ -120,7 +120,11 @@ mod tests {
 
     /// Accepts a real TCP connection into the driver; returns the client side and a clone
     /// of the server side (to wait until bytes have arrived).
-    fn connect(d: &mut Driver<Heard>, listener: &TcpListener, now: Instant) -> (TcpStream, TcpStream) {
+    fn connect(
+        d: &mut Driver<Heard>,
+        listener: &TcpListener,
+        now: Instant,
+    ) -> (TcpStream, TcpStream) {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
@@ -172,7 +176,11 @@ mod tests {
         // `a` answers; its bytes reach its socket, and nobody polls.
         a_client.write_all(b"{\"pong\":2}\n").unwrap();
         wait_for_bytes(&a_watch, 11);
-        run(&mut d, t0 + Duration::from_millis(1910), t0 + Duration::from_millis(2100));
+        run(
+            &mut d,
+            t0 + Duration::from_millis(1910),
+            t0 + Duration::from_millis(2100),
+        );
         let dead = heard.dead.lock().unwrap().clone();
         (dead.contains(&a), dead.contains(&b))
     }

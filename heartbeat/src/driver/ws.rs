@@ -237,56 +237,57 @@ impl<H: Handler> Driver<H> {
             self.opts.read_budget,
             Instant::now,
             |frame, out| {
-            // A plain GET the application answers (a page next to the WebSocket endpoint).
-            if session.is_handshaking()
-                && session.role() == Role::Server
-                && let Some(response) = plain_http(settings, frame)
-            {
-                // Best effort, like any goodbye; the connection ends here.
-                let _ = out.send(response.as_slice());
-                served_http = true;
-                return ControlFlow::Break(());
-            }
-            // The session answers a close at once; ours is written at the endpoint's close,
-            // behind the replies to the messages before it (see the module docs).
-            let hold = session.is_open() && is_close(frame);
-            let mut sink = OutboxSink {
-                out,
-                hold,
-                held: &mut *last_words,
-            };
-            let mut flow = ControlFlow::Continue(());
-            let handled = session.handle(frame, &mut sink, &mut hook, |event, _| {
-                flow = match event {
-                    Event::Text(t) => {
-                        *binary = false;
-                        ep.handle_inbound(now, key, Some(Inbound::Data(t.as_bytes())))
-                    }
-                    Event::Binary(b) => {
-                        *binary = true;
-                        ep.handle_inbound(now, key, Some(Inbound::Data(b)))
-                    }
-                    // A pong without our 8-byte payload is an unsolicited one: life only.
-                    Event::Pong(p) => {
-                        ep.handle_inbound(now, key, pong_seq(p).map(|s| Inbound::Pong(Some(s))))
-                    }
-                    Event::Open { .. } | Event::Ping(_) | Event::Fragment => {
-                        ep.handle_inbound(now, key, None)
-                    }
-                    Event::Close(_) => {
-                        peer_closed = true;
-                        ControlFlow::Break(())
-                    }
+                // A plain GET the application answers (a page next to the WebSocket endpoint).
+                if session.is_handshaking()
+                    && session.role() == Role::Server
+                    && let Some(response) = plain_http(settings, frame)
+                {
+                    // Best effort, like any goodbye; the connection ends here.
+                    let _ = out.send(response.as_slice());
+                    served_http = true;
+                    return ControlFlow::Break(());
+                }
+                // The session answers a close at once; ours is written at the endpoint's close,
+                // behind the replies to the messages before it (see the module docs).
+                let hold = session.is_open() && is_close(frame);
+                let mut sink = OutboxSink {
+                    out,
+                    hold,
+                    held: &mut *last_words,
                 };
-            });
-            if let Err(e) = handled {
-                sink.hold = true;
-                session.fail(&mut sink, &e);
-                failed = Some(e);
-                return ControlFlow::Break(());
-            }
-            flow
-        });
+                let mut flow = ControlFlow::Continue(());
+                let handled = session.handle(frame, &mut sink, &mut hook, |event, _| {
+                    flow = match event {
+                        Event::Text(t) => {
+                            *binary = false;
+                            ep.handle_inbound(now, key, Some(Inbound::Data(t.as_bytes())))
+                        }
+                        Event::Binary(b) => {
+                            *binary = true;
+                            ep.handle_inbound(now, key, Some(Inbound::Data(b)))
+                        }
+                        // A pong without our 8-byte payload is an unsolicited one: life only.
+                        Event::Pong(p) => {
+                            ep.handle_inbound(now, key, pong_seq(p).map(|s| Inbound::Pong(Some(s))))
+                        }
+                        Event::Open { .. } | Event::Ping(_) | Event::Fragment => {
+                            ep.handle_inbound(now, key, None)
+                        }
+                        Event::Close(_) => {
+                            peer_closed = true;
+                            ControlFlow::Break(())
+                        }
+                    };
+                });
+                if let Err(e) = handled {
+                    sink.hold = true;
+                    session.fail(&mut sink, &e);
+                    failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+                flow
+            },
+        );
         let read_closed = matches!(result, Ok(Served::Closed));
         match result {
             Ok(Served::Drained) => self.ep.set_unread(key, false),

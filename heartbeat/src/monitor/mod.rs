@@ -791,7 +791,10 @@ impl<C: Copy> Monitor<C> {
         p.flags |= flag::READ_ASKED;
         p.timer = self.wheel.insert(now_tick + 1, id);
         self.stats.read_first += 1;
-        self.actions.push_back(Action::ReadFirst { peer: id, conn: p.conn });
+        self.actions.push_back(Action::ReadFirst {
+            peer: id,
+            conn: p.conn,
+        });
     }
 
     /// Emits ping number `missed` of the peer's cycle and files its next step.

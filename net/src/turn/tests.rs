@@ -314,12 +314,7 @@ impl Sim {
             }
             // Next turn owes: what this turn was handed or owed and did not serve, and what
             // it carried after a service.
-            owed.extend(
-                self.handed
-                    .iter()
-                    .filter(|h| h.1 == t)
-                    .map(|h| h.2),
-            );
+            owed.extend(self.handed.iter().filter(|h| h.1 == t).map(|h| h.2));
             for s in &served {
                 owed.remove(&s.token);
             }
@@ -432,7 +427,10 @@ fn an_expensive_flood_delays_due_timers_by_at_most_the_budget_plus_one_frame() {
     // accepted within one turn per accept budget, not one rotation of the flood.
     for (i, s) in sim.services.iter().enumerate() {
         if s.token == LISTENER && s.carried {
-            let next = sim.services[i + 1..].iter().find(|n| n.turn > s.turn).unwrap();
+            let next = sim.services[i + 1..]
+                .iter()
+                .find(|n| n.turn > s.turn)
+                .unwrap();
             assert_eq!((next.turn, next.token), (s.turn + 1, LISTENER));
         }
     }
@@ -475,7 +473,18 @@ fn a_frame_dearer_than_the_budget_costs_one_frame_per_turn() {
         .collect();
     assert_eq!(
         order,
-        [(0, 0), (1, 1), (2, 0), (3, 1), (4, 0), (5, 1), (6, 0), (7, 1), (8, 0), (9, 1)]
+        [
+            (0, 0),
+            (1, 1),
+            (2, 0),
+            (3, 1),
+            (4, 0),
+            (5, 1),
+            (6, 0),
+            (7, 1),
+            (8, 0),
+            (9, 1)
+        ]
     );
 }
 

@@ -67,7 +67,11 @@ fn a_read_first_cut_short_holds_the_verdict_until_the_rest_is_read() {
     // The read stopped with bytes left (its budget spent on data that does not count as
     // life): carried over, unread.
     tl.ep.set_unread(a, true);
-    assert_eq!(tl.run_until(tl.at(2100)), [], "held while bytes wait unread");
+    assert_eq!(
+        tl.run_until(tl.at(2100)),
+        [],
+        "held while bytes wait unread"
+    );
     assert!(tl.ep.is_open(a));
     // Next turn reads the rest: nothing that counts. The verdict is final at the next tick.
     tl.ep.set_unread(a, false);
@@ -91,7 +95,11 @@ fn a_passive_peer_is_read_before_its_window_convicts_it() {
     assert!(tl.ep.handle_frame(when, a, &[0xC0, 0x00]).is_continue());
     assert_eq!(tl.outputs().len(), 1, "the PINGRESP");
     let (later, out) = tl.next_outputs(tl.at(10_000));
-    assert_eq!(later - when, Duration::from_millis(10), "final one tick later");
+    assert_eq!(
+        later - when,
+        Duration::from_millis(10),
+        "final one tick later"
+    );
     assert_eq!(out, [Out::Close(b, false)]);
     assert!(tl.ep.is_open(a));
 }
