@@ -556,7 +556,8 @@ impl<H: Handler> Driver<H> {
 
     // ----- reading ---------------------------------------------------------------------
 
-    /// Reads `key` for one byte budget, or until the turn's `deadline`.
+    /// Reads `key` for one byte budget, or until the turn's deadline ([`Turn::read`]): in
+    /// its turn, or once before its verdict (`verdict.rs`).
     fn read(&mut self, key: ConnKey, now: Instant) {
         if self.ws.is_some() && matches!(self.sockets.get_mut(key), Some(Io::Open { .. })) {
             return self.read_ws(key, now);
