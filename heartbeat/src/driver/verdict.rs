@@ -8,27 +8,27 @@
 //! its pong in the socket.
 //!
 //! So the endpoint is run with [`Endpoint::set_read_before_verdict`]: when a peer is about
-//! to be convicted (its last miss, or a passive window's end) it holds the verdict one tick
-//! and asks, with [`Output::ReadFirst`](crate::endpoint::Output::ReadFirst), for the peer's
-//! socket to be read. The driver reads each such socket once, after the timers and without
+//! to be convicted (its last miss, or a passive window's end) it holds the verdict and asks,
+//! with [`Output::ReadFirst`](crate::endpoint::Output::ReadFirst), for the peer's socket to
+//! be read. The driver reads each such socket once, right after the timers and without
 //! waiting for an event, through the same [`Turn::read`](wheelbeat_net::Turn::read) as any
-//! read. What it finds is fed to the endpoint before the verdict becomes final one tick
-//! later:
+//! read, feeds what it finds to the endpoint, and runs the timers again: that call takes the
+//! held verdicts, in the same turn.
 //!
-//! | what the read finds                       | at the next expiry                     |
-//! |-------------------------------------------|----------------------------------------|
-//! | a frame that counts as life (the pong)    | a new cycle: the peer lives            |
-//! | nothing (`WouldBlock`)                    | the verdict, final                     |
-//! | more than one read may take (carried)     | marked unread: judged once it is read  |
-//! | a frozen or handshaking socket            | the verdict (frozen peers are not read)|
+//! | what the read finds                       | the verdict                             |
+//! |-------------------------------------------|-----------------------------------------|
+//! | a frame that counts as life (the pong)    | none: a new cycle, the peer lives       |
+//! | nothing (`WouldBlock`)                    | taken, final                            |
+//! | more than one read may take (carried)     | marked unread: taken once it is read    |
+//! | a frozen or handshaking socket (not read) | taken, final                            |
 //!
 //! # Ground rules
 //! - The read is bounded like any other: the byte budget, and (the turn's time being spent
 //!   by then) one frame; the rest is carried over, served first next turn, and the verdict
 //!   waits for it (unread).
-//! - It costs one `read` per peer about to be convicted, and one tick on a dead peer's
-//!   conviction: the bound is stated with that tick (see the README's "settings and the
-//!   bound").
+//! - It costs one `read` per peer about to be convicted, and a second pass of the timers in
+//!   that turn; the bound is unchanged. At most [`MAX_PASSES`] passes per turn: asks from
+//!   the last pass are read before it ends, and their verdicts taken next turn.
 
 use std::time::Instant;
 
@@ -37,14 +37,27 @@ use wheelbeat_net::ConnKey;
 use super::Driver;
 use crate::shell::handler::Handler;
 
+/// Passes of the timers in one turn: the held verdicts of a pass are taken by the next one;
+/// passes after the first only take those (and whatever fell due meanwhile).
+const MAX_PASSES: usize = 4;
+
 impl<H: Handler> Driver<H> {
-    /// Runs the endpoint's timers if due at `now`, carries out what they decided, then reads
-    /// the sockets of the peers about to be convicted.
-    pub(super) fn run_timers(&mut self, now: Instant) {
-        if self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
+    /// Runs the endpoint's timers if due at `now` and carries out what they decided; if they
+    /// held verdicts for a read, reads those sockets and runs the timers again, which takes
+    /// the verdicts with what the reads found.
+    pub(super) fn run_timers(&mut self, mut now: Instant) {
+        for _ in 0..MAX_PASSES {
+            if !self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
+                return;
+            }
             self.ep.handle_timeout(now);
             self.apply_outputs(now);
+            if self.suspects.is_empty() {
+                return;
+            }
             self.read_suspects(now);
+            // (Never before the `now` given: a caller may run ahead of the clock.)
+            now = now.max(Instant::now());
         }
     }
 

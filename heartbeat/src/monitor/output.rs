@@ -51,11 +51,11 @@ pub enum Action<C> {
         conn: C,
     },
     /// The peer is about to be convicted: read its socket now (one bounded read, even
-    /// without a readiness event) and feed what it held with
+    /// without a readiness event), feed what it held with
     /// [`Monitor::handle_message`](super::Monitor::handle_message) (and
-    /// [`Monitor::set_unread`](super::Monitor::set_unread) if bytes are left), before the
-    /// next [`Monitor::handle_timeout`](super::Monitor::handle_timeout). The verdict waits
-    /// one tick for it. Only with
+    /// [`Monitor::set_unread`](super::Monitor::set_unread) if bytes are left), then call
+    /// [`Monitor::handle_timeout`](super::Monitor::handle_timeout) again: that call takes
+    /// the verdict. Only with
     /// [`Monitor::set_read_before_verdict`](super::Monitor::set_read_before_verdict) on.
     ReadFirst {
         /// The peer (still monitored).
@@ -179,7 +179,7 @@ pub struct Stats {
     /// Steps looked at again one tick later because the peer's bytes were still unread
     /// ([`Monitor::set_unread`](super::Monitor::set_unread)).
     pub deferred: u64,
-    /// Verdicts held one tick while the driver read the peer's socket
+    /// Verdicts held while the driver read the peer's socket
     /// ([`Action::ReadFirst`]).
     pub read_first: u64,
 }

@@ -92,10 +92,10 @@ pub(super) mod flag {
     /// A ping-flood strike was given in the current cycle. Kept across the cycle's pings;
     /// looked at and cleared when the cycle ends (the timer fires and finds the peer heard).
     pub const STRUCK: u8 = 64;
-    /// The verdict due for this peer was held one tick and the driver asked to read its
-    /// socket first ([`Action::ReadFirst`](super::super::Action::ReadFirst)): at the next
-    /// expiry, with nothing heard and nothing unread, the verdict is final. Cleared when a
-    /// new cycle starts.
+    /// The verdict due for this peer is held and the driver asked to read its socket
+    /// ([`Action::ReadFirst`](super::super::Action::ReadFirst)): the next `handle_timeout`
+    /// call takes it, final, unless the peer was heard from or bytes wait unread. Cleared
+    /// when a new cycle starts.
     pub const READ_ASKED: u8 = 128;
 }
 

@@ -1,6 +1,7 @@
 //! Timelines of the read before a verdict ([`Endpoint::set_read_before_verdict`]): the
-//! endpoint asks the driver to read a peer's socket before convicting it, and judges one
-//! tick later with what the read found.
+//! endpoint asks the driver to read a peer's socket before convicting it, and takes the
+//! verdict at its next `handle_timeout` call (the driver's, right after the read) with what
+//! the read found.
 
 use super::*;
 
@@ -11,8 +12,8 @@ fn read_first_server() -> Timeline {
 }
 
 /// Two silent peers reach their verdict at 2 s. The endpoint asks for both sockets to be
-/// read and convicts nobody yet; the driver finds `a`'s pong there. One tick later `b` is
-/// convicted, and `a` lives on.
+/// read and convicts nobody yet; the driver finds `a`'s pong there. At the call after the
+/// read, still at 2 s, `b` is convicted and `a` lives on.
 #[test]
 fn a_peer_about_to_be_convicted_is_read_first_and_its_answer_found_there_saves_it() {
     let mut tl = read_first_server();
@@ -35,8 +36,13 @@ fn a_peer_about_to_be_convicted_is_read_first_and_its_answer_found_there_saves_i
     assert_eq!(tl.ep.stats().closed.missed_pings, 0);
     // The driver's read of `a` finds the pong; `b`'s finds nothing.
     assert!(tl.frame(2000, a, r#"{"pong":2}"#).is_continue());
+    assert_eq!(
+        tl.ep.poll_timeout(tl.at(2000)),
+        Some(tl.at(2000)),
+        "call again now"
+    );
     let (when, out) = tl.next_outputs(tl.at(3000));
-    assert_eq!(when, tl.at(2010), "final one tick later");
+    assert_eq!(when, tl.at(2000), "final at the call after the read");
     assert_eq!(out, [Out::Close(b, false)]);
     let dead = DeadReason::MissedPings { missed: 2 };
     assert_eq!(
@@ -95,11 +101,7 @@ fn a_passive_peer_is_read_before_its_window_convicts_it() {
     assert!(tl.ep.handle_frame(when, a, &[0xC0, 0x00]).is_continue());
     assert_eq!(tl.outputs().len(), 1, "the PINGRESP");
     let (later, out) = tl.next_outputs(tl.at(10_000));
-    assert_eq!(
-        later - when,
-        Duration::from_millis(10),
-        "final one tick later"
-    );
+    assert_eq!(later, when, "final at the call after the read");
     assert_eq!(out, [Out::Close(b, false)]);
     assert!(tl.ep.is_open(a));
 }
