@@ -47,7 +47,7 @@ impl<H: Handler> Driver<H> {
     /// the verdicts with what the reads found.
     pub(super) fn run_timers(&mut self, mut now: Instant) {
         for _ in 0..MAX_PASSES {
-            if !self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
+            if self.ep.poll_timeout(now).is_none_or(|t| t > now) {
                 return;
             }
             self.ep.handle_timeout(now);
