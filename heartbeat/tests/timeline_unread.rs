@@ -61,3 +61,49 @@ fn a_silent_peer_with_nothing_unread_is_convicted_on_its_grid() {
     let (dead_at, _) = h.dead(1).expect("convicted");
     assert!(dead_at <= 45_000 + 10_000 + 10, "{dead_at}");
 }
+
+/// With the read before a verdict on, the miss that would convict is held behind an
+/// `Action::ReadFirst`: an answer the driver finds in the socket then (its readiness event not
+/// seen) keeps the peer alive; a peer with nothing there is convicted at the next call, at
+/// the same time.
+#[test]
+fn a_verdict_waits_for_the_read_it_asked_for() {
+    use wheelbeat_heartbeat::monitor::Action;
+
+    let mut h = Timeline::new(config());
+    h.m.set_read_before_verdict(true);
+    let answers = h.add(0, 1);
+    let silent = h.add(0, 2);
+    h.run_to(49_990);
+    assert_eq!(h.misses(1), vec![(40_000, 1)]);
+    // The verdicts fall due at 50 s (called directly: the harness's prompt loop would call
+    // again before the read).
+    h.stall_until(50_000);
+    let mut asked: Vec<_> = h
+        .actions
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::ReadFirst { conn, .. } => Some((*t, *conn)),
+            _ => None,
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(asked, [(50_000, 1), (50_000, 2)]);
+    assert_eq!((h.dead(1), h.dead(2)), (None, None), "held, not convicted");
+    assert_eq!(h.misses(2).len(), 1, "the convicting miss not counted yet");
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(h.at(50_000)),
+        "call again after the read"
+    );
+    // The driver's read of peer 1 finds its pong; then it calls again.
+    h.deliver(50_000, answers, Message::Pong(2));
+    h.stall_until(50_000);
+    let (dead_at, _) = h.dead(2).expect("convicted");
+    assert_eq!(dead_at, 50_000, "at the call after the read");
+    assert!(!h.m.contains(silent));
+    // (Peer 1's next cycle's verdict would be due at 100 s.)
+    h.run_to(99_000);
+    assert_eq!(h.dead(1), None, "its answer was in the socket");
+    assert_eq!(h.m.stats().read_first, 2);
+}

@@ -18,6 +18,7 @@
 //! | [`ConnTable`], [`ConnKey`] | slab keyed by mio `Token` with a generation: stale events miss |
 //! | [`bind`], [`Acceptor`], [`Listener`], [`raise_fd_limit`] | listen (TCP or a Unix path), accept until `WouldBlock`, back off on `EMFILE` |
 //! | [`Ready`] | the turn's work list: what edge-triggered readiness will not report again |
+//! | [`Turn`], [`Served`] | a turn bounded in time: [`Ready`] plus the deadline, checked between frames; `now` from the caller |
 //! | [`Connecting`] | non-blocking connect with a caller-enforced deadline |
 //! | [`Error`], [`SendError`] | one error enum; a failed send hands the message back |
 //! | [`ws`] | WebSocket (RFC 6455): [`ws::WsCodec`], [`ws::Session`], upgrade, ping/pong heartbeat helpers |
@@ -61,6 +62,7 @@ pub mod table;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
+pub mod turn;
 pub mod write;
 pub mod ws;
 
@@ -78,6 +80,7 @@ pub use options::{Keepalive, SocketOptions};
 pub use ready::Ready;
 pub use table::{ConnKey, ConnTable};
 pub use transport::{Handshake, PeerAddr, ShutdownStatus, Transport};
+pub use turn::{Served, Turn};
 pub use write::{FRAME_OVERHEAD, FlushStatus};
 
 /// Compiles the README's code blocks as doctests.

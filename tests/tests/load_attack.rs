@@ -147,14 +147,18 @@ fn hung_peers_are_convicted_within_the_bound_while_others_flood_expensive_frames
     drop(hung_socks);
 
     let worst = silences.iter().max().copied().unwrap_or_default();
+    // The machine's load (Linux), for the figures: the attack shares the CPU with its peers.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
         "ATTACK flooders={flooders} hung={hung} frames_sent={flooded} frames_parsed={} \
          convicted={} in {took:?} worst_silence={worst:?} bound={bound:?} \
-         lateness_max={:?} late_runs={} flooders_dead={flooders_dead} healthy_dead={healthy_dead}",
+         lateness_max={:?} late_runs={} flooders_dead={flooders_dead} healthy_dead={healthy_dead} \
+         loadavg={}",
         s.messages_received,
         silences.len(),
         s.timer_lateness_max,
         s.timer_late_runs,
+        load.trim(),
     );
     assert_eq!(
         silences.len(),

@@ -1,25 +1,28 @@
 //! The thin mio driver of one loop thread: it moves bytes, readiness and `now` between the
 //! sockets and the [`Endpoint`], and decides nothing else.
 //!
-//! It is built on `wheelbeat-net`'s own turn bookkeeping: [`Ready`] (work carried over
-//! between turns), [`Acceptor`] (accept budget, descriptor exhaustion), [`Connecting`],
-//! [`Connection`] (framing, the two write lanes, interest). The endpoint owns every decision
-//! and every key; the driver keeps, per key, only the socket side ([`Io`]).
+//! It is built on `wheelbeat-net`'s own turn bookkeeping: [`Turn`] (work carried over
+//! between turns, the turn's time budget), [`Acceptor`] (accept budget, descriptor
+//! exhaustion), [`Connecting`], [`Connection`] (framing, the two write lanes, interest). The
+//! endpoint owns every decision and every key; the driver keeps, per key, only the socket
+//! side ([`Io`]).
 //!
 //! # The turn
 //! 1. `poll`, with the timeout the endpoint, the acceptor and carried-over work ask for.
-//! 2. Read the clock: `now` for every decision of the turn, and the turn's read deadline,
-//!    `now + turn_budget`.
+//! 2. Read the clock: `now` for every decision of the turn; [`Turn::begin`] sets the turn's
+//!    read deadline, `now + turn_budget`.
 //! 3. Serve the ready tokens, carried-over ones first: accept, finish connects, read frames
-//!    into [`Endpoint::handle_frame`] (not for a connection the memory budget paused,
-//!    [`Endpoint::is_paused`]: it is served again at [`Output::Resume`]). Reading stops at a connection's byte budget, and for
-//!    the whole turn when the read deadline passes (checked between frames, so an expensive
-//!    frame costs at most its own parse): what is left is served first next turn
-//!    ([`Ready::defer_rest`]), so an expensive flood delays the timers by at most the budget.
-//!    If the event batch was full, poll again (without sleeping) while time is left.
+//!    into [`Endpoint::handle_frame`] ([`Turn::read`]; not a connection the memory budget paused,
+//!    [`Endpoint::is_paused`]: [`Output::Resume`] serves it again). Reading stops at a connection's byte
+//!    budget, and for the whole turn when the read deadline passes (checked between frames,
+//!    so an expensive frame costs at most its own parse): what is left is served first next
+//!    turn, so an expensive flood delays the timers by at most the budget plus one frame.
+//!    If the event batch was full, poll again (without sleeping) while time is left. The
+//!    policy is [`Turn`]'s, the same code its virtual-time timelines test.
 //! 4. Drain the command channel (bounded).
 //! 5. Re-read the clock and run the endpoint's timers when due: the verdicts are judged at
-//!    the real time, after this turn's reads.
+//!    the real time, after this turn's reads. A peer about to be convicted has its socket
+//!    read first, even with no event seen (`verdict.rs`).
 //! 6. After every input, carry out the endpoint's outputs in order (queue frames, close,
 //!    freeze, connect); at the end of the turn flush every connection written to and sync its
 //!    interest (a syscall only when it changes).
@@ -48,6 +51,7 @@ mod handshake;
 mod socket;
 mod stall;
 mod stream;
+mod verdict;
 mod ws;
 
 use std::io;
@@ -58,7 +62,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use wheelbeat_net::{
     AcceptStatus, ConnKey, ConnectStatus, Connection, Error as NetError, FlushStatus, PeerAddr,
-    ReadBuf, ReadStatus, Ready, Transport,
+    ReadBuf, Served, Transport, Turn,
 };
 
 use crate::endpoint::{Endpoint, Lane, Output, Target};
@@ -139,7 +143,8 @@ pub(crate) struct Driver<H: Handler> {
     index: usize,
     poll: Poll,
     events: Events,
-    ready: Ready,
+    /// The turn's work list and time budget (carried-over tokens, the read deadline).
+    ready: Turn,
     sockets: Sockets,
     ep: Endpoint<H>,
     scratch: ReadBuf,
@@ -160,6 +165,8 @@ pub(crate) struct Driver<H: Handler> {
     unpublished: bool,
     /// The WebSocket sessions, on a WebSocket loop only ([`ws`]).
     ws: Option<ws::WsConns>,
+    /// Peers about to be convicted whose sockets are read before the verdict (`verdict.rs`).
+    suspects: Vec<ConnKey>,
 }
 
 impl<H: Handler> Driver<H> {
@@ -187,12 +194,17 @@ impl<H: Handler> Driver<H> {
             // A frame's header, or the whole upgrade head, must fit the read buffer too.
             max_read = (max_read + 14).max(wheelbeat_net::ws::DEFAULT_MAX_HANDSHAKE_LEN);
         }
-        let ep = Endpoint::new(index, &opts, handler, targets, Instant::now());
+        let mut ep = Endpoint::new(index, &opts, handler, targets, Instant::now());
+        // Read a peer's socket before convicting it (`verdict.rs`).
+        ep.set_read_before_verdict(true);
         let mut d = Driver {
             index,
             events: Events::with_capacity(opts.events_capacity.max(16)),
             poll,
-            ready: Ready::new(),
+            // New peers are accepted ahead of the rotation of busy ones (cheap, bounded by
+            // the accept budget): under a flood a hung peer is accepted, and so judged, on
+            // time.
+            ready: Turn::new(opts.turn_budget, MAX_IO_ROUNDS).with_first(LISTENER),
             sockets: Sockets::default(),
             ep,
             scratch: ReadBuf::with_max_frame_len(max_read),
@@ -207,6 +219,7 @@ impl<H: Handler> Driver<H> {
             published_at: None,
             unpublished: false,
             ws: websocket.then(|| ws::WsConns::new(&opts.websocket, opts.max_frame_len)),
+            suspects: Vec::new(),
             opts,
         };
         if let Some(a) = d.acceptor.as_mut() {
@@ -260,17 +273,14 @@ impl<H: Handler> Driver<H> {
             if self.shared.shutdown.load(Ordering::Acquire) {
                 break Ok(());
             }
-            let deadline = now + self.opts.turn_budget;
-            self.io_rounds(now, deadline)?;
+            self.io_rounds(now)?;
             self.commands(now);
             self.expire_ws_upgrades(now);
-            // The reads may have taken up to the turn budget: judge at the real time.
+            // The reads may have taken up to the turn budget: judge at the real time. A peer
+            // about to be convicted has its socket read first (`verdict.rs`).
             let now = Instant::now();
             self.expire_handshakes(now);
-            if self.ep.poll_timeout(now).is_some_and(|t| t <= now) {
-                self.ep.handle_timeout(now);
-                self.apply_outputs(now);
-            }
+            self.run_timers(now);
             self.check_drain(now);
             self.flush_dirty(now);
             self.check_memory(now);
@@ -317,10 +327,12 @@ impl<H: Handler> Driver<H> {
     }
 
     /// Serves this turn's ready tokens, in rounds of events while batches come full and time
-    /// is left.
-    fn io_rounds(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
-        for round in 0..MAX_IO_ROUNDS {
-            if round > 0
+    /// is left. The policy (carried tokens first, the deadline checked before each token and
+    /// between frames, the rounds) is [`Turn`]'s, tested as timelines in `wheelbeat-net`.
+    fn io_rounds(&mut self, now: Instant) -> io::Result<()> {
+        let mut first = true;
+        loop {
+            if !first
                 && let Err(e) = self.poll.poll(&mut self.events, Some(Duration::ZERO))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -345,7 +357,7 @@ impl<H: Handler> Driver<H> {
                         self.mark_dirty(key);
                     }
                     Some(Io::Connecting(_)) => self.finish_connect(key, now),
-                    // Served through `Ready`, like a connection's read.
+                    // Served through the turn, like a connection's read.
                     Some(Io::Handshaking(_)) => {}
                     _ => {}
                 }
@@ -356,29 +368,32 @@ impl<H: Handler> Driver<H> {
                     .as_ref()
                     .is_some_and(|a| a.resume_due(now) || a.accept_due(now));
             self.accept_again = false;
-            self.ready.begin_turn(&events, accept.then_some(LISTENER));
+            let tokens = events
+                .iter()
+                .map(|e| e.token())
+                .chain(accept.then_some(LISTENER));
+            if first {
+                self.ready.begin(now, tokens);
+            } else {
+                self.ready.add_round(tokens);
+            }
+            first = false;
             let full = n >= events.capacity();
             self.events = events;
-            while let Some(token) = self.ready.next_token() {
-                if Instant::now() >= deadline {
-                    self.ready.again(token);
-                    self.ready.defer_rest();
-                    return Ok(());
-                }
+            while let Some(token) = self.ready.next(Instant::now()) {
                 match token {
                     WAKER => {}
                     LISTENER => self.accept(now),
                     token if handshake::is_handshake_token(token) => {
                         self.drive_accepted_handshake(token, now)
                     }
-                    token => self.read(ConnKey::from_token(token), now, deadline),
+                    token => self.read(ConnKey::from_token(token), now),
                 }
             }
-            if !full {
-                break;
+            if !self.ready.another_round(Instant::now(), full) {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     // ----- accept and connect ----------------------------------------------------------
@@ -542,15 +557,16 @@ impl<H: Handler> Driver<H> {
 
     // ----- reading ---------------------------------------------------------------------
 
-    /// Reads `key` for one byte budget, or until the turn's `deadline`.
-    fn read(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+    /// Reads `key` for one byte budget, or until the turn's deadline ([`Turn::read`]): in
+    /// its turn, or once before its verdict (`verdict.rs`).
+    fn read(&mut self, key: ConnKey, now: Instant) {
         if self.ep.is_paused(key) {
             // The memory budget paused it: not read, not carried over. Its readiness is not
             // lost: the endpoint's `Output::Resume` serves it again, event or not.
             return;
         }
         if self.ws.is_some() && matches!(self.sockets.get_mut(key), Some(Io::Open { .. })) {
-            return self.read_ws(key, now, deadline);
+            return self.read_ws(key, now);
         }
         let conn = match self.sockets.get_mut(key) {
             Some(Io::Open { conn, .. }) => conn,
@@ -558,29 +574,20 @@ impl<H: Handler> Driver<H> {
             _ => return, // "Sporadic events happen": a stale or frozen token.
         };
         let ep = &mut self.ep;
-        let mut out_of_time = false;
-        let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, _| {
-            if ep.handle_frame(now, key, frame).is_break() {
-                return std::ops::ControlFlow::Break(());
-            }
-            // Between frames, so one frame is never cut; the clock read costs little next to
-            // a frame's parse.
-            if Instant::now() >= deadline {
-                out_of_time = true;
-                return std::ops::ControlFlow::Break(());
-            }
-            std::ops::ControlFlow::Continue(())
-        });
+        let result = self.ready.read(
+            key.token(),
+            conn,
+            &mut self.scratch,
+            self.opts.read_budget,
+            Instant::now,
+            |frame, _| ep.handle_frame(now, key, frame),
+        );
         match result {
-            Ok(ReadStatus::Drained) => self.ep.set_unread(key, false),
-            Ok(ReadStatus::BudgetExhausted) => self.ready.again(key.token()),
-            Ok(ReadStatus::Stopped) => {
-                if out_of_time && self.ep.is_open(key) {
-                    // The rest of what was read stays in the connection: next turn.
-                    self.ready.again(key.token());
-                }
-            }
-            Ok(ReadStatus::Closed) => self.ep.handle_read_closed(now, key),
+            Ok(Served::Drained) => self.ep.set_unread(key, false),
+            // Carried over, served first next turn; its verdicts wait until then.
+            Ok(Served::Carried) => self.ep.set_unread(key, true),
+            Ok(Served::Stopped) => {}
+            Ok(Served::Closed) => self.ep.handle_read_closed(now, key),
             Err(NetError::FrameTooLong { .. }) => {
                 self.ep
                     .handle_bad_frame(now, key, ProtocolError::FrameTooLong);
@@ -724,6 +731,7 @@ impl<H: Handler> Driver<H> {
                 Output::Connect { conn: key, addr } => self.start_connect(key, addr, now),
                 // Whatever came while it was paused was consumed unread: serve it next turn.
                 Output::Resume { conn: key } => self.ready.again(key.token()),
+                Output::ReadFirst { conn: key } => self.read_before_verdict(key),
             }
         }
     }

@@ -26,7 +26,7 @@ use wheelbeat_net::ws::{
     random_key,
 };
 use wheelbeat_net::{
-    ConnKey, Error as NetError, Outbox, ReadStatus, ws::ClientRequest, ws::client_request,
+    ConnKey, Error as NetError, Outbox, Served, ws::ClientRequest, ws::client_request,
 };
 
 use super::socket::{Full, close_reason_for};
@@ -229,7 +229,7 @@ impl WsConns {
 
 impl<H: Handler> Driver<H> {
     /// Reads WebSocket `key` for one byte budget, or until the turn's `deadline`.
-    pub(super) fn read_ws(&mut self, key: ConnKey, now: Instant, deadline: Instant) {
+    pub(super) fn read_ws(&mut self, key: ConnKey, now: Instant) {
         let (Some(Io::Open { conn, .. }), Some(wsc)) = (self.sockets.get_mut(key), &mut self.ws)
         else {
             return;
@@ -248,89 +248,84 @@ impl<H: Handler> Driver<H> {
             held,
         } = ws;
         let mut peer_closed = false;
-        let mut out_of_time = false;
         let mut failed = None;
         let mut served_http = false;
         let mut hook = |r: &wheelbeat_net::ws::Request<'_>| settings.decide(r);
-        let result = conn.read_frames(&mut self.scratch, self.opts.read_budget, |frame, out| {
-            // A plain GET the application answers (a page next to the WebSocket endpoint).
-            if session.is_handshaking()
-                && session.role() == Role::Server
-                && let Some(response) = plain_http(settings, frame)
-            {
-                // Best effort, like any goodbye; the connection ends here.
-                let _ = out.send(response.as_slice());
-                served_http = true;
-                return ControlFlow::Break(());
-            }
-            // The session answers a close at once; ours is written at the endpoint's close,
-            // behind the replies to the messages before it (see the module docs).
-            let hold = session.is_open() && is_close(frame);
-            let mut sink = OutboxSink {
-                out,
-                hold,
-                held: &mut *held,
-            };
-            let mut flow = ControlFlow::Continue(());
-            let handled = session.handle(frame, &mut sink, &mut hook, |event, sink| {
-                flow = match event {
-                    Event::Text(t) => {
-                        *binary = false;
-                        ep.handle_inbound(now, key, Some(Inbound::Data(t.as_bytes())))
-                    }
-                    Event::Binary(b) => {
-                        *binary = true;
-                        ep.handle_inbound(now, key, Some(Inbound::Data(b)))
-                    }
-                    // A pong without our 8-byte payload is an unsolicited one: life only.
-                    Event::Pong(p) => {
-                        ep.handle_inbound(now, key, pong_seq(p).map(|s| Inbound::Pong(Some(s))))
-                    }
-                    Event::Open { .. } => {
-                        // The 101 is queued (or read): what the handler sent before goes next.
-                        // It fits: it was capped at half the write cap of an empty queue.
-                        if let Some(bytes) = sink.held.take()
-                            && let Err(e) = sink.out.send(&bytes)
-                        {
-                            log::debug!("websocket {key:?}: early messages dropped: {e}");
-                        }
-                        ep.handle_inbound(now, key, None)
-                    }
-                    Event::Ping(_) | Event::Fragment => ep.handle_inbound(now, key, None),
-                    Event::Close(_) => {
-                        peer_closed = true;
-                        ControlFlow::Break(())
-                    }
+        let result = self.ready.read(
+            key.token(),
+            conn,
+            &mut self.scratch,
+            self.opts.read_budget,
+            Instant::now,
+            |frame, out| {
+                // A plain GET the application answers (a page next to the WebSocket endpoint).
+                if session.is_handshaking()
+                    && session.role() == Role::Server
+                    && let Some(response) = plain_http(settings, frame)
+                {
+                    // Best effort, like any goodbye; the connection ends here.
+                    let _ = out.send(response.as_slice());
+                    served_http = true;
+                    return ControlFlow::Break(());
+                }
+                // The session answers a close at once; ours is written at the endpoint's close,
+                // behind the replies to the messages before it (see the module docs).
+                let hold = session.is_open() && is_close(frame);
+                let mut sink = OutboxSink {
+                    out,
+                    hold,
+                    held: &mut *held,
                 };
-            });
-            if let Err(e) = handled {
-                if session.is_handshaking() {
-                    *sink.held = None; // early messages: never to be sent
+                let mut flow = ControlFlow::Continue(());
+                let handled = session.handle(frame, &mut sink, &mut hook, |event, sink| {
+                    flow = match event {
+                        Event::Text(t) => {
+                            *binary = false;
+                            ep.handle_inbound(now, key, Some(Inbound::Data(t.as_bytes())))
+                        }
+                        Event::Binary(b) => {
+                            *binary = true;
+                            ep.handle_inbound(now, key, Some(Inbound::Data(b)))
+                        }
+                        // A pong without our 8-byte payload is an unsolicited one: life only.
+                        Event::Pong(p) => {
+                            ep.handle_inbound(now, key, pong_seq(p).map(|s| Inbound::Pong(Some(s))))
+                        }
+                        Event::Open { .. } => {
+                            // The 101 is queued (or read): what the handler sent before goes
+                            // next. It fits: it was capped at half the write cap.
+                            if let Some(bytes) = sink.held.take()
+                                && let Err(e) = sink.out.send(&bytes)
+                            {
+                                log::debug!("websocket {key:?}: early messages dropped: {e}");
+                            }
+                            ep.handle_inbound(now, key, None)
+                        }
+                        Event::Ping(_) | Event::Fragment => ep.handle_inbound(now, key, None),
+                        Event::Close(_) => {
+                            peer_closed = true;
+                            ControlFlow::Break(())
+                        }
+                    };
+                });
+                if let Err(e) = handled {
+                    if session.is_handshaking() {
+                        *sink.held = None; // early messages: never to be sent
+                    }
+                    sink.hold = true;
+                    session.fail(&mut sink, &e);
+                    failed = Some(e);
+                    return ControlFlow::Break(());
                 }
-                sink.hold = true;
-                session.fail(&mut sink, &e);
-                failed = Some(e);
-                return ControlFlow::Break(());
-            }
-            if flow.is_break() {
-                return ControlFlow::Break(());
-            }
-            if Instant::now() >= deadline {
-                out_of_time = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        let read_closed = matches!(result, Ok(ReadStatus::Closed));
+                flow
+            },
+        );
+        let read_closed = matches!(result, Ok(Served::Closed));
         match result {
-            Ok(ReadStatus::Drained) => self.ep.set_unread(key, false),
-            Ok(ReadStatus::BudgetExhausted) => self.ready.again(key.token()),
-            Ok(ReadStatus::Stopped) => {
-                if out_of_time && self.ep.is_open(key) {
-                    self.ready.again(key.token());
-                }
-            }
-            Ok(ReadStatus::Closed) => {}
+            Ok(Served::Drained) => self.ep.set_unread(key, false),
+            // Carried over (the byte budget or the turn's time): served first next turn.
+            Ok(Served::Carried) => self.ep.set_unread(key, true),
+            Ok(Served::Stopped) | Ok(Served::Closed) => {}
             Err(NetError::Io(e)) => {
                 self.ep
                     .handle_failure(now, key, close_reason_for(&NetError::Io(e)))

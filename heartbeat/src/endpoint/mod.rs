@@ -115,6 +115,10 @@ pub(crate) enum Output<'a> {
     /// it again now, even if no readiness event comes (the one that came while it was
     /// paused was consumed without reading).
     Resume { conn: ConnKey },
+    /// `conn` is about to be convicted: read its socket once now (bounded, without waiting
+    /// for an event) and feed what it held, before the next [`Endpoint::handle_timeout`].
+    /// Only with [`Endpoint::set_read_before_verdict`] on.
+    ReadFirst { conn: ConnKey },
 }
 
 /// An output waiting in the queue; frames are ranges of one shared byte buffer.
@@ -138,6 +142,9 @@ enum Queued {
         addr: PeerAddr,
     },
     Resume {
+        conn: ConnKey,
+    },
+    ReadFirst {
         conn: ConnKey,
     },
 }
@@ -554,6 +561,13 @@ impl<H: Handler> Endpoint<H> {
         }
     }
 
+    /// Asks for a read of a peer's socket before its verdict ([`Output::ReadFirst`]): a
+    /// peer is never convicted while its answer sits in its socket, even with its readiness
+    /// event not polled yet. See [`Monitor::set_read_before_verdict`].
+    pub(crate) fn set_read_before_verdict(&mut self, on: bool) {
+        self.monitor.set_read_before_verdict(on);
+    }
+
     /// The loop thread was not running (stopped, not scheduled) for `not_running` since the
     /// last report: the only time the local-pause guard forgives. See
     /// [`Monitor::report_stall`].
@@ -585,6 +599,7 @@ impl<H: Handler> Endpoint<H> {
             Queued::Freeze { conn } => Output::Freeze { conn },
             Queued::Connect { conn, addr } => Output::Connect { conn, addr },
             Queued::Resume { conn } => Output::Resume { conn },
+            Queued::ReadFirst { conn } => Output::ReadFirst { conn },
         })
     }
 
@@ -862,6 +877,7 @@ impl<H: Handler> Endpoint<H> {
                 Action::Close { conn, reason, .. } => {
                     self.close(now, conn, CloseReason::Dead(reason));
                 }
+                Action::ReadFirst { conn, .. } => self.out.push_back(Queued::ReadFirst { conn }),
                 Action::PingFlood { conn, .. } => {
                     log::info!(
                         "loop {}: {} refused: too many pings",

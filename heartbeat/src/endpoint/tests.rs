@@ -13,6 +13,8 @@ use wheelbeat_net::PeerAddr;
 use super::*;
 use crate::monitor::{Config, DeadReason};
 
+mod read_first;
+
 /// An output, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Out {
@@ -21,6 +23,7 @@ enum Out {
     Freeze(ConnKey),
     Connect(ConnKey, PeerAddr),
     Resume(ConnKey),
+    ReadFirst(ConnKey),
 }
 
 /// What the handler heard.
@@ -160,6 +163,7 @@ impl Timeline {
                 Output::Freeze { conn } => Out::Freeze(conn),
                 Output::Connect { conn, addr } => Out::Connect(conn, addr),
                 Output::Resume { conn } => Out::Resume(conn),
+                Output::ReadFirst { conn } => Out::ReadFirst(conn),
             });
         }
         v

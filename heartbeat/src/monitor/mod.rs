@@ -17,7 +17,11 @@
 //! 4. Sleep until [`Monitor::poll_timeout`] or I/O readiness, whichever comes first.
 //!
 //! Reading before step 2 matters: a pong sitting in a socket buffer when the loop wakes up late
-//! is then counted before any verdict is taken.
+//! is then counted before any verdict is taken. A driver that cannot be sure it has seen
+//! every readable socket (full event batches leave events in the kernel) turns on
+//! [`Monitor::set_read_before_verdict`]: a verdict is then held behind an
+//! [`Action::ReadFirst`] for the driver to read that peer's socket, and taken when it calls
+//! `handle_timeout` again (step 2 once more, in the same turn).
 //!
 //! # Ground rules
 //!
@@ -84,6 +88,9 @@
 //! - A peer that answers every ping within `timeout` of its real send (its answer handled at
 //!   or before the verdict, i.e. read in the same turn or earlier) is **never** declared dead,
 //!   however late the loop runs: the verdict is never due before the last ping's full window.
+//! - With [`Monitor::set_read_before_verdict`] on, a conviction waits for one read of the
+//!   peer's socket in the same turn (a second `handle_timeout` call): the bounds above hold
+//!   unchanged, plus the time of that read.
 //!
 //! `tests/timeline_late_loop.rs` and `tests/timeline_props.rs` check these in virtual time,
 //! the latter with a driver that wakes up late at random.
@@ -224,6 +231,11 @@ pub struct Monitor<C: Copy = ()> {
     /// everything due ([`Monitor::report_stall`]); `None` until the first report, when every
     /// late call counts as a pause.
     stall_ticks: Option<u64>,
+    /// Ask the driver to read a peer's socket before its verdict ([`Action::ReadFirst`]).
+    read_first: bool,
+    /// Peers whose verdict waits for the read asked for: judged at the start of the next
+    /// `handle_timeout` call. They have no timer meanwhile.
+    awaiting_read: Vec<PeerId>,
 }
 
 impl<C: Copy> Monitor<C> {
@@ -262,6 +274,8 @@ impl<C: Copy> Monitor<C> {
             last_call: 0,
             last_lateness_ns: None,
             stall_ticks: None,
+            read_first: false,
+            awaiting_read: Vec::new(),
         }
     }
 
@@ -480,6 +494,7 @@ impl<C: Copy> Monitor<C> {
         let mut worst_late = 0;
         let mut budget = max_timers;
         self.last_lateness_ns = None;
+        self.judge_after_read(now_tick, now_ns);
         let mut drained = true;
         loop {
             if budget == 0 {
@@ -554,6 +569,23 @@ impl<C: Copy> Monitor<C> {
         }
     }
 
+    /// Turns on the read before a verdict: when a peer is about to be convicted (its last
+    /// miss, or a passive window's end) and nothing says bytes wait unread, the monitor
+    /// emits [`Action::ReadFirst`] and holds the verdict; the driver reads the peer's
+    /// socket, feeds what it found, and calls [`handle_timeout`](Self::handle_timeout)
+    /// again ([`poll_timeout`](Self::poll_timeout) says "now" until it does). That call
+    /// takes the held verdicts first: a peer heard from lives on, one whose bytes are still
+    /// unread waits for them, any other is convicted, at that call's `now`.
+    ///
+    /// [`set_unread`](Self::set_unread) covers what the driver knows is waiting (an event
+    /// seen, a read cut short). This covers what it cannot know: an event the kernel holds
+    /// but the driver has not polled yet (full event batches under load). The cost is one
+    /// read of a dead peer's socket and a second `handle_timeout` call in the same turn;
+    /// the bound is unchanged. Off by default: a virtual-time driver holds no sockets.
+    pub fn set_read_before_verdict(&mut self, on: bool) {
+        self.read_first = on;
+    }
+
     /// Reports that the loop thread was not running (stopped, frozen, not scheduled) for
     /// `not_running` since the previous report. Once a driver reports at all, the local-pause
     /// guard forgives a verdict only for such time, never for the loop's own busy turns: a loop
@@ -582,6 +614,10 @@ impl<C: Copy> Monitor<C> {
     /// is monitored. May be in the past (call it now), and may be earlier than strictly needed
     /// (a timer re-filed lazily), never later.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.awaiting_read.is_empty() {
+            // Verdicts wait for the read asked for: call again as soon as it is done.
+            return Some(self.clock.tick_to_instant(self.last_call));
+        }
         self.wheel
             .next_deadline()
             .map(|tick| self.clock.tick_to_instant(tick))
@@ -591,8 +627,10 @@ impl<C: Copy> Monitor<C> {
     pub fn poll_action(&mut self) -> Option<Action<C>> {
         while let Some(action) = self.actions.pop_front() {
             match action {
-                // A peer removed since the ping or pong was queued needs neither.
-                Action::SendPing { peer, .. } | Action::SendPong { peer, .. }
+                // A peer removed since the ping, pong or read was queued needs none.
+                Action::SendPing { peer, .. }
+                | Action::SendPong { peer, .. }
+                | Action::ReadFirst { peer, .. }
                     if !self.contains(peer) => {}
                 _ => return Some(action),
             }
@@ -695,6 +733,8 @@ impl<C: Copy> Monitor<C> {
                 } else if late > p.settings.timeout_ticks {
                     self.stats.forgiven += 1;
                     p.timer = self.wheel.insert(now_tick + p.settings.timeout_ticks, id);
+                } else if self.read_first && !p.has(flag::READ_ASKED) {
+                    self.ask_read_first(id);
                 } else {
                     self.kill(id, now_ns, DeadReason::Silent);
                 }
@@ -734,6 +774,13 @@ impl<C: Copy> Monitor<C> {
             self.send_ping(id, now_tick, now_ns);
             return;
         }
+        if self.read_first && p.missed + 1 >= p.settings.max_missed && !p.has(flag::READ_ASKED) {
+            // The miss that would convict: before it counts, the driver reads the socket
+            // (an answer may sit there with its event not polled yet). Judged at the next
+            // call, right after that read.
+            self.ask_read_first(id);
+            return;
+        }
         p.missed += 1;
         let missed = p.missed;
         let conn = p.conn;
@@ -747,6 +794,51 @@ impl<C: Copy> Monitor<C> {
             self.kill(id, now_ns, DeadReason::MissedPings { missed });
         } else {
             self.send_ping(id, now_tick, now_ns);
+        }
+    }
+
+    /// Holds the verdict due for `id` and asks the driver to read its socket; the next
+    /// `handle_timeout` call judges it ([`judge_after_read`](Self::judge_after_read)).
+    fn ask_read_first(&mut self, id: PeerId) {
+        let Some(p) = peer_mut(&mut self.slots, id) else {
+            return;
+        };
+        // No timer while it waits: its expiry just fired, and `poll_timeout` says "now"
+        // until the verdict is taken.
+        p.flags |= flag::READ_ASKED;
+        self.awaiting_read.push(id);
+        self.stats.read_first += 1;
+        self.actions.push_back(Action::ReadFirst {
+            peer: id,
+            conn: p.conn,
+        });
+    }
+
+    /// Takes the verdicts held for a read ([`Action::ReadFirst`]), with what the read found:
+    /// a peer heard from starts a new cycle, one with bytes still unread waits for them, any
+    /// other is judged as its step was, now final. As many as the previous call asked for.
+    fn judge_after_read(&mut self, now_tick: u64, now_ns: u64) {
+        let mut awaiting = std::mem::take(&mut self.awaiting_read);
+        for id in awaiting.drain(..) {
+            // Skipped if gone, or re-armed since (its heartbeat settings were changed).
+            let Some(p) = peer_mut(&mut self.slots, id) else {
+                continue;
+            };
+            if !p.has(flag::READ_ASKED) {
+                continue;
+            }
+            let expired = Expired {
+                key: p.timer,
+                deadline: now_tick,
+                value: id,
+            };
+            // The step's lateness was judged when it fell due (the local-pause guard), so
+            // none is counted again.
+            self.fire(expired, now_tick, now_ns, 0);
+        }
+        if self.awaiting_read.is_empty() {
+            // Keep the allocation.
+            self.awaiting_read = awaiting;
         }
     }
 

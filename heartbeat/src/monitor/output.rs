@@ -50,6 +50,19 @@ pub enum Action<C> {
         /// Its caller tag.
         conn: C,
     },
+    /// The peer is about to be convicted: read its socket now (one bounded read, even
+    /// without a readiness event), feed what it held with
+    /// [`Monitor::handle_message`](super::Monitor::handle_message) (and
+    /// [`Monitor::set_unread`](super::Monitor::set_unread) if bytes are left), then call
+    /// [`Monitor::handle_timeout`](super::Monitor::handle_timeout) again: that call takes
+    /// the verdict. Only with
+    /// [`Monitor::set_read_before_verdict`](super::Monitor::set_read_before_verdict) on.
+    ReadFirst {
+        /// The peer (still monitored).
+        peer: PeerId,
+        /// Its caller tag.
+        conn: C,
+    },
 }
 
 /// Something that happened, for the application and for statistics. Drained with
@@ -166,4 +179,7 @@ pub struct Stats {
     /// Steps looked at again one tick later because the peer's bytes were still unread
     /// ([`Monitor::set_unread`](super::Monitor::set_unread)).
     pub deferred: u64,
+    /// Verdicts held while the driver read the peer's socket
+    /// ([`Action::ReadFirst`]).
+    pub read_first: u64,
 }

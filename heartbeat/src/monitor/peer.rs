@@ -92,6 +92,11 @@ pub(super) mod flag {
     /// A ping-flood strike was given in the current cycle. Kept across the cycle's pings;
     /// looked at and cleared when the cycle ends (the timer fires and finds the peer heard).
     pub const STRUCK: u8 = 64;
+    /// The verdict due for this peer is held and the driver asked to read its socket
+    /// ([`Action::ReadFirst`](super::super::Action::ReadFirst)): the next `handle_timeout`
+    /// call takes it, final, unless the peer was heard from or bytes wait unread. Cleared
+    /// when a new cycle starts.
+    pub const READ_ASKED: u8 = 128;
 }
 
 /// One jittered silence window, in nanoseconds, for the cycle of peer `peer_key` that started

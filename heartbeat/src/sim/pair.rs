@@ -246,6 +246,8 @@ impl Pair {
                     Action::Close { .. } | Action::PingFlood { .. } => {
                         side.declared_dead_at = Some(now)
                     }
+                    // Not asked for: the pair delivers every frame before the timers.
+                    Action::ReadFirst { .. } => {}
                 }
             }
             while let Some(e) = side.monitor.poll_event() {
