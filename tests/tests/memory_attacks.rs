@@ -382,18 +382,9 @@ fn run(a: Attack) {
 }
 
 /// Polls `cond` every 20 ms until it holds or `within` passes.
-fn wait(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
+fn wait(within: Duration, cond: impl FnMut() -> bool) -> bool {
     let (_tx, rx) = crossbeam_channel::bounded::<()>(0);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        let _ = rx.recv_timeout(Duration::from_millis(20));
-    }
+    common::wait_until(&rx, within, cond)
 }
 
 #[test]

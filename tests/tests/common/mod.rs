@@ -79,9 +79,10 @@ pub fn wait_for<T>(
     }
 }
 
-/// Polls `cond` until it holds or `within` passes; waits by blocking on the
-/// reporter channel (any callback wakes it), never by sleeping blindly.
-pub fn wait_until(rx: &Receiver<Seen>, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// Polls `cond` until it holds or `within` passes; waits by blocking on `rx` (the
+/// reporter channel: any callback wakes it) for at most 20 ms at a time, never by sleeping
+/// blindly.
+pub fn wait_until<T>(rx: &Receiver<T>, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if cond() {
