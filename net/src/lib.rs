@@ -59,6 +59,8 @@ pub mod mem;
 pub mod options;
 pub mod ready;
 pub mod table;
+#[cfg(test)]
+mod test_stream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;

@@ -696,59 +696,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::test_stream::MemStream;
     use crate::tls::{ClientAuth, server_config};
     use crate::{Connection, ReadBuf, ReadStatus};
-
-    /// An in-memory transport: reads come from `input`, `chunk` bytes at a time, then
-    /// `WouldBlock` (or end of stream once `eof`); writes are dropped.
-    #[derive(Debug, Default)]
-    struct Mem {
-        input: Vec<u8>,
-        pos: usize,
-        chunk: usize,
-        eof: bool,
-    }
-
-    impl mio::event::Source for Mem {
-        fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
-            Ok(())
-        }
-        fn reregister(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
-            Ok(())
-        }
-        fn deregister(&mut self, _: &Registry) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Transport for Mem {
-        const SHORT_READ_DRAINS: bool = true;
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = (self.input.len() - self.pos).min(buf.len()).min(self.chunk);
-            if n == 0 {
-                return if self.eof {
-                    Ok(0)
-                } else {
-                    Err(io::ErrorKind::WouldBlock.into())
-                };
-            }
-            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
-            self.pos += n;
-            Ok(n)
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            Ok(bufs.iter().map(|b| b.len()).sum())
-        }
-        fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
-            Ok(ShutdownStatus::Done)
-        }
-        fn peer_addr(&self) -> io::Result<PeerAddr> {
-            Ok(PeerAddr::Unix(None))
-        }
-        fn local_addr(&self) -> io::Result<PeerAddr> {
-            Ok(PeerAddr::Unix(None))
-        }
-    }
 
     fn config() -> Arc<ServerConfig> {
         static CONFIG: std::sync::OnceLock<Arc<ServerConfig>> = std::sync::OnceLock::new();
@@ -764,23 +714,21 @@ mod tests {
     /// Feeds `input` to a server connection until it errs, closes or stops consuming;
     /// returns the error, if any. Checks the buffer bound after every call.
     fn feed(input: Vec<u8>, chunk: usize, eof: bool) -> Option<crate::Error> {
-        let mem = Mem {
-            input,
-            chunk,
+        let mem = MemStream {
             eof,
-            ..Mem::default()
+            ..MemStream::new(input, chunk)
         };
         let mut conn = Connection::new(TlsStream::server(mem, config(), None).unwrap());
         let mut scratch = ReadBuf::new();
         let bound = INCOMING_CAP + 2 * READ_CHUNK;
         for _ in 0..10_000 {
-            let before = conn.stream().get_ref().pos;
+            let before = conn.stream().get_ref().taken;
             let r = conn.read_frames(&mut scratch, 1 << 16, |_, _| ControlFlow::Continue(()));
             assert!(conn.heap_bytes() <= bound, "{}", conn.heap_bytes());
             match r {
                 Err(e) => return Some(e),
                 Ok(ReadStatus::Closed) => return None,
-                Ok(_) if conn.stream().get_ref().pos == before => return None,
+                Ok(_) if conn.stream().get_ref().taken == before => return None,
                 Ok(_) => {}
             }
         }

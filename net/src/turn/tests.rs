@@ -9,70 +9,17 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, IoSlice};
-
-use mio::event::Source;
-use mio::{Interest, Registry};
 
 use super::*;
 use crate::codec::LineCodec;
-use crate::transport::{PeerAddr, ShutdownStatus};
-
-/// Bytes in memory, handed out at most `chunk` per read, as a socket hands out segments.
-#[derive(Debug)]
-struct Mem {
-    bytes: VecDeque<u8>,
-    chunk: usize,
-    /// Bytes read so far (the byte budget is checked against it).
-    taken: usize,
-}
-
-impl Source for Mem {
-    fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
-        Ok(())
-    }
-    fn reregister(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
-        Ok(())
-    }
-    fn deregister(&mut self, _: &Registry) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for Mem {
-    const SHORT_READ_DRAINS: bool = false;
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.chunk).min(self.bytes.len());
-        if n == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        for (b, x) in buf.iter_mut().zip(self.bytes.drain(..n)) {
-            *b = x;
-        }
-        self.taken += n;
-        Ok(n)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Ok(bufs.iter().map(|b| b.len()).sum())
-    }
-    fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
-        Ok(ShutdownStatus::Done)
-    }
-    fn peer_addr(&self) -> io::Result<PeerAddr> {
-        Ok(PeerAddr::Tcp(([127, 0, 0, 1], 1).into()))
-    }
-    fn local_addr(&self) -> io::Result<PeerAddr> {
-        Ok(PeerAddr::Tcp(([127, 0, 0, 1], 2).into()))
-    }
-}
+use crate::test_stream::MemStream;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const MS: Duration = Duration::from_millis(1);
 const US: Duration = Duration::from_micros(1);
 
 struct Peer {
-    conn: Connection<LineCodec, Mem>,
+    conn: Connection<LineCodec, MemStream>,
     /// What each of its frames costs to parse.
     cost: Duration,
     /// Frames delivered so far (they must come in order).
@@ -150,12 +97,7 @@ impl Sim {
 
     /// A peer whose `frames` frames are all in its socket; the edge is in the kernel's queue.
     fn open(&mut self, frames: usize, cost: Duration) {
-        let bytes = FRAME.repeat(frames).into();
-        let conn = Connection::new(Mem {
-            bytes,
-            chunk: self.chunk,
-            taken: 0,
-        });
+        let conn = Connection::new(MemStream::new(FRAME.repeat(frames), self.chunk));
         self.kernel.push_back(Token(self.peers.len()));
         self.peers.push(Peer {
             conn,
@@ -283,7 +225,7 @@ impl Sim {
         let mut index = 0;
         while self.turn(turn, index) {
             index += 1;
-            let busy = self.peers.iter().any(|p| !p.conn.stream().bytes.is_empty())
+            let busy = self.peers.iter().any(|p| !p.conn.stream().input.is_empty())
                 || !self.backlog.is_empty()
                 || turn.has_carried();
             if !busy {
