@@ -26,7 +26,7 @@ impl Contender for WheelbeatContender {
     }
 
     fn cancel(&mut self, key: TimerKey) -> bool {
-        self.wheel.cancel(key).is_some()
+        self.wheel.discard(key)
     }
 
     fn reset(&mut self, key: &mut TimerKey, deadline: u64) {

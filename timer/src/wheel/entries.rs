@@ -1,31 +1,47 @@
-//! The slab of timer entries (generation-checked slots and a free list) and the lists that
-//! file them: one `Vec<u32>` of entry indices per wheel slot, plus the ready list.
+//! The slab of timer entries, their generations, and the lists that file them: one `Vec<u32>`
+//! of entry indices per wheel slot, plus the ready list.
 //!
 //! # Ground rules
 //!
 //! - An entry lives at a fixed index for its whole life; handles are `(index, generation)`.
-//!   Freeing an entry bumps its slot's generation, so an old handle never matches again.
-//! - A slot whose generation would wrap back to 0 is retired (never reused) instead: a stale
-//!   handle can therefore never alias a later timer, even after 2^32 reuses of one index. The
-//!   cost is one leaked slot per 2^32 timers filed in it.
-//! - Every occupied entry is on exactly one list (a `Vec` of indices, see `list.rs`) and
-//!   records which, and at what position, so it leaves the list in O(1). No `unsafe`, no
+//!   The generations live in their own array (`generations`), not in the entries: checking a
+//!   handle reads 4 bytes in a 4 MB array per million timers, which stays in the last-level
+//!   cache, instead of a 24-32 byte entry in a slab that does not.
+//! - `generations[i]` is the generation of index `i`'s live timer, or the one its next timer
+//!   will get. Cancelling or expiring a timer bumps it, so an old handle never matches again.
+//!   A generation that reaches [`RETIRED`] is never handed out: a stale handle can therefore
+//!   never alias a later timer, even after 2^32 reuses of one index (one leaked index per
+//!   2^32 timers filed in it).
+//! - **Cancel is lazy.** A cancelled timer's index stays on its list, flagged in `dead` (one
+//!   bit per index: 128 KiB per million timers, cache-resident). Neither its entry nor its
+//!   list is written. Whoever meets a flagged member later (a drain, a pop, a compaction)
+//!   drops it and pushes its index on the `free` stack, still without touching the entry.
+//!   Only then is the index reused, so a list never meets a later timer's index by mistake.
+//!   Why: with cancels in random order, the eager cancel paid two cache misses (the entry,
+//!   then a hole in its list at the entry's position); the lazy one pays none in the slab.
+//! - Memory stays bounded: when dead members outnumber the live timers (plus a slack of
+//!   [`SWEEP_SLACK`]), every list is swept of them at once, O(members), as the heap
+//!   contenders rebuild. The wheel triggers it (see `Wheel::cancel`).
+//! - Every live entry is on exactly one list (a `Vec` of indices, see `list.rs`) and records
+//!   which, and at what position, so that a reset to an earlier deadline can take it off in
+//!   O(1) (that leaves a hole; holes are filled in batches, see `list.rs`). No `unsafe`, no
 //!   pointers.
 //! - Why arrays and not intrusive linked lists: draining a slot walks its entries, and a
 //!   linked list makes each step wait for the previous cache miss (the next index lives in
-//!   the entry just fetched). An array of indices lets the CPU fetch many entries at once,
-//!   and a cancel touches its own entry and not its two neighbours (holes it leaves are
-//!   filled later in batches, see `list.rs`). On the 1M-timer bench workload (1M timers,
-//!   cancel half, 1-tick steps) this halved the time spent advancing.
-//! - Vacant and occupied entries share the `Slot` enum; the `ListId` niche encodes the
-//!   variant, so an entry costs 18 bytes plus the value, rounded up to 8 (24 for values up
-//!   to 6 bytes), with no tag byte.
+//!   the entry just fetched). An array of indices lets the CPU fetch many entries at once.
+//! - The slab holds `Option<Entry<T>>`; the `ListId` niche encodes the `None`, so an entry
+//!   costs 14 bytes plus the value, rounded up to 8 (16 for values up to 2 bytes, 24 up to
+//!   10), plus 4 bytes of generation. A cancelled or expired entry whose value needs no drop
+//!   is left as it is (stale, never read again) until its index is reused.
 
 use super::level::{LISTS, ListId};
-use super::list::List;
+use super::list::{HOLE, List};
 
-/// "No entry": an empty free list.
-pub(super) const NIL: u32 = u32::MAX;
+/// A generation never handed out: an index whose generation reaches it is retired.
+const RETIRED: u32 = u32::MAX;
+
+/// Dead members may outnumber live timers by this much before every list is swept.
+pub(super) const SWEEP_SLACK: usize = 1024;
 
 /// A pending timer.
 #[derive(Debug)]
@@ -34,19 +50,8 @@ pub(super) struct Entry<T> {
     pub(super) deadline: u64,
     /// Position in `list`.
     pos: u32,
-    generation: u32,
     list: ListId,
     value: T,
-}
-
-#[derive(Debug)]
-enum Slot<T> {
-    Occupied(Entry<T>),
-    /// `generation` is the one the next occupant will get.
-    Vacant {
-        generation: u32,
-        next_free: u32,
-    },
 }
 
 /// An entry taken out of the slab.
@@ -56,21 +61,31 @@ pub(super) struct Removed<T> {
     pub(super) value: T,
 }
 
-/// The slab plus the lists.
+/// The slab, the generations, the dead bits and the lists.
 pub(super) struct Entries<T> {
-    slots: Vec<Slot<T>>,
+    slots: Vec<Option<Entry<T>>>,
+    generations: Vec<u32>,
+    /// Bit `i`: index `i` was cancelled and is still on a list.
+    dead: Vec<u64>,
+    /// Indices ready for reuse (retired ones are skipped when popped).
+    free: Vec<u32>,
     lists: Box<[List]>,
-    free: u32,
+    /// Live timers.
     len: usize,
+    /// Cancelled timers whose index is still on a list.
+    dead_len: usize,
 }
 
 impl<T> Entries<T> {
     pub(super) fn with_capacity(capacity: usize) -> Self {
         Entries {
             slots: Vec::with_capacity(capacity),
+            generations: Vec::with_capacity(capacity),
+            dead: Vec::with_capacity(capacity.div_ceil(64)),
+            free: Vec::new(),
             lists: (0..LISTS).map(|_| List::default()).collect(),
-            free: NIL,
             len: 0,
+            dead_len: 0,
         }
     }
 
@@ -79,89 +94,102 @@ impl<T> Entries<T> {
         self.len
     }
 
+    /// Cancelled timers whose index is still on a list.
+    #[inline]
+    pub(super) fn dead_len(&self) -> usize {
+        self.dead_len
+    }
+
     pub(super) fn capacity(&self) -> usize {
         self.slots.capacity()
     }
 
     pub(super) fn reserve(&mut self, additional: usize) {
-        let vacant = self.slots.len() - self.len;
-        self.slots.reserve(additional.saturating_sub(vacant));
+        let spare = self.free.len() + self.dead_len;
+        let more = additional.saturating_sub(spare);
+        self.slots.reserve(more);
+        self.generations.reserve(more);
+        let bits = (self.slots.len() + more).div_ceil(64);
+        self.dead.reserve(bits.saturating_sub(self.dead.len()));
+    }
+
+    /// Whether `(index, generation)` names a live timer.
+    #[inline]
+    fn is_live(&self, index: u32, generation: u32) -> bool {
+        self.generations.get(index as usize) == Some(&generation)
     }
 
     /// The live entry at `index` if its generation is `generation`.
     #[inline]
     pub(super) fn get(&self, index: u32, generation: u32) -> Option<&Entry<T>> {
-        match self.slots.get(index as usize) {
-            Some(Slot::Occupied(e)) if e.generation == generation => Some(e),
-            _ => None,
+        if !self.is_live(index, generation) {
+            return None;
         }
+        self.slots[index as usize].as_ref()
     }
 
     /// The live entry at `index` if its generation is `generation`, mutably.
     #[inline]
     pub(super) fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut Entry<T>> {
-        match self.slots.get_mut(index as usize) {
-            Some(Slot::Occupied(e)) if e.generation == generation => Some(e),
-            _ => None,
+        if !self.is_live(index, generation) {
+            return None;
         }
+        self.slots[index as usize].as_mut()
     }
 
-    /// The entry at `index`, which the caller knows to be occupied (it came off a list).
+    /// The entry at `index`, which the caller knows to be live (it came off a list).
     #[inline]
     fn entry_mut(&mut self, index: u32) -> &mut Entry<T> {
-        match &mut self.slots[index as usize] {
-            Slot::Occupied(e) => e,
-            Slot::Vacant { .. } => unreachable!("list members are occupied entries"),
-        }
+        entry_mut(&mut self.slots, index)
     }
 
-    /// The deadline of the occupied entry at `index`.
+    /// The deadline of the live entry at `index`.
     #[inline]
     pub(super) fn deadline_of(&self, index: u32) -> u64 {
         match &self.slots[index as usize] {
-            Slot::Occupied(e) => e.deadline,
-            Slot::Vacant { .. } => unreachable!("list members are occupied entries"),
+            Some(e) => e.deadline,
+            None => unreachable!("live list members have entries"),
         }
+    }
+
+    #[inline]
+    fn is_dead(&self, index: u32) -> bool {
+        self.dead[index as usize / 64] & (1 << (index % 64)) != 0
     }
 
     /// Stores a new entry and files it on `list`. Returns `(index, generation)`.
     ///
     /// # Panics
-    /// If `u32::MAX` entries are already stored (indices are `u32`, `NIL` excluded).
+    /// If `u32::MAX - 1` indices are already in use (indices are `u32`, `HOLE` excluded).
     pub(super) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> (u32, u32) {
         let pos = self.lists[list.index()].len() as u32;
-        let (index, generation) = if self.free != NIL {
-            let index = self.free;
-            let slot = &mut self.slots[index as usize];
-            let Slot::Vacant {
-                generation,
-                next_free,
-            } = *slot
-            else {
-                unreachable!("the free list holds vacant slots only")
-            };
-            self.free = next_free;
-            *slot = Slot::Occupied(Entry {
-                deadline,
-                pos,
-                generation,
-                list,
-                value,
-            });
-            (index, generation)
-        } else {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("a Wheel holds at most u32::MAX - 1 timers");
-            self.slots.push(Slot::Occupied(Entry {
-                deadline,
-                pos,
-                generation: 0,
-                list,
-                value,
-            }));
-            (index, 0)
+        let entry = Some(Entry {
+            deadline,
+            pos,
+            list,
+            value,
+        });
+        let (index, generation) = loop {
+            match self.free.pop() {
+                // Retired at its last bump: never handed out again.
+                Some(index) if self.generations[index as usize] == RETIRED => continue,
+                Some(index) => {
+                    self.slots[index as usize] = entry;
+                    break (index, self.generations[index as usize]);
+                }
+                None => {
+                    let index = u32::try_from(self.slots.len())
+                        .ok()
+                        .filter(|&i| i != HOLE)
+                        .expect("a Wheel holds at most u32::MAX - 1 timers");
+                    self.slots.push(entry);
+                    self.generations.push(0);
+                    if self.dead.len() * 64 < self.slots.len() {
+                        self.dead.push(0);
+                    }
+                    break (index, 0);
+                }
+            }
         };
         let filed = self.lists[list.index()].push(index);
         debug_assert_eq!(filed, pos);
@@ -169,7 +197,7 @@ impl<T> Entries<T> {
         (index, generation)
     }
 
-    /// Files the occupied, currently unlisted entry at `index` on `list`.
+    /// Files the live, currently unlisted entry at `index` on `list`.
     #[inline]
     pub(super) fn link(&mut self, index: u32, list: ListId) {
         let pos = self.lists[list.index()].push(index);
@@ -178,77 +206,148 @@ impl<T> Entries<T> {
         e.list = list;
     }
 
-    /// Takes the occupied entry at `index` off its list. Returns the list and whether it is
-    /// now empty. The entry keeps a stale `list` until it is linked again or freed.
+    /// Takes the live entry at `index` off its list. Returns the list and whether it is now
+    /// empty. The entry keeps a stale `list` until it is linked again or freed.
     #[inline]
     pub(super) fn unlink(&mut self, index: u32) -> (ListId, bool) {
-        let e = self.entry_mut(index);
+        let e = entry_mut(&mut self.slots, index);
         let (list, pos) = (e.list, e.pos);
-        let slots = &mut self.slots;
-        let empty = self.lists[list.index()].remove(pos, |i, p| set_pos(slots, i, p));
+        let Entries {
+            slots,
+            lists,
+            dead,
+            free,
+            dead_len,
+            ..
+        } = self;
+        let reap = |i| reap(dead, free, dead_len, i);
+        let empty = lists[list.index()].remove(pos, reap, |i, p| set_pos(slots, i, p));
         (list, empty)
     }
 
-    /// Takes positions `base..` off `list` and appends their live members to `out` (see
-    /// [`List::take_tail`]). Their entries keep a stale `list` until linked again.
+    /// Cancels the live timer `(index, generation)` and returns its value; `None` if stale.
+    /// Its index stays on its list, flagged dead; only the entry itself is read.
     #[inline]
-    pub(super) fn take_tail(&mut self, list: ListId, base: usize, out: &mut Vec<u32>) {
-        self.lists[list.index()].take_tail(base, out);
+    pub(super) fn cancel(&mut self, index: u32, generation: u32) -> Option<T> {
+        if !self.is_live(index, generation) {
+            return None;
+        }
+        self.kill(index);
+        self.slots[index as usize].take().map(|e| e.value)
     }
 
-    /// Whether `list` has no entries.
+    /// Cancels the live timer `(index, generation)` without reading its entry: the value is
+    /// left in place and dropped when the index is reused. Returns whether it was live. Only
+    /// for values that need no drop (the caller checks), which may then stay unread.
+    #[inline]
+    pub(super) fn discard(&mut self, index: u32, generation: u32) -> bool {
+        debug_assert!(!std::mem::needs_drop::<T>());
+        if !self.is_live(index, generation) {
+            return false;
+        }
+        self.kill(index);
+        true
+    }
+
+    /// Bumps the generation of the live index and flags it dead.
+    #[inline]
+    fn kill(&mut self, index: u32) {
+        bump(&mut self.generations, index);
+        self.dead[index as usize / 64] |= 1 << (index % 64);
+        self.len -= 1;
+        self.dead_len += 1;
+    }
+
+    /// Takes positions `base..` off `list` and appends their live members to `out` (see
+    /// [`List::take_tail`]); dead members among them are freed. The live entries keep a stale
+    /// `list` until linked again.
+    #[inline]
+    pub(super) fn take_tail(&mut self, list: ListId, base: usize, out: &mut Vec<u32>) {
+        let start = out.len();
+        self.lists[list.index()].take_tail(base, out);
+        let mut live = start;
+        for j in start..out.len() {
+            let index = out[j];
+            if self.is_dead(index) {
+                drop_dead(&mut self.dead, &mut self.free, &mut self.dead_len, index);
+            } else {
+                out[live] = index;
+                live += 1;
+            }
+        }
+        out.truncate(live);
+    }
+
+    /// Whether `list` has no members (live or dead).
     #[inline]
     pub(super) fn is_list_empty(&self, list: ListId) -> bool {
         self.lists[list.index()].is_empty()
     }
 
-    /// The number of positions on `list`, holes included.
+    /// The number of positions on `list`, holes and dead members included.
     #[inline]
     pub(super) fn list_len(&self, list: ListId) -> usize {
         self.lists[list.index()].len()
     }
 
-    /// The index of the entry at `pos` on `list`, or [`HOLE`](super::list::HOLE).
+    /// The index of the member at `pos` on `list`, or [`HOLE`].
     #[cfg(test)]
     pub(super) fn member(&self, list: ListId, pos: usize) -> u32 {
         self.lists[list.index()].get(pos)
     }
 
-    /// Takes a live entry off `list` and returns its index.
+    /// Takes a live member off `list` and returns its index; dead ones met on the way are
+    /// freed. `None` when the list is empty.
     #[inline]
     pub(super) fn pop(&mut self, list: ListId) -> Option<u32> {
-        self.lists[list.index()].pop()
+        loop {
+            let index = self.lists[list.index()].pop()?;
+            if !self.is_dead(index) {
+                return Some(index);
+            }
+            drop_dead(&mut self.dead, &mut self.free, &mut self.dead_len, index);
+        }
     }
 
-    /// Frees the occupied, already unlinked entry at `index` and returns its contents.
+    /// Expires the live, already unlinked entry at `index`: bumps its generation, frees the
+    /// index and returns its contents.
     pub(super) fn remove(&mut self, index: u32) -> Removed<T> {
-        let slot = &mut self.slots[index as usize];
-        let generation = match slot {
-            Slot::Occupied(e) => e.generation,
-            Slot::Vacant { .. } => unreachable!("remove is only called on occupied entries"),
+        let generation = bump(&mut self.generations, index);
+        let Some(e) = self.slots[index as usize].take() else {
+            unreachable!("remove is only called on live entries")
         };
-        let next_generation = generation.wrapping_add(1);
-        let old = std::mem::replace(
-            slot,
-            Slot::Vacant {
-                generation: next_generation,
-                next_free: self.free,
-            },
-        );
-        // A wrapped generation would let a handle from 2^32 timers ago match again: retire
-        // the slot instead of putting it on the free list.
-        if next_generation != 0 {
-            self.free = index;
-        }
+        self.free.push(index);
         self.len -= 1;
-        let Slot::Occupied(e) = old else {
-            unreachable!("checked above")
-        };
         Removed {
             generation,
             deadline: e.deadline,
             value: e.value,
         }
+    }
+
+    /// Drops every dead member from every list and frees its index, filling the gaps from
+    /// the back of each list (see `List::compact`). Returns the lists left empty.
+    /// O(members); run when dead members outnumber the live.
+    #[cold]
+    pub(super) fn sweep(&mut self, mut emptied: impl FnMut(ListId)) {
+        let Entries {
+            slots,
+            lists,
+            dead,
+            free,
+            dead_len,
+            ..
+        } = self;
+        for (i, list) in lists.iter_mut().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let reap = |index| reap(dead, free, dead_len, index);
+            if list.purge(reap, |index, pos| set_pos(slots, index, pos)) {
+                emptied(ListId::from_index(i));
+            }
+        }
+        debug_assert_eq!(self.dead_len, 0);
     }
 
     /// The value of a live entry.
@@ -263,53 +362,85 @@ impl<T> Entries<T> {
         &mut e.value
     }
 
-    /// Drops every entry and empties every list, keeping the allocation. Generations keep
-    /// counting so old handles stay stale.
+    /// Drops every entry and empties every list, keeping the allocation. Every generation
+    /// moves on so old handles stay stale.
     pub(super) fn clear(&mut self) {
         for list in self.lists.iter_mut() {
             list.clear();
         }
-        self.free = NIL;
-        // Rebuild the free list from the back so that low indices are reused first.
-        for (index, slot) in self.slots.iter_mut().enumerate().rev() {
-            let generation = match slot {
-                Slot::Occupied(e) => e.generation.wrapping_add(1),
-                Slot::Vacant { generation, .. } => *generation,
-            };
-            *slot = Slot::Vacant {
-                generation,
-                next_free: self.free,
-            };
-            // A vacant slot at generation 0 has wrapped (fresh slots are born occupied at
-            // generation 0 and leave it at 1): it stays retired.
-            if generation != 0 {
-                self.free = index as u32;
+        self.free.clear();
+        // Low indices are reused first: push from the back.
+        for index in (0..self.slots.len() as u32).rev() {
+            self.slots[index as usize] = None;
+            if self.generations[index as usize] != RETIRED {
+                bump(&mut self.generations, index);
             }
+            self.free.push(index);
         }
+        self.dead.iter_mut().for_each(|w| *w = 0);
         self.len = 0;
+        self.dead_len = 0;
     }
 
-    /// Heap bytes held: the slab at capacity, plus every list's buffer and the list table.
+    /// Heap bytes held: the slab, the generations, the dead bits and the free stack at
+    /// capacity, plus every list's buffer and the list table.
     pub(super) fn memory_bytes(&self) -> usize {
         let lists: usize = self.lists.iter().map(List::capacity).sum();
-        self.slots.capacity() * Self::entry_size()
-            + (lists * std::mem::size_of::<u32>())
+        self.slots.capacity() * std::mem::size_of::<Option<Entry<T>>>()
+            + self.generations.capacity() * std::mem::size_of::<u32>()
+            + self.dead.capacity() * std::mem::size_of::<u64>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+            + lists * std::mem::size_of::<u32>()
             + LISTS * std::mem::size_of::<List>()
     }
 
-    /// The size of one slab entry holding a `T`, in bytes.
+    /// The bytes one timer holding a `T` takes in the slab plus its generation.
     pub(super) const fn entry_size() -> usize {
-        std::mem::size_of::<Slot<T>>()
+        std::mem::size_of::<Option<Entry<T>>>() + std::mem::size_of::<u32>()
     }
 }
 
-/// Records that the entry at `index` now sits at `pos` of its list.
+/// Moves the generation of `index` on, retiring the index at [`RETIRED`]. Returns the
+/// generation it had.
 #[inline]
-fn set_pos<T>(slots: &mut [Slot<T>], index: u32, pos: u32) {
-    match &mut slots[index as usize] {
-        Slot::Occupied(e) => e.pos = pos,
-        Slot::Vacant { .. } => unreachable!("list members are occupied entries"),
+fn bump(generations: &mut [u32], index: u32) -> u32 {
+    let g = &mut generations[index as usize];
+    let old = *g;
+    *g = old + 1; // `old` < RETIRED: live generations are never RETIRED
+    old
+}
+
+/// If the member `index` is dead, frees it and returns `true` (the list drops it).
+#[inline]
+fn reap(dead: &mut [u64], free: &mut Vec<u32>, dead_len: &mut usize, index: u32) -> bool {
+    if dead[index as usize / 64] & (1 << (index % 64)) == 0 {
+        return false;
     }
+    drop_dead(dead, free, dead_len, index);
+    true
+}
+
+/// Frees a dead member met on a list: clears its bit, pushes its index for reuse.
+#[inline]
+fn drop_dead(dead: &mut [u64], free: &mut Vec<u32>, dead_len: &mut usize, index: u32) {
+    dead[index as usize / 64] &= !(1 << (index % 64));
+    free.push(index);
+    *dead_len -= 1;
+}
+
+/// The live entry at `index`.
+#[inline]
+fn entry_mut<T>(slots: &mut [Option<Entry<T>>], index: u32) -> &mut Entry<T> {
+    match &mut slots[index as usize] {
+        Some(e) => e,
+        None => unreachable!("live list members have entries"),
+    }
+}
+
+/// Records that the live entry at `index` now sits at `pos` of its list.
+#[inline]
+fn set_pos<T>(slots: &mut [Option<Entry<T>>], index: u32, pos: u32) {
+    entry_mut(slots, index).pos = pos;
 }
 
 #[cfg(test)]
@@ -318,12 +449,13 @@ mod tests {
 
     const A: ListId = ListId::READY;
 
-    /// The values on list `l`, sorted, after checking every member's recorded position.
+    /// The values on list `l`, sorted, after checking every live member's recorded position.
+    /// Dead members are skipped.
     fn list(e: &mut Entries<u32>, l: ListId) -> Vec<u32> {
         let mut out = Vec::new();
         for pos in 0..e.list_len(l) {
             let i = e.member(l, pos);
-            if i == super::super::list::HOLE {
+            if i == HOLE || e.is_dead(i) {
                 continue;
             }
             let entry = e.entry_mut(i);
@@ -335,11 +467,12 @@ mod tests {
     }
 
     #[test]
-    fn entry_costs_18_bytes_plus_the_value_rounded_up_and_no_tag() {
-        assert_eq!(Entries::<()>::entry_size(), 24);
-        assert_eq!(Entries::<u32>::entry_size(), 24);
-        assert_eq!(Entries::<u64>::entry_size(), 32);
-        assert_eq!(Entries::<[u64; 2]>::entry_size(), 40);
+    fn entry_costs_14_bytes_plus_the_value_rounded_up_plus_a_generation() {
+        assert_eq!(Entries::<()>::entry_size(), 16 + 4);
+        assert_eq!(Entries::<u16>::entry_size(), 16 + 4);
+        assert_eq!(Entries::<u32>::entry_size(), 24 + 4);
+        assert_eq!(Entries::<u64>::entry_size(), 24 + 4);
+        assert_eq!(Entries::<[u64; 2]>::entry_size(), 32 + 4);
     }
 
     #[test]
@@ -365,21 +498,79 @@ mod tests {
     }
 
     #[test]
-    fn compaction_updates_the_positions_of_moved_entries() {
+    fn compaction_updates_the_positions_of_moved_entries_and_reaps_dead_ones() {
         let mut e = Entries::with_capacity(0);
-        let keys: Vec<_> = (0..100).map(|v| e.insert(1, v, A).0).collect();
-        // Cancel every other one from the front: holes, then compactions moving the back.
-        for &i in keys.iter().step_by(2) {
-            e.unlink(i);
-            e.remove(i);
+        let keys: Vec<_> = (0..100).map(|v| e.insert(1, v, A)).collect();
+        // Every 3rd is cancelled: dead, entry taken, left on the list.
+        for &(i, g) in keys.iter().skip(1).step_by(3) {
+            assert!(e.cancel(i, g).is_some());
         }
-        let odd: Vec<u32> = (0..100).filter(|v| v % 2 == 1).collect();
-        assert_eq!(list(&mut e, A), odd);
+        let dead = e.dead_len();
+        assert_eq!(dead, 33);
+        // Every other from the front is taken off (reset earlier): holes, then compactions
+        // moving live members from the back and reaping dead ones without touching them
+        // (their entries are gone: a position written there would panic).
+        for &(i, g) in keys.iter().step_by(2) {
+            if e.get(i, g).is_some() {
+                e.unlink(i);
+                e.remove(i);
+            }
+        }
+        let left: Vec<u32> = (0..100).filter(|v| v % 2 == 1 && v % 3 != 1).collect();
+        assert_eq!(list(&mut e, A), left);
         while let Some(i) = e.pop(A) {
             e.remove(i);
         }
         assert!(e.is_list_empty(A));
-        assert_eq!(e.len(), 0);
+        assert_eq!((e.len(), e.dead_len()), (0, 0));
+    }
+
+    #[test]
+    fn a_cancelled_index_is_reused_only_after_its_list_dropped_it() {
+        let mut e = Entries::with_capacity(0);
+        let (i, g) = e.insert(1, 1u32, A);
+        assert_eq!(e.cancel(i, g), Some(1));
+        assert_eq!(e.cancel(i, g), None, "stale at once");
+        assert!(e.get(i, g).is_none());
+        let (j, _) = e.insert(2, 2, A);
+        assert_ne!(j, i, "still on its list: not reused yet");
+        assert_eq!(e.pop(A), Some(j));
+        e.remove(j);
+        assert!(!e.is_list_empty(A), "the dead member is still there");
+        assert_eq!(e.pop(A), None, "and is dropped, not returned");
+        assert!(e.is_list_empty(A));
+        assert_eq!(e.dead_len(), 0);
+        let (k, gk) = e.insert(3, 3, A);
+        assert!(k == i || k == j);
+        assert!(e.get(i, g).is_none() && e.get(k, gk).is_some());
+    }
+
+    #[test]
+    fn discard_leaves_the_entry_alone_and_sweep_frees_every_dead_member() {
+        let mut e = Entries::with_capacity(0);
+        let b = ListId::slot(2, 5);
+        let keys: Vec<_> = (0..50)
+            .map(|v| e.insert(1, v, if v % 2 == 0 { A } else { b }))
+            .collect();
+        for &(i, g) in keys.iter().filter(|(i, _)| i % 5 != 0) {
+            assert!(e.discard(i, g));
+            assert!(!e.discard(i, g));
+        }
+        assert_eq!((e.len(), e.dead_len()), (10, 40));
+        let mut emptied = Vec::new();
+        e.sweep(|l| emptied.push(l));
+        assert!(emptied.is_empty(), "both lists keep live members");
+        assert_eq!(e.dead_len(), 0);
+        assert_eq!(e.list_len(A) + e.list_len(b), 10, "no holes or dead left");
+        assert_eq!(list(&mut e, A), [0, 10, 20, 30, 40]);
+        assert_eq!(list(&mut e, b), [5, 15, 25, 35, 45]);
+        for &(i, g) in keys.iter().filter(|(i, _)| i % 5 == 0) {
+            assert!(e.discard(i, g));
+        }
+        e.sweep(|l| emptied.push(l));
+        emptied.sort_by_key(|l| l.index());
+        assert_eq!(emptied, [b, A]);
+        assert!(e.is_list_empty(A) && e.is_list_empty(b));
     }
 
     #[test]
@@ -406,20 +597,23 @@ mod tests {
         let (i, _) = e.insert(1, 1u32, A);
         e.unlink(i);
         e.remove(i);
-        // Pretend this slot has been reused 2^32 - 1 times.
-        let Slot::Vacant { generation, .. } = &mut e.slots[i as usize] else {
-            panic!("vacant")
-        };
-        *generation = u32::MAX;
+        // Pretend this index has been reused 2^32 - 2 times.
+        e.generations[i as usize] = RETIRED - 1;
         let (i1, g1) = e.insert(1, 1, A);
-        assert_eq!((i1, g1), (i, u32::MAX));
+        assert_eq!((i1, g1), (i, RETIRED - 1));
         e.unlink(i1);
         e.remove(i1);
-        // The next generation would be 0 again, the same as the very first handle: retired.
+        // Its generation is now RETIRED: the index is never handed out again.
         let (i2, g2) = e.insert(2, 2, A);
         assert_ne!(i2, i, "a wrapped slot is never handed out again");
         assert_eq!(g2, 0);
         assert!(e.get(i, 0).is_none());
-        assert!(e.get(i, u32::MAX).is_none());
+        assert!(e.get(i, RETIRED - 1).is_none());
+        assert!(e.get(i, RETIRED).is_none());
+        e.clear();
+        assert_eq!(e.generations[i as usize], RETIRED, "clear keeps it retired");
+        let (i3, _) = e.insert(3, 3, A);
+        let (i4, _) = e.insert(4, 4, A);
+        assert!(i3 != i && i4 != i);
     }
 }

@@ -89,6 +89,14 @@ impl ListId {
         ListId(NonZeroU16::new(id).unwrap_or(Self::READY.0))
     }
 
+    /// The list at `index` of the array of list heads (the inverse of [`index`](Self::index)).
+    #[inline]
+    pub(super) fn from_index(index: usize) -> ListId {
+        debug_assert!(index < LISTS);
+        let id = (index + 1) as u16;
+        ListId(NonZeroU16::new(id).unwrap_or(Self::READY.0))
+    }
+
     /// Index into the array of list heads.
     #[inline]
     pub(super) fn index(self) -> usize {
@@ -227,6 +235,9 @@ mod tests {
             }
         }
         assert_eq!(ListId::READY.level_slot(), None);
+        for index in 0..LISTS {
+            assert_eq!(ListId::from_index(index).index(), index);
+        }
         assert_eq!(ListId::READY.index(), LISTS - 1);
     }
 
