@@ -152,6 +152,12 @@ impl<T> Entries<T> {
         }
     }
 
+    /// The generation of `index`.
+    #[inline]
+    pub(super) fn generation_of(&self, index: u32) -> u32 {
+        self.generations[index as usize]
+    }
+
     #[inline]
     fn is_dead(&self, index: u32) -> bool {
         self.dead[index as usize / 64] & (1 << (index % 64)) != 0
@@ -260,22 +266,38 @@ impl<T> Entries<T> {
 
     /// Takes positions `base..` off `list` and appends their live members to `out` (see
     /// [`List::take_tail`]); dead members among them are freed. The live entries keep a stale
-    /// `list` until linked again.
+    /// `list` until linked again. `scratch` is a buffer for the dead ones.
+    ///
+    /// Without a branch per member, as in `List::take_tail`: after a random half of a slot's
+    /// timers were cancelled, "dead or not" mispredicts about every other member.
     #[inline]
-    pub(super) fn take_tail(&mut self, list: ListId, base: usize, out: &mut Vec<u32>) {
+    pub(super) fn take_tail(
+        &mut self,
+        list: ListId,
+        base: usize,
+        out: &mut Vec<u32>,
+        scratch: &mut Vec<u32>,
+    ) {
         let start = out.len();
         self.lists[list.index()].take_tail(base, out);
-        let mut live = start;
+        scratch.clear();
+        scratch.resize(out.len() - start, 0);
+        let (mut live, mut dead) = (start, 0);
         for j in start..out.len() {
             let index = out[j];
-            if self.is_dead(index) {
-                drop_dead(&mut self.dead, &mut self.free, &mut self.dead_len, index);
-            } else {
-                out[live] = index;
-                live += 1;
-            }
+            let word = &mut self.dead[index as usize / 64];
+            let bit = 1 << (index % 64);
+            let is_dead = *word & bit != 0;
+            // A live member's bit is clear already: clearing it unconditionally is a no-op.
+            *word &= !bit;
+            out[live] = index;
+            scratch[dead] = index;
+            live += usize::from(!is_dead);
+            dead += usize::from(is_dead);
         }
         out.truncate(live);
+        self.free.extend_from_slice(&scratch[..dead]);
+        self.dead_len -= dead;
     }
 
     /// Whether `list` has no members (live or dead).

@@ -96,6 +96,8 @@ pub struct Wheel<T> {
     sift_deadlines: Vec<u64>,
     /// Scratch space for [`sift`](Self::sift): the live members of the chunk it took.
     sift_live: Vec<u32>,
+    /// Scratch space for [`sift`](Self::sift): the dead members of the chunk it took.
+    sift_dead: Vec<u32>,
 }
 
 impl<T> Default for Wheel<T> {
@@ -141,6 +143,7 @@ impl<T> Wheel<T> {
             sifted: 0,
             sift_deadlines: Vec::new(),
             sift_live: Vec::new(),
+            sift_dead: Vec::new(),
         }
     }
 
@@ -188,7 +191,7 @@ impl<T> Wheel<T> {
     pub fn memory_bytes(&self) -> usize {
         self.entries.memory_bytes()
             + self.sift_deadlines.capacity() * std::mem::size_of::<u64>()
-            + self.sift_live.capacity() * std::mem::size_of::<u32>()
+            + (self.sift_live.capacity() + self.sift_dead.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Drops every pending timer; keys handed out before stay stale. `now` is unchanged.
@@ -506,7 +509,10 @@ impl<T> Wheel<T> {
         let examine = len.min(*budget).min(SIFT_CHUNK);
         let mut live = std::mem::take(&mut self.sift_live);
         live.clear();
-        self.entries.take_tail(list, len - examine, &mut live);
+        let mut dead = std::mem::take(&mut self.sift_dead);
+        self.entries
+            .take_tail(list, len - examine, &mut live, &mut dead);
+        self.sift_dead = dead;
         // First pass: only loads, independent of each other, so they overlap.
         let mut deadlines = std::mem::take(&mut self.sift_deadlines);
         deadlines.clear();
@@ -514,9 +520,13 @@ impl<T> Wheel<T> {
         // Second pass: the entries are cached now. A due one goes back on the draining list
         // (its occupancy bit stays clear: the poll in progress empties it).
         let mut kept = 0;
+        // The generations of the due ones, read here for the same reason as their deadlines
+        // above: the expiries that follow find them cached instead of each waiting for one.
+        let mut generations = 0;
         for (&index, &deadline) in live.iter().zip(&deadlines) {
             if deadline <= self.now {
                 self.entries.link(index, list);
+                generations ^= self.entries.generation_of(index);
                 kept += 1;
             } else {
                 let to = self.list_for(deadline);
@@ -524,6 +534,7 @@ impl<T> Wheel<T> {
                 *budget -= 1;
             }
         }
+        std::hint::black_box(generations);
         self.sift_deadlines = deadlines;
         self.sift_live = live;
         kept
