@@ -117,14 +117,15 @@ impl<T> std::fmt::Debug for Wheel<T> {
 
 impl<T> Wheel<T> {
     /// The bytes one timer takes in the wheel's slab, including its `T`: the value is stored
-    /// inline, and the entry costs 18 bytes plus `T`, rounded up to a multiple of 8. A filed
-    /// timer also takes 4 bytes in its slot's list (see [`memory_bytes`](Self::memory_bytes)).
+    /// inline, and the entry costs 14 bytes plus `T`, rounded up to a multiple of 8, plus a
+    /// 4-byte generation kept beside the slab. A filed timer also takes 4 bytes in its slot's
+    /// list (see [`memory_bytes`](Self::memory_bytes)).
     ///
     /// ```
     /// use wheelbeat_timer::Wheel;
     ///
-    /// assert_eq!(Wheel::<()>::ENTRY_SIZE, 24);
-    /// assert_eq!(Wheel::<u64>::ENTRY_SIZE, 32);
+    /// assert_eq!(Wheel::<()>::ENTRY_SIZE, 16 + 4);
+    /// assert_eq!(Wheel::<u64>::ENTRY_SIZE, 24 + 4);
     /// ```
     pub const ENTRY_SIZE: usize = Entries::<T>::entry_size();
 
@@ -172,9 +173,11 @@ impl<T> Wheel<T> {
         self.entries.reserve(additional);
     }
 
-    /// The heap memory the wheel holds, in bytes: its slab at capacity (values included), the
-    /// buffers of its slot lists (4 bytes per filed timer, plus growth slack) and its fixed
-    /// table of 705 lists (22 KiB), plus scratch buffers of up to 6 KiB used when draining.
+    /// The heap memory the wheel holds, in bytes: its slab and generations at capacity
+    /// (values included), the buffers of its slot lists (4 bytes per filed timer, plus growth
+    /// slack; a cancelled timer keeps its 4 bytes until its slot drains or a sweep), the
+    /// cancelled-index bitmap (1 bit per slab entry) and the stack of free indices, its fixed
+    /// table of 705 lists (22 KiB), plus scratch buffers of up to 8 KiB used when draining.
     /// Memory the values own elsewhere is not counted.
     /// O(number of lists): meant for reporting, not for a hot path.
     ///
@@ -185,7 +188,7 @@ impl<T> Wheel<T> {
     /// for t in 0..100_000 {
     ///     wheel.insert(t * 7, ());
     /// }
-    /// // 24 for the entry, 4 in its list, and growth slack of the lists.
+    /// // 16 for the entry, 4 for its generation, 4 in its list, and growth slack.
     /// assert!(wheel.memory_bytes() / wheel.len() <= 32);
     /// ```
     pub fn memory_bytes(&self) -> usize {
@@ -247,6 +250,11 @@ impl<T> Wheel<T> {
     }
 
     /// Removes a pending timer and returns its value; `None` if the key is stale. O(1).
+    ///
+    /// Lazy: the key is stale at once and the value is moved out, but the timer's index stays
+    /// on its slot list, flagged, until that slot drains (or a sweep, once cancelled timers
+    /// outnumber pending ones): no list is written. [`discard`](Self::discard) is cheaper
+    /// still when the value is not wanted.
     ///
     /// ```
     /// use wheelbeat_timer::Wheel;
