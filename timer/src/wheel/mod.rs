@@ -738,6 +738,62 @@ mod tests {
     }
 
     #[test]
+    fn churn_of_cancelled_timers_keeps_memory_bounded() {
+        // Guards the lazy cancel: cancelled timers stay on their lists and keep their indices
+        // until a drain meets them, so without the sweep a server that arms and cancels a
+        // timer per request, with time standing still, would grow without bound.
+        let mut wheel = Wheel::new();
+        let pending: Vec<_> = (0..10).map(|v| wheel.insert(1_000_000 + v, v)).collect();
+        for v in 0..200_000 {
+            let key = wheel.insert(500_000 + v % 100_000, v);
+            if v % 2 == 0 {
+                assert!(wheel.discard(key));
+            } else {
+                assert_eq!(wheel.cancel(key), Some(v));
+            }
+        }
+        assert_eq!(wheel.len(), pending.len());
+        assert!(wheel.capacity() < 4_096, "slab: {}", wheel.capacity());
+        assert!(
+            wheel.memory_bytes() < 100_000,
+            "{} bytes",
+            wheel.memory_bytes()
+        );
+        let fired: Vec<_> = wheel.advance(u64::MAX).map(|e| e.value).collect();
+        assert_eq!(fired, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_sweep_in_the_middle_of_a_drain_keeps_every_pending_timer() {
+        let mut wheel = Wheel::new();
+        let soon: Vec<_> = (0..3_000).map(|v| wheel.insert(5_000 + v % 7, v)).collect();
+        let late: Vec<_> = (0..3_000).map(|v| wheel.insert(70_000, 10_000 + v)).collect();
+        assert_eq!(wheel.advance(4_999).count(), 0);
+        let mut fired: Vec<u64> = wheel.advance_bounded(5_003, 100).map(|e| e.value).collect();
+        assert_eq!(fired.len(), 100);
+        assert!(wheel.draining.is_some(), "mid-drain");
+        // 3,000 + 1,000 cancelled against 1,900 pending: the sweep runs on the way.
+        for &key in &late {
+            assert!(wheel.discard(key));
+        }
+        let mut cancelled = Vec::new();
+        for (v, &key) in soon.iter().enumerate().step_by(3) {
+            if wheel.cancel(key).is_some() {
+                cancelled.push(v as u64);
+            }
+        }
+        // Without a sweep the 3,000 late ones would all still be on their list.
+        let dead = wheel.entries.dead_len();
+        assert!(dead < 1_000, "a sweep ran: {dead} cancelled timers left on lists");
+        fired.extend(wheel.advance(5_010).map(|e| e.value));
+        assert_eq!(wheel.advance(u64::MAX).count(), 0);
+        assert!(wheel.is_empty() && wheel.next_deadline().is_none());
+        fired.extend(cancelled);
+        fired.sort_unstable();
+        assert_eq!(fired, (0..3_000).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn clear_drops_everything_and_keeps_keys_stale() {
         let mut wheel = Wheel::new();
         let a = wheel.insert(3, "a");
