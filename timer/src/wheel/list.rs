@@ -2,20 +2,27 @@
 //!
 //! # Ground rules
 //!
-//! - Each entry records its position in its list, so leaving the list is O(1).
+//! - Each entry records its position in its list, so leaving the list is O(1). Only a reset
+//!   to an earlier deadline (and a due timer moved into the future) leaves a list that way: a
+//!   cancel leaves its index on the list, flagged dead in the slab (see `entries.rs`), and
+//!   whoever meets it later drops it. The list itself only asks "is this member dead?"
+//!   through the closures it is given.
 //! - Leaving punches a hole (`HOLE`) instead of moving another member into the gap: moving
-//!   one would mean writing that member's new position into its entry, a cache miss on
-//!   every cancel. Holes are filled in batches instead, by moving members from the back,
-//!   when they exceed half of the list: at most one moved member per hole, as before, but
-//!   in a tight loop where the misses overlap. The scan costs O(len) per compaction, which
-//!   is O(1) per hole since half the list are holes. Why half and not a quarter: holes a
-//!   drain meets are skipped for free, while every move is a write to a random entry. On
-//!   the 1M-timer mixed workload (cancel a random half) compaction took ~7% of the run's
-//!   samples at a quarter and ~1.5% at half (perf, same process, same inputs).
-//! - A list never consists of holes only: when its last live member leaves it is cleared,
-//!   so "empty" is simply "no members", and the wheel's occupancy bit can be cleared at once.
-//! - So memory stays bounded: a list holds at most twice its live members, plus `Vec`
-//!   growth slack, and an emptied list with a large buffer gives the buffer back.
+//!   one would mean writing that member's new position into its entry, a cache miss.
+//!   Holes are filled in batches instead, by moving members from the back, when they exceed
+//!   half of the list (dead members found on the way are dropped too): at most one moved
+//!   member per hole, in a tight loop where the misses overlap. The scan costs O(len) per
+//!   compaction, which is O(1) per hole since half the list are holes. Why half and not a
+//!   quarter: holes a drain meets are skipped for free, while every move is a write to a
+//!   random entry. On the 1M-timer mixed workload (then with eager cancels of a random half)
+//!   compaction took ~7% of the run's samples at a quarter and ~1.5% at half (perf, same
+//!   process, same inputs).
+//! - A list never consists of holes only: when its last live or dead member leaves it is
+//!   cleared, so "empty" is simply "no members". A list of dead members only is not empty:
+//!   the wheel visits its slot and finds nothing due, as after a lazy reset.
+//! - So memory stays bounded: a list holds at most twice its live and dead members, plus
+//!   `Vec` growth slack; the wheel sweeps every list when the dead outnumber the live; and an
+//!   emptied list with a large buffer gives the buffer back.
 
 /// A position left by an entry that has gone.
 pub(super) const HOLE: u32 = u32::MAX;

@@ -15,7 +15,17 @@
 //!   the slot it was filed in; when that slot comes due the entry is re-filed at its true
 //!   deadline (tokio's "registered vs true timeout", Netty's idle handler). A heartbeat that
 //!   pushes its deadline on every packet therefore never touches a list.
-//! - Entries live in a slab (`entries.rs`) addressed by generation-checked [`TimerKey`]s.
+//! - Entries live in a slab (`entries.rs`) addressed by generation-checked [`TimerKey`]s;
+//!   the generations live beside the slab, in an array small enough to stay cached.
+//! - Cancelling is lazy: it checks and bumps the generation and sets one bit; the timer's
+//!   index stays on its slot list until that slot drains (or a sweep, once cancelled timers
+//!   outnumber pending ones), and only then is the index reused. With cancels in random order
+//!   (connections closing in a server) this is what keeps a cancel off the slab and the
+//!   lists, whose cache lines are cold by then. [`Wheel::discard`] does not even read the
+//!   entry when the value needs no drop.
+//! - Draining a slot reads its entries in batches, so that their cache misses overlap
+//!   (`sift` below); a level-0 slot also reads the next level-0 slot's entries one tick
+//!   ahead.
 //!
 //! The layout and its costs are described in the crate documentation.
 
@@ -510,8 +520,10 @@ impl<T> Wheel<T> {
     /// poll makes every poll wait for its own cache miss. Reading a chunk of them in one loop
     /// lets the CPU have many misses in flight at once; the pops then find them cached. On the
     /// 1M-timer bench workload this cut the time spent advancing by about a third. The holes
-    /// cancels left in the chunk are dropped first, without a branch per position (see
-    /// [`List::take_tail`](list::List::take_tail)), so neither loop below meets one.
+    /// (left by resets to an earlier deadline) and the cancelled members in the chunk are
+    /// dropped first, without a branch per position (see
+    /// [`List::take_tail`](list::List::take_tail) and `Entries::take_tail`), so neither loop
+    /// below meets one.
     fn sift(&mut self, list: ListId, budget: &mut usize) -> usize {
         let len = self.entries.list_len(list);
         let examine = len.min(*budget).min(SIFT_CHUNK);
