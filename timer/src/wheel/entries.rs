@@ -297,6 +297,11 @@ impl<T> Entries<T> {
     ) {
         let start = out.len();
         self.lists[list.index()].take_tail(base, out);
+        // Loads only: most chunks below level 2 hold no cancelled member, and then nothing
+        // is written.
+        if self.dead_len == 0 || !out[start..].iter().any(|&index| self.is_dead(index)) {
+            return;
+        }
         scratch.clear();
         scratch.resize(out.len() - start, 0);
         let (mut live, mut dead) = (start, 0);
@@ -341,7 +346,7 @@ impl<T> Entries<T> {
     pub(super) fn pop(&mut self, list: ListId) -> Option<u32> {
         loop {
             let index = self.lists[list.index()].pop()?;
-            if !self.is_dead(index) {
+            if self.dead_len == 0 || !self.is_dead(index) {
                 return Some(index);
             }
             drop_dead(&mut self.dead, &mut self.free, &mut self.dead_len, index);
