@@ -158,23 +158,6 @@ impl<T> Entries<T> {
         self.generations[index as usize]
     }
 
-    /// Reads the entry and the generation of up to 64 members of `list`, so that they are in
-    /// the cache when the list drains; returns a meaningless digest of what it read (for
-    /// `black_box`, so that the reads are not optimised away).
-    #[inline]
-    pub(super) fn touch(&self, list: ListId) -> u64 {
-        let mut digest = 0;
-        for &index in self.lists[list.index()].members().iter().take(64) {
-            if let (Some(Some(e)), Some(&g)) = (
-                self.slots.get(index as usize),
-                self.generations.get(index as usize),
-            ) {
-                digest ^= e.deadline ^ u64::from(g);
-            }
-        }
-        digest
-    }
-
     #[inline]
     fn is_dead(&self, index: u32) -> bool {
         self.dead[index as usize / 64] & (1 << (index % 64)) != 0

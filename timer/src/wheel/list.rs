@@ -58,12 +58,6 @@ impl List {
         self.members.len()
     }
 
-    /// The members, holes included.
-    #[inline]
-    pub(super) fn members(&self) -> &[u32] {
-        &self.members
-    }
-
     /// The member at `pos`, or [`HOLE`].
     #[cfg(test)]
     pub(super) fn get(&self, pos: usize) -> u32 {

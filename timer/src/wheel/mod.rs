@@ -24,8 +24,8 @@
 //!   lists, whose cache lines are cold by then. [`Wheel::discard`] does not even read the
 //!   entry when the value needs no drop.
 //! - Draining a slot reads its entries in batches, so that their cache misses overlap
-//!   (`sift` below); a level-0 slot also reads the next level-0 slot's entries one tick
-//!   ahead.
+//!   (`sift` below); a level-1 slot, whose timers go to level 0 and expire within 64 ticks,
+//!   reads their generations in the same batch, so that the expiries find both cached.
 //!
 //! The layout and its costs are described in the crate documentation.
 
@@ -537,12 +537,21 @@ impl<T> Wheel<T> {
         let mut deadlines = std::mem::take(&mut self.sift_deadlines);
         deadlines.clear();
         deadlines.extend(live.iter().map(|&index| self.entries.deadline_of(index)));
+        // Timers leaving a level-1 slot go to level 0 and expire within 64 ticks: read their
+        // generations now too, in the same batch, so that the expiries find them in the cache
+        // as they find their entries (the generations live apart from the entries, see
+        // `entries.rs`; without this, every expiry waited for one more miss).
+        let mut generations = 0;
+        if list.level_slot().is_some_and(|(level, _)| level == 1) {
+            for &index in &live {
+                generations ^= u64::from(self.entries.generation_of(index));
+            }
+        }
         // Second pass: the entries are cached now. A due one goes back on the draining list
         // (its occupancy bit stays clear: the poll in progress empties it).
         let mut kept = 0;
         // The generations of the due ones, read here for the same reason as their deadlines
         // above: the expiries that follow find them cached instead of each waiting for one.
-        let mut generations = 0;
         for (&index, &deadline) in live.iter().zip(&deadlines) {
             if deadline <= self.now {
                 self.entries.link(index, list);
@@ -553,14 +562,6 @@ impl<T> Wheel<T> {
                 self.entries.link(index, to);
                 *budget -= 1;
             }
-        }
-        // Look ahead: the next level-0 slot is drained at the next tick; reading its entries
-        // now lets their cache misses overlap with this slot's instead of coming one small
-        // batch per tick (a level-0 slot of a million timers spread over a minute holds ~8).
-        if list.level_slot().is_some_and(|(level, _)| level == 0)
-            && let Some((0, slot)) = self.occupied.next()
-        {
-            generations ^= self.entries.touch(ListId::slot(0, slot));
         }
         std::hint::black_box(generations);
         self.sift_deadlines = deadlines;
