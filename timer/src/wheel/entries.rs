@@ -15,7 +15,7 @@
 //! - **Cancel is lazy.** A cancelled timer's index stays on its list, flagged in `dead` (one
 //!   bit per index: 128 KiB per million timers, cache-resident). Neither its entry nor its
 //!   list is written. Whoever meets a flagged member later (a drain, a pop, a compaction)
-//!   drops it and pushes its index on the `free` stack, still without touching the entry.
+//!   drops it and pushes its index on the `reaped` stack, still without touching the entry.
 //!   Only then is the index reused, so a list never meets a later timer's index by mistake.
 //!   Why: with cancels in random order, the eager cancel paid two cache misses (the entry,
 //!   then a hole in its list at the entry's position); the lazy one pays none in the slab.
@@ -29,10 +29,14 @@
 //! - Why arrays and not intrusive linked lists: draining a slot walks its entries, and a
 //!   linked list makes each step wait for the previous cache miss (the next index lives in
 //!   the entry just fetched). An array of indices lets the CPU fetch many entries at once.
-//! - The slab holds `Option<Entry<T>>`; the `ListId` niche encodes the `None`, so an entry
-//!   costs 14 bytes plus the value, rounded up to 8 (16 for values up to 2 bytes, 24 up to
-//!   10), plus 4 bytes of generation. A cancelled or expired entry whose value needs no drop
-//!   is left as it is (stale, never read again) until its index is reused.
+//! - An expired timer's index goes on an intrusive free list threaded through the vacant
+//!   entries instead (its entry was just read, so writing the link costs nothing), so that
+//!   expiring a million timers allocates nothing. Insert reuses reaped indices first.
+//! - Vacant and occupied entries share the `Slot` enum; the `ListId` niche encodes the
+//!   variant, so an entry costs 14 bytes plus the value, rounded up to 8 (16 for values up to
+//!   2 bytes, 24 up to 10), plus 4 bytes of generation, with no tag byte. A discarded entry
+//!   whose value needs no drop is left as it is (stale, never read again) until its index is
+//!   reused.
 
 use super::level::{LISTS, ListId};
 use super::list::{HOLE, List};
@@ -61,14 +65,28 @@ pub(super) struct Removed<T> {
     pub(super) value: T,
 }
 
+#[derive(Debug)]
+enum Slot<T> {
+    Occupied(Entry<T>),
+    /// `next_free`: the next index on the intrusive free list, or `NIL`.
+    Vacant {
+        next_free: u32,
+    },
+}
+
+/// "No index": the end of the intrusive free list.
+const NIL: u32 = u32::MAX;
+
 /// The slab, the generations, the dead bits and the lists.
 pub(super) struct Entries<T> {
-    slots: Vec<Option<Entry<T>>>,
+    slots: Vec<Slot<T>>,
     generations: Vec<u32>,
     /// Bit `i`: index `i` was cancelled and is still on a list.
     dead: Vec<u64>,
-    /// Indices ready for reuse (retired ones are skipped when popped).
+    /// Reaped indices ready for reuse (retired ones are skipped when popped).
     free: Vec<u32>,
+    /// The head of the intrusive free list of expired indices (`NIL` when empty).
+    free_head: u32,
     lists: Box<[List]>,
     /// Live timers.
     len: usize,
@@ -83,6 +101,7 @@ impl<T> Entries<T> {
             generations: Vec::with_capacity(capacity),
             dead: Vec::with_capacity(capacity.div_ceil(64)),
             free: Vec::new(),
+            free_head: NIL,
             lists: (0..LISTS).map(|_| List::default()).collect(),
             len: 0,
             dead_len: 0,
@@ -105,7 +124,7 @@ impl<T> Entries<T> {
     }
 
     pub(super) fn reserve(&mut self, additional: usize) {
-        let spare = self.free.len() + self.dead_len;
+        let spare = self.slots.len() - self.len;
         let more = additional.saturating_sub(spare);
         self.slots.reserve(more);
         self.generations.reserve(more);
@@ -125,7 +144,10 @@ impl<T> Entries<T> {
         if !self.is_live(index, generation) {
             return None;
         }
-        self.slots[index as usize].as_ref()
+        match &self.slots[index as usize] {
+            Slot::Occupied(e) => Some(e),
+            Slot::Vacant { .. } => None,
+        }
     }
 
     /// The live entry at `index` if its generation is `generation`, mutably.
@@ -134,7 +156,10 @@ impl<T> Entries<T> {
         if !self.is_live(index, generation) {
             return None;
         }
-        self.slots[index as usize].as_mut()
+        match &mut self.slots[index as usize] {
+            Slot::Occupied(e) => Some(e),
+            Slot::Vacant { .. } => None,
+        }
     }
 
     /// The entry at `index`, which the caller knows to be live (it came off a list).
@@ -147,8 +172,8 @@ impl<T> Entries<T> {
     #[inline]
     pub(super) fn deadline_of(&self, index: u32) -> u64 {
         match &self.slots[index as usize] {
-            Some(e) => e.deadline,
-            None => unreachable!("live list members have entries"),
+            Slot::Occupied(e) => e.deadline,
+            Slot::Vacant { .. } => unreachable!("live list members have entries"),
         }
     }
 
@@ -169,19 +194,22 @@ impl<T> Entries<T> {
     /// If `u32::MAX - 1` indices are already in use (indices are `u32`, `HOLE` excluded).
     pub(super) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> (u32, u32) {
         let pos = self.lists[list.index()].len() as u32;
-        let entry = Some(Entry {
+        let entry = Slot::Occupied(Entry {
             deadline,
             pos,
             list,
             value,
         });
         let (index, generation) = loop {
-            match self.free.pop() {
-                // Retired at its last bump: never handed out again.
-                Some(index) if self.generations[index as usize] == RETIRED => continue,
-                Some(index) => {
-                    self.slots[index as usize] = entry;
-                    break (index, self.generations[index as usize]);
+            let index = match self.free.pop() {
+                Some(index) => index,
+                None if self.free_head != NIL => {
+                    let index = self.free_head;
+                    let Slot::Vacant { next_free } = self.slots[index as usize] else {
+                        unreachable!("the free list holds vacant slots only")
+                    };
+                    self.free_head = next_free;
+                    index
                 }
                 None => {
                     let index = u32::try_from(self.slots.len())
@@ -195,6 +223,12 @@ impl<T> Entries<T> {
                     }
                     break (index, 0);
                 }
+            };
+            // Retired at its last bump: never handed out again.
+            let generation = self.generations[index as usize];
+            if generation != RETIRED {
+                self.slots[index as usize] = entry;
+                break (index, generation);
             }
         };
         let filed = self.lists[list.index()].push(index);
@@ -239,7 +273,14 @@ impl<T> Entries<T> {
             return None;
         }
         self.kill(index);
-        self.slots[index as usize].take().map(|e| e.value)
+        // Not on the free list yet: its index is still on a list, flagged dead.
+        match std::mem::replace(
+            &mut self.slots[index as usize],
+            Slot::Vacant { next_free: NIL },
+        ) {
+            Slot::Occupied(e) => Some(e.value),
+            Slot::Vacant { .. } => unreachable!("a live index has an entry"),
+        }
     }
 
     /// Cancels the live timer `(index, generation)` without reading its entry: the value is
@@ -340,10 +381,17 @@ impl<T> Entries<T> {
     /// index and returns its contents.
     pub(super) fn remove(&mut self, index: u32) -> Removed<T> {
         let generation = bump(&mut self.generations, index);
-        let Some(e) = self.slots[index as usize].take() else {
+        // A retired index stays off the free list.
+        let next_free = if generation + 1 == RETIRED {
+            NIL
+        } else {
+            std::mem::replace(&mut self.free_head, index)
+        };
+        let Slot::Occupied(e) =
+            std::mem::replace(&mut self.slots[index as usize], Slot::Vacant { next_free })
+        else {
             unreachable!("remove is only called on live entries")
         };
-        self.free.push(index);
         self.len -= 1;
         Removed {
             generation,
@@ -396,9 +444,10 @@ impl<T> Entries<T> {
             list.clear();
         }
         self.free.clear();
+        self.free_head = NIL;
         // Low indices are reused first: push from the back.
         for index in (0..self.slots.len() as u32).rev() {
-            self.slots[index as usize] = None;
+            self.slots[index as usize] = Slot::Vacant { next_free: NIL };
             if self.generations[index as usize] != RETIRED {
                 bump(&mut self.generations, index);
             }
@@ -413,7 +462,7 @@ impl<T> Entries<T> {
     /// capacity, plus every list's buffer and the list table.
     pub(super) fn memory_bytes(&self) -> usize {
         let lists: usize = self.lists.iter().map(List::capacity).sum();
-        self.slots.capacity() * std::mem::size_of::<Option<Entry<T>>>()
+        self.slots.capacity() * std::mem::size_of::<Slot<T>>()
             + self.generations.capacity() * std::mem::size_of::<u32>()
             + self.dead.capacity() * std::mem::size_of::<u64>()
             + self.free.capacity() * std::mem::size_of::<u32>()
@@ -423,7 +472,7 @@ impl<T> Entries<T> {
 
     /// The bytes one timer holding a `T` takes in the slab plus its generation.
     pub(super) const fn entry_size() -> usize {
-        std::mem::size_of::<Option<Entry<T>>>() + std::mem::size_of::<u32>()
+        std::mem::size_of::<Slot<T>>() + std::mem::size_of::<u32>()
     }
 }
 
@@ -457,16 +506,16 @@ fn drop_dead(dead: &mut [u64], free: &mut Vec<u32>, dead_len: &mut usize, index:
 
 /// The live entry at `index`.
 #[inline]
-fn entry_mut<T>(slots: &mut [Option<Entry<T>>], index: u32) -> &mut Entry<T> {
+fn entry_mut<T>(slots: &mut [Slot<T>], index: u32) -> &mut Entry<T> {
     match &mut slots[index as usize] {
-        Some(e) => e,
-        None => unreachable!("live list members have entries"),
+        Slot::Occupied(e) => e,
+        Slot::Vacant { .. } => unreachable!("live list members have entries"),
     }
 }
 
 /// Records that the live entry at `index` now sits at `pos` of its list.
 #[inline]
-fn set_pos<T>(slots: &mut [Option<Entry<T>>], index: u32, pos: u32) {
+fn set_pos<T>(slots: &mut [Slot<T>], index: u32, pos: u32) {
     entry_mut(slots, index).pos = pos;
 }
 
