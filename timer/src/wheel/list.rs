@@ -244,7 +244,9 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1);
             let victim = live.swap_remove((state >> 33) as usize % n.get());
-            list.remove(pos_of[victim as usize], no_dead, |i, p| pos_of[i as usize] = p);
+            list.remove(pos_of[victim as usize], no_dead, |i, p| {
+                pos_of[i as usize] = p
+            });
             assert!(
                 list.holes * 2 <= list.len(),
                 "{} holes in {}",
@@ -280,7 +282,9 @@ mod tests {
         for i in 0..8 {
             list.push(i);
         }
-        list.remove(0, no_dead, |_, _| panic!("1 hole in 8 is no reason to compact"));
+        list.remove(0, no_dead, |_, _| {
+            panic!("1 hole in 8 is no reason to compact")
+        });
         for expect in (1..8).rev() {
             assert_eq!(list.pop(), Some(expect));
         }
@@ -321,7 +325,9 @@ mod tests {
         for i in 0..10 {
             list.push(i);
         }
-        list.remove(3, no_dead, |_, _| panic!("1 hole in 10 is no reason to compact"));
+        list.remove(3, no_dead, |_, _| {
+            panic!("1 hole in 10 is no reason to compact")
+        });
         let mut reaped = Vec::new();
         let mut moves = Vec::new();
         let empty = list.purge(
@@ -336,7 +342,10 @@ mod tests {
         );
         assert!(!empty);
         assert_eq!(reaped, [0, 2, 4, 6, 8]);
-        assert_eq!((list.members.as_slice(), list.holes), (&[9, 1, 7, 5][..], 0));
+        assert_eq!(
+            (list.members.as_slice(), list.holes),
+            (&[9, 1, 7, 5][..], 0)
+        );
         assert_eq!(moves, [(9, 0), (7, 2), (5, 3)]);
         assert!(list.purge(|_| true, |_, _| panic!("nothing is left to move")));
         assert!(list.is_empty());

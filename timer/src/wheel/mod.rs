@@ -788,7 +788,9 @@ mod tests {
     fn a_sweep_in_the_middle_of_a_drain_keeps_every_pending_timer() {
         let mut wheel = Wheel::new();
         let soon: Vec<_> = (0..3_000).map(|v| wheel.insert(5_000 + v % 7, v)).collect();
-        let late: Vec<_> = (0..3_000).map(|v| wheel.insert(70_000, 10_000 + v)).collect();
+        let late: Vec<_> = (0..3_000)
+            .map(|v| wheel.insert(70_000, 10_000 + v))
+            .collect();
         assert_eq!(wheel.advance(4_999).count(), 0);
         let mut fired: Vec<u64> = wheel.advance_bounded(5_003, 100).map(|e| e.value).collect();
         assert_eq!(fired.len(), 100);
@@ -805,7 +807,10 @@ mod tests {
         }
         // Without a sweep the 3,000 late ones would all still be on their list.
         let dead = wheel.entries.dead_len();
-        assert!(dead < 1_000, "a sweep ran: {dead} cancelled timers left on lists");
+        assert!(
+            dead < 1_000,
+            "a sweep ran: {dead} cancelled timers left on lists"
+        );
         fired.extend(wheel.advance(5_010).map(|e| e.value));
         assert_eq!(wheel.advance(u64::MAX).count(), 0);
         assert!(wheel.is_empty() && wheel.next_deadline().is_none());
