@@ -40,6 +40,7 @@
 
 use super::level::{LISTS, ListId};
 use super::list::{HOLE, List};
+use super::stage::Stage;
 
 /// A generation never handed out: an index whose generation reaches it is retired.
 const RETIRED: u32 = u32::MAX;
@@ -88,6 +89,10 @@ pub(super) struct Entries<T> {
     /// The head of the intrusive free list of expired indices (`NIL` when empty).
     free_head: u32,
     lists: Box<[List]>,
+    /// The timers of the last drained level-2 slot, sorted (see `stage.rs`).
+    stage: Stage,
+    /// Bit `i`: index `i`'s key in the stage is stale (it was filed elsewhere since).
+    unstaged: Vec<u64>,
     /// Live timers.
     len: usize,
     /// Cancelled timers whose index is still on a list.
@@ -103,6 +108,8 @@ impl<T> Entries<T> {
             free: Vec::new(),
             free_head: NIL,
             lists: (0..LISTS).map(|_| List::default()).collect(),
+            stage: Stage::default(),
+            unstaged: Vec::with_capacity(capacity.div_ceil(64)),
             len: 0,
             dead_len: 0,
         }
@@ -130,6 +137,8 @@ impl<T> Entries<T> {
         self.generations.reserve(more);
         let bits = (self.slots.len() + more).div_ceil(64);
         self.dead.reserve(bits.saturating_sub(self.dead.len()));
+        self.unstaged
+            .reserve(bits.saturating_sub(self.unstaged.len()));
     }
 
     /// Whether `(index, generation)` names a live timer.
@@ -220,6 +229,7 @@ impl<T> Entries<T> {
                     self.generations.push(0);
                     if self.dead.len() * 64 < self.slots.len() {
                         self.dead.push(0);
+                        self.unstaged.push(0);
                     }
                     break (index, 0);
                 }
@@ -252,6 +262,11 @@ impl<T> Entries<T> {
     pub(super) fn unlink(&mut self, index: u32) -> (ListId, bool) {
         let e = entry_mut(&mut self.slots, index);
         let (list, pos) = (e.list, e.pos);
+        if list == ListId::STAGE {
+            // The stage's keys are never moved: flag this one stale instead.
+            self.unstaged[index as usize / 64] |= 1 << (index % 64);
+            return (list, false);
+        }
         let Entries {
             slots,
             lists,
@@ -346,6 +361,77 @@ impl<T> Entries<T> {
         self.dead_len -= dead;
     }
 
+    /// Starts staging the level-2 slot starting at `base`; `false` if the stage is in use.
+    #[inline]
+    pub(super) fn open_stage(&mut self, base: u64) -> bool {
+        self.stage.open(base)
+    }
+
+    /// Stages the live, unlisted entry at `index` if the stage is filling and takes its
+    /// `deadline`; returns whether it did.
+    #[inline]
+    pub(super) fn stage(&mut self, index: u32, deadline: u64) -> bool {
+        if !self.stage.accepts(deadline) {
+            return false;
+        }
+        self.stage.push(deadline, index);
+        self.entry_mut(index).list = ListId::STAGE;
+        true
+    }
+
+    /// Ends filling the stage (sorts it).
+    #[inline]
+    pub(super) fn seal_stage(&mut self) {
+        self.stage.seal();
+    }
+
+    /// A lower bound of the next staged deadline; `None` if nothing is staged.
+    #[inline]
+    pub(super) fn stage_next(&self) -> Option<u64> {
+        self.stage.next()
+    }
+
+    /// Reads ahead the entries and generations of the staged timers due next, when those
+    /// read before run out (see `Stage::ahead`). Returns a meaningless digest of what it read,
+    /// for `black_box`, so that the reads are not optimised away.
+    #[inline]
+    pub(super) fn warm_stage(&mut self) -> u64 {
+        let Entries {
+            stage,
+            slots,
+            generations,
+            ..
+        } = self;
+        let mut digest = 0;
+        for index in stage.ahead() {
+            if let (Some(Slot::Occupied(e)), Some(&g)) =
+                (slots.get(index as usize), generations.get(index as usize))
+            {
+                digest ^= e.deadline ^ u64::from(g);
+            }
+        }
+        digest
+    }
+
+    /// Takes the next staged timer due at or before `now` and returns its index (its entry
+    /// still marked as staged: link it somewhere). Stale keys and cancelled timers met on
+    /// the way are dropped (the latter freed).
+    #[inline]
+    pub(super) fn pop_staged(&mut self, now: u64) -> Option<u32> {
+        loop {
+            let index = self.stage.pop_due(now)?;
+            let word = &mut self.unstaged[index as usize / 64];
+            let bit = 1 << (index % 64);
+            if *word & bit != 0 {
+                *word &= !bit;
+                continue;
+            }
+            if !reap(&mut self.dead, &mut self.free, &mut self.dead_len, index) {
+                return Some(index);
+            }
+        }
+    }
+
     /// Whether `list` has no members (live or dead).
     #[inline]
     pub(super) fn is_list_empty(&self, list: ListId) -> bool {
@@ -411,8 +497,19 @@ impl<T> Entries<T> {
             dead,
             free,
             dead_len,
+            stage,
+            unstaged,
             ..
         } = self;
+        stage.retain(|index| {
+            let word = &mut unstaged[index as usize / 64];
+            let bit = 1 << (index % 64);
+            if *word & bit != 0 {
+                *word &= !bit;
+                return false;
+            }
+            !reap(dead, free, dead_len, index)
+        });
         for (i, list) in lists.iter_mut().enumerate() {
             if list.is_empty() {
                 continue;
@@ -454,6 +551,8 @@ impl<T> Entries<T> {
             self.free.push(index);
         }
         self.dead.iter_mut().for_each(|w| *w = 0);
+        self.unstaged.iter_mut().for_each(|w| *w = 0);
+        self.stage.clear();
         self.len = 0;
         self.dead_len = 0;
     }
@@ -464,7 +563,8 @@ impl<T> Entries<T> {
         let lists: usize = self.lists.iter().map(List::capacity).sum();
         self.slots.capacity() * std::mem::size_of::<Slot<T>>()
             + self.generations.capacity() * std::mem::size_of::<u32>()
-            + self.dead.capacity() * std::mem::size_of::<u64>()
+            + (self.dead.capacity() + self.unstaged.capacity()) * std::mem::size_of::<u64>()
+            + self.stage.memory_bytes()
             + self.free.capacity() * std::mem::size_of::<u32>()
             + lists * std::mem::size_of::<u32>()
             + LISTS * std::mem::size_of::<List>()

@@ -80,6 +80,13 @@ impl ListId {
         None => unreachable!(),
     };
 
+    /// Not a list: the mark of an entry held by the stage (see `stage.rs`). Never indexes
+    /// the table of lists.
+    pub(super) const STAGE: ListId = match NonZeroU16::new(LISTS as u16 + 1) {
+        Some(id) => ListId(id),
+        None => unreachable!(),
+    };
+
     /// The list of `slot` at `level`.
     #[inline]
     pub(super) fn slot(level: usize, slot: usize) -> ListId {
@@ -235,6 +242,7 @@ mod tests {
             }
         }
         assert_eq!(ListId::READY.level_slot(), None);
+        assert_eq!(ListId::STAGE.level_slot(), None);
         for index in 0..LISTS {
             assert_eq!(ListId::from_index(index).index(), index);
         }

@@ -32,6 +32,7 @@
 mod entries;
 mod level;
 mod list;
+mod stage;
 
 use entries::{Entries, Removed, SWEEP_SLACK};
 use level::{ListId, Occupancy, level_for, slot_for, slot_start};
@@ -430,8 +431,15 @@ impl<T> Wheel<T> {
         {
             return Some(self.now);
         }
-        let (level, slot) = self.occupied.next()?;
-        Some(slot_start(self.now, level, slot))
+        let slot = self
+            .occupied
+            .next()
+            .map(|(level, slot)| slot_start(self.now, level, slot));
+        let staged = self.entries.stage_next().map(|t| t.max(self.now));
+        match (slot, staged) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Advances the wheel to `now` (a `now` earlier than [`Wheel::now`] is taken as `now()`),
@@ -489,17 +497,46 @@ impl<T> Wheel<T> {
                     // Pushed later while filed here (lazy reset), or filed on a higher level:
                     // move it down to where its true deadline belongs. Never back into the
                     // draining slot, which contains `now` (see `level`).
-                    let to = self.list_for(deadline);
-                    self.entries.link(index, to);
+                    self.refile(index, deadline);
                     continue;
                 }
                 self.draining = None;
+                // A level-2 slot just emptied into the stage: sort it.
+                self.entries.seal_stage();
             }
-            let Some((level, slot)) = self.occupied.next() else {
+            let next_slot = self
+                .occupied
+                .next()
+                .map(|(level, slot)| (slot_start(self.now, level, slot), level, slot));
+            // The stage goes first unless a slot starts at or before its next deadline (a
+            // slot must never start before `now`, see `level.rs`).
+            if let Some(staged) = self.entries.stage_next()
+                && next_slot.is_none_or(|(start, ..)| staged < start)
+            {
+                if staged > target {
+                    self.now = target;
+                    return None;
+                }
+                debug_assert!(staged >= self.now, "the stage is never behind now");
+                self.now = self.now.max(staged);
+                // The staged timers due now are drained like a level-0 slot: the one of
+                // `now`, which is empty (nothing is ever filed in the slot of `now`).
+                let list = ListId::slot(0, slot_for(self.now, 0));
+                std::hint::black_box(self.entries.warm_stage());
+                while *budget > 0
+                    && let Some(index) = self.entries.pop_staged(self.now)
+                {
+                    self.entries.link(index, list);
+                    *budget -= 1;
+                }
+                self.draining = Some(list);
+                self.sifted = 0;
+                continue;
+            }
+            let Some((start, level, slot)) = next_slot else {
                 self.now = target;
                 return None;
             };
-            let start = slot_start(self.now, level, slot);
             if start > target {
                 self.now = target;
                 return None;
@@ -509,6 +546,10 @@ impl<T> Wheel<T> {
             self.occupied.clear(level, slot);
             self.draining = Some(ListId::slot(level, slot));
             self.sifted = 0;
+            if level == 2 {
+                // Its timers will be staged rather than re-filed, if the stage is free.
+                self.entries.open_stage(start);
+            }
         }
     }
 
@@ -558,8 +599,7 @@ impl<T> Wheel<T> {
                 generations ^= u64::from(self.entries.generation_of(index));
                 kept += 1;
             } else {
-                let to = self.list_for(deadline);
-                self.entries.link(index, to);
+                self.refile(index, deadline);
                 *budget -= 1;
             }
         }
@@ -567,6 +607,16 @@ impl<T> Wheel<T> {
         self.sift_deadlines = deadlines;
         self.sift_live = live;
         kept
+    }
+
+    /// Files the unlisted entry at `index`, not yet due at `deadline`: on the stage if it is
+    /// filling and takes it, on the list of its deadline otherwise.
+    #[inline]
+    fn refile(&mut self, index: u32, deadline: u64) {
+        if !self.entries.stage(index, deadline) {
+            let to = self.list_for(deadline);
+            self.entries.link(index, to);
+        }
     }
 
     /// Frees the unlinked entry at `index` and wraps it as an [`Expired`].
@@ -792,9 +842,12 @@ mod tests {
             .map(|v| wheel.insert(70_000, 10_000 + v))
             .collect();
         assert_eq!(wheel.advance(4_999).count(), 0);
-        let mut fired: Vec<u64> = wheel.advance_bounded(5_003, 100).map(|e| e.value).collect();
-        assert_eq!(fired.len(), 100);
-        assert!(wheel.draining.is_some(), "mid-drain");
+        // Staged (level 2), then taken off the stage and expired in bounded steps.
+        let mut fired: Vec<u64> = Vec::new();
+        while fired.len() < 100 {
+            fired.extend(wheel.advance_bounded(5_003, 100).map(|e| e.value));
+        }
+        assert!(fired.len() < 3_000 && wheel.now() == 5_000, "mid-drain");
         // 3,000 + 1,000 cancelled against 1,900 pending: the sweep runs on the way.
         for &key in &late {
             assert!(wheel.discard(key));
@@ -817,6 +870,69 @@ mod tests {
         fired.extend(cancelled);
         fired.sort_unstable();
         assert_eq!(fired, (0..3_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_staged_timer_moved_earlier_leaves_a_stale_key_that_never_fires_its_successor() {
+        // Guards the stage's "unstaged" flag: a staged key is never removed, so the timer
+        // that moved away, expired and handed its index to a new timer must not be fired
+        // again, nor the new timer with it, when the stale key comes up.
+        let mut wheel = Wheel::new();
+        let a = wheel.insert(5_000, "a"); // level 2: staged when its slot drains at 4096
+        let c = wheel.insert(5_001, "c");
+        assert_eq!(fired(&mut wheel, 4_096), []);
+        assert!(wheel.entries.stage_next().is_some(), "staged");
+        assert!(wheel.reset(a, 4_500)); // earlier: leaves the stage
+        assert!(wheel.reset(c, 6_000)); // later: lazy, stays staged
+        assert_eq!(fired(&mut wheel, 4_500), [(4_500, "a")]);
+        let b = wheel.insert(5_000, "b"); // reuses a's index
+        assert_eq!(b.index, a.index);
+        assert_eq!(fired(&mut wheel, 4_999), []);
+        assert_eq!(
+            fired(&mut wheel, 5_000),
+            [(5_000, "b")],
+            "b once, a never again"
+        );
+        assert_eq!(
+            fired(&mut wheel, 5_999),
+            [],
+            "c was pushed later while staged"
+        );
+        assert_eq!(fired(&mut wheel, 6_000), [(6_000, "c")]);
+        assert!(wheel.is_empty() && wheel.entries.stage_next().is_none());
+    }
+
+    #[test]
+    fn staged_timers_cancelled_or_swept_are_dropped_and_the_rest_fire_in_order() {
+        let mut wheel = Wheel::new();
+        let keys: Vec<_> = (0..6_000u64)
+            .map(|v| wheel.insert(4_096 + 1 + (v * 7) % 4_000, v))
+            .collect();
+        assert_eq!(wheel.advance(4_096).count(), 0);
+        // Cancel two thirds: the sweep runs over the stage too.
+        for (v, &key) in keys.iter().enumerate() {
+            if v % 3 != 0 {
+                assert!(wheel.discard(key));
+            }
+        }
+        assert!(wheel.entries.dead_len() < 1_000, "swept");
+        let got: Vec<(u64, u64)> = wheel
+            .advance(9_000)
+            .map(|e| (e.deadline, e.value))
+            .collect();
+        let mut want: Vec<(u64, u64)> = (0..6_000u64)
+            .filter(|v| v % 3 == 0)
+            .map(|v| (4_096 + 1 + (v * 7) % 4_000, v))
+            .collect();
+        want.sort_unstable();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, want);
+        assert!(
+            got.windows(2).all(|w| w[0].0 <= w[1].0),
+            "in deadline order"
+        );
+        assert!(wheel.is_empty());
     }
 
     #[test]
