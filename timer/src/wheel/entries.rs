@@ -432,6 +432,20 @@ impl<T> Entries<T> {
         }
     }
 
+    /// Whether every live member at positions `from..` of `list` is due at `now`. Reads
+    /// their entries, so that the pops that follow find them cached.
+    #[inline]
+    pub(super) fn all_due(&self, list: ListId, from: usize, now: u64) -> bool {
+        let mut all = true;
+        for &index in self.lists[list.index()].tail(from) {
+            if index == HOLE || (self.dead_len != 0 && self.is_dead(index)) {
+                continue;
+            }
+            all &= self.deadline_of(index) <= now;
+        }
+        all
+    }
+
     /// Whether `list` has no members (live or dead).
     #[inline]
     pub(super) fn is_list_empty(&self, list: ListId) -> bool {

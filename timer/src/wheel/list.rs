@@ -58,6 +58,12 @@ impl List {
         self.members.len()
     }
 
+    /// The members at positions `from..`, holes included.
+    #[inline]
+    pub(super) fn tail(&self, from: usize) -> &[u32] {
+        &self.members[from..]
+    }
+
     /// The member at `pos`, or [`HOLE`].
     #[cfg(test)]
     pub(super) fn get(&self, pos: usize) -> u32 {

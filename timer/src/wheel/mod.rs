@@ -568,6 +568,13 @@ impl<T> Wheel<T> {
     fn sift(&mut self, list: ListId, budget: &mut usize) -> usize {
         let len = self.entries.list_len(list);
         let examine = len.min(*budget).min(SIFT_CHUNK);
+        // A level-0 slot's timers are normally all due: then read them where they are (the
+        // same overlapping loads) and leave the list as it is for the pops that follow.
+        if list.level_slot().is_some_and(|(level, _)| level == 0)
+            && self.entries.all_due(list, len - examine, self.now)
+        {
+            return examine;
+        }
         let mut live = std::mem::take(&mut self.sift_live);
         live.clear();
         let mut dead = std::mem::take(&mut self.sift_dead);
