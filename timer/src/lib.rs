@@ -50,6 +50,15 @@
 //! with a few timers visits a few slots, not 60,000 ticks. Nothing cascades ahead of time: a
 //! slot's timers move one level down only when that slot comes due.
 //!
+//! One exception to "one level down": when a level-2 slot (4,096 ticks wide) comes due, its
+//! timers, whose deadlines the drain has just read, are put on a **stage**: a buffer sorted
+//! by deadline (a counting sort on the 12-bit offset) from which they expire as time reaches
+//! them, instead of being re-filed on level 1 and then on level 0. Each re-file reads the
+//! timer's entry, a cache miss when there are many timers; a timer a minute away (1 ms ticks)
+//! is therefore read twice (staged, expired) instead of three times. A staged timer moved
+//! earlier leaves a stale key on the stage (flagged, skipped when met); one moved later is
+//! re-filed when its key comes up, as from a slot.
+//!
 //! ## Cost of each operation
 //!
 //! | operation                         | cost | what it touches |
@@ -62,8 +71,9 @@
 //! | [`poll`](Wheel::poll) / [`advance`](Wheel::advance) | O(1) per timer expired or re-filed, and per cancelled timer dropped | finding the next occupied slot is O(1) however many empty ticks are skipped; a drained slot's entries are read in batches so their cache misses overlap |
 //! | [`next_deadline`](Wheel::next_deadline) | O(1) | the bitmaps |
 //!
-//! A timer is re-filed at most once per level it descends (a timer a minute away with 1 ms
-//! ticks: twice), plus once per lazy reset it outlived. [`advance_bounded`](Wheel::advance_bounded)
+//! A timer is re-filed at most once per level it descends, with levels 1 and 0 counted as
+//! one for a staged timer (a timer a minute away with 1 ms ticks: once), plus once per lazy
+//! reset it outlived. [`advance_bounded`](Wheel::advance_bounded)
 //! caps the work (expiries plus re-files) done by one call, so an event loop never stalls on
 //! a burst.
 //!
@@ -83,7 +93,8 @@
 //! bytes of bookkeeping (deadline, list and position) plus the value `T`, rounded up to a
 //! multiple of 8, i.e. **16 bytes** for values up to 2 bytes (`()`, a `u16`) and 24 for a
 //! `u32` or a `u64`, plus the **4-byte generation**, kept beside the slab; plus **4 bytes** in
-//! its slot's list and one bit in the bitmap of cancelled indices. Vacant and occupied
+//! its slot's list (8 while it is on the stage, which holds one level-2 slot's timers at a
+//! time) and two bits in bitmaps (cancelled indices, stale stage keys). Vacant and occupied
 //! entries share one `Option` whose tag lives in a niche, so there is no tag byte or padding
 //! for it. With growth slack, 10 million `()` timers measured 26 bytes each
 //! ([`Wheel::memory_bytes`]), plus a fixed 22 KiB for the list table. A cancelled timer

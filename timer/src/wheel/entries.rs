@@ -19,6 +19,12 @@
 //!   Only then is the index reused, so a list never meets a later timer's index by mistake.
 //!   Why: with cancels in random order, the eager cancel paid two cache misses (the entry,
 //!   then a hole in its list at the entry's position); the lazy one pays none in the slab.
+//! - The stage (`stage.rs`) holds keys, not positions: a staged entry is marked
+//!   `ListId::STAGE`, and one that leaves the stage early (a reset to an earlier deadline) is
+//!   flagged in `unstaged`, one bit per index, so that its key is dropped when met without
+//!   touching the entry, and never mistaken for a later timer that reuses the index (an
+//!   index is reused only after it expired or was reaped, and the stage refills only when
+//!   empty, so the flag is always cleared by the key it was set for).
 //! - Memory stays bounded: when dead members outnumber the live timers (plus a slack of
 //!   [`SWEEP_SLACK`]), every list is swept of them at once, O(members), as the heap
 //!   contenders rebuild. The wheel triggers it (see `Wheel::cancel`).

@@ -25,7 +25,10 @@
 //!   entry when the value needs no drop.
 //! - Draining a slot reads its entries in batches, so that their cache misses overlap
 //!   (`sift` below); a level-1 slot, whose timers go to level 0 and expire within 64 ticks,
-//!   reads their generations in the same batch, so that the expiries find both cached.
+//!   reads their generations in the same batch, so that the expiries find both cached. A
+//!   level-0 slot whose timers are all due is popped as it is.
+//! - A drained level-2 slot's timers go on the stage (`stage.rs`), sorted by deadline, and
+//!   expire from there: one read of each entry fewer than re-filing them on levels 1 and 0.
 //!
 //! The layout and its costs are described in the crate documentation.
 
@@ -186,9 +189,10 @@ impl<T> Wheel<T> {
 
     /// The heap memory the wheel holds, in bytes: its slab and generations at capacity
     /// (values included), the buffers of its slot lists (4 bytes per filed timer, plus growth
-    /// slack; a cancelled timer keeps its 4 bytes until its slot drains or a sweep), the
-    /// cancelled-index bitmap (1 bit per slab entry) and the stack of free indices, its fixed
-    /// table of 705 lists (22 KiB), plus scratch buffers of up to 8 KiB used when draining.
+    /// slack; a cancelled timer keeps its 4 bytes until its slot drains or a sweep), the stage
+    /// (8 bytes per timer of the level-2 slot drained last, while they wait), two bitmaps (2
+    /// bits per slab entry) and the stack of reaped indices, its fixed table of 705 lists
+    /// (22 KiB), plus scratch buffers of up to 8 KiB used when draining.
     /// Memory the values own elsewhere is not counted.
     /// O(number of lists): meant for reporting, not for a hot path.
     ///
