@@ -209,13 +209,42 @@ impl<T> Entries<T> {
     /// If `u32::MAX - 1` indices are already in use (indices are `u32`, `HOLE` excluded).
     pub(super) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> (u32, u32) {
         let pos = self.lists[list.index()].len() as u32;
-        let entry = Slot::Occupied(Entry {
+        let entry = Entry {
             deadline,
             pos,
             list,
             value,
-        });
-        let (index, generation) = loop {
+        };
+        let (index, generation) = match self.reuse() {
+            Some(index) => {
+                self.slots[index as usize] = Slot::Occupied(entry);
+                (index, self.generations[index as usize])
+            }
+            None => {
+                let index = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&i| i != HOLE)
+                    .expect("a Wheel holds at most u32::MAX - 1 timers");
+                self.slots.push(Slot::Occupied(entry));
+                self.generations.push(0);
+                if index % 64 == 0 {
+                    self.dead.push(0);
+                    self.unstaged.push(0);
+                }
+                (index, 0)
+            }
+        };
+        let filed = self.lists[list.index()].push(index);
+        debug_assert_eq!(filed, pos);
+        self.len += 1;
+        (index, generation)
+    }
+
+    /// An index to reuse, if any: a reaped one first, then an expired one; retired ones
+    /// (whose generation reached [`RETIRED`]) are skipped and never handed out again.
+    #[inline]
+    fn reuse(&mut self) -> Option<u32> {
+        loop {
             let index = match self.free.pop() {
                 Some(index) => index,
                 None if self.free_head != NIL => {
@@ -226,31 +255,12 @@ impl<T> Entries<T> {
                     self.free_head = next_free;
                     index
                 }
-                None => {
-                    let index = u32::try_from(self.slots.len())
-                        .ok()
-                        .filter(|&i| i != HOLE)
-                        .expect("a Wheel holds at most u32::MAX - 1 timers");
-                    self.slots.push(entry);
-                    self.generations.push(0);
-                    if self.dead.len() * 64 < self.slots.len() {
-                        self.dead.push(0);
-                        self.unstaged.push(0);
-                    }
-                    break (index, 0);
-                }
+                None => return None,
             };
-            // Retired at its last bump: never handed out again.
-            let generation = self.generations[index as usize];
-            if generation != RETIRED {
-                self.slots[index as usize] = entry;
-                break (index, generation);
+            if self.generations[index as usize] != RETIRED {
+                return Some(index);
             }
-        };
-        let filed = self.lists[list.index()].push(index);
-        debug_assert_eq!(filed, pos);
-        self.len += 1;
-        (index, generation)
+        }
     }
 
     /// Files the live, currently unlisted entry at `index` on `list`.
