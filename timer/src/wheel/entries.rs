@@ -15,7 +15,7 @@
 //! - **Cancel is lazy.** A cancelled timer's index stays on its list, flagged in `dead` (one
 //!   bit per index: 128 KiB per million timers, cache-resident). Neither its entry nor its
 //!   list is written. Whoever meets a flagged member later (a drain, a pop, a compaction)
-//!   drops it and pushes its index on the `reaped` stack, still without touching the entry.
+//!   drops it and pushes its index on the `free` stack, still without touching the entry.
 //!   Only then is the index reused, so a list never meets a later timer's index by mistake.
 //!   Why: with cancels in random order, the eager cancel paid two cache misses (the entry,
 //!   then a hole in its list at the entry's position); the lazy one pays none in the slab.
@@ -30,8 +30,8 @@
 //!   contenders rebuild. The wheel triggers it (see `Wheel::cancel`).
 //! - Every live entry is on exactly one list (a `Vec` of indices, see `list.rs`) and records
 //!   which, and at what position, so that a reset to an earlier deadline can take it off in
-//!   O(1) (that leaves a hole; holes are filled in batches, see `list.rs`). No `unsafe`, no
-//!   pointers.
+//!   O(1) (that leaves a hole; holes are filled in batches, see `list.rs`); or it is on the
+//!   stage, as above. No `unsafe`, no pointers.
 //! - Why arrays and not intrusive linked lists: draining a slot walks its entries, and a
 //!   linked list makes each step wait for the previous cache miss (the next index lives in
 //!   the entry just fetched). An array of indices lets the CPU fetch many entries at once.
