@@ -50,19 +50,30 @@
 //! with a few timers visits a few slots, not 60,000 ticks. Nothing cascades ahead of time: a
 //! slot's timers move one level down only when that slot comes due.
 //!
+//! One exception to "one level down": when a level-2 slot (4,096 ticks wide) comes due, its
+//! timers, whose deadlines the drain has just read, are put on a **stage**: a buffer sorted
+//! by deadline (a counting sort on the 12-bit offset) from which they expire as time reaches
+//! them, instead of being re-filed on level 1 and then on level 0. Each re-file reads the
+//! timer's entry, a cache miss when there are many timers; a timer a minute away (1 ms ticks)
+//! is therefore read twice (staged, expired) instead of three times. A staged timer moved
+//! earlier leaves a stale key on the stage (flagged, skipped when met); one moved later is
+//! re-filed when its key comes up, as from a slot.
+//!
 //! ## Cost of each operation
 //!
 //! | operation                         | cost | what it touches |
 //! |-----------------------------------|------|-----------------|
 //! | [`insert`](Wheel::insert)         | O(1) | one slab entry, a push on one slot list, two bitmap bits |
-//! | [`cancel`](Wheel::cancel)         | O(1) | the entry, one hole in its list (holes are filled in batches, amortised O(1)) |
-//! | [`reset`](Wheel::reset), later    | O(1) | one field of the entry: no list at all (lazy re-file, below) |
-//! | [`reset`](Wheel::reset), earlier  | O(1) | as a cancel plus an insert |
-//! | [`poll`](Wheel::poll) / [`advance`](Wheel::advance) | O(1) per timer expired or re-filed | finding the next occupied slot is O(1) however many empty ticks are skipped |
+//! | [`cancel`](Wheel::cancel)         | O(1) | the generation (4 bytes in a cache-friendly array), one bit, and the entry (its value is moved out); no list: the index stays on its list, flagged, until the slot drains (a sweep when flagged ones outnumber pending ones, amortised O(1)) |
+//! | [`discard`](Wheel::discard)       | O(1) | as `cancel`, without reading the entry when the value needs no drop: one generation and one bit |
+//! | [`reset`](Wheel::reset), later    | O(1) | the generation and one field of the entry: no list at all (lazy re-file, below) |
+//! | [`reset`](Wheel::reset), earlier  | O(1) | the entry, one hole in its list (holes are filled in batches, amortised O(1)), a push on another list |
+//! | [`poll`](Wheel::poll) / [`advance`](Wheel::advance) | O(1) per timer expired or re-filed, and per cancelled timer dropped | finding the next occupied slot is O(1) however many empty ticks are skipped; a drained slot's entries are read in batches so their cache misses overlap |
 //! | [`next_deadline`](Wheel::next_deadline) | O(1) | the bitmaps |
 //!
-//! A timer is re-filed at most once per level it descends (a timer a minute away with 1 ms
-//! ticks: twice), plus once per lazy reset it outlived. [`advance_bounded`](Wheel::advance_bounded)
+//! A timer is re-filed at most once per level it descends, with levels 1 and 0 counted as
+//! one for a staged timer (a timer a minute away with 1 ms ticks: once), plus once per lazy
+//! reset it outlived. [`advance_bounded`](Wheel::advance_bounded)
 //! caps the work (expiries plus re-files) done by one call, so an event loop never stalls on
 //! a burst.
 //!
@@ -78,23 +89,29 @@
 //!
 //! ## Memory per timer
 //!
-//! A pending timer costs one slab entry, [`Wheel::ENTRY_SIZE`] bytes: 18 bytes of bookkeeping
-//! (deadline, generation, list and position) plus the value `T`, rounded up to a multiple of
-//! 8, i.e. **24 bytes** for values up to 6 bytes (`()`, `u32`, a connection index) and 32
-//! for a `u64`; plus **4 bytes** in its slot's list. Vacant and occupied entries share one
-//! enum whose tag lives in a niche, so there is no tag byte or padding for it. With growth
-//! slack, 10 million `()` timers measured 30 bytes each ([`Wheel::memory_bytes`]), plus a
-//! fixed 22 KiB for the list table. A cancel leaves a 4-byte hole in its list until the slot
-//! drains or holes pass half of the list (then they are filled), so a list never holds more
-//! than twice its live timers. Entries are addressed by `u32` index, so a wheel holds up
-//! to about 4 billion timers.
+//! A pending timer costs one slab entry and its generation, [`Wheel::ENTRY_SIZE`] bytes: 14
+//! bytes of bookkeeping (deadline, list and position) plus the value `T`, rounded up to a
+//! multiple of 8, i.e. **16 bytes** for values up to 2 bytes (`()`, a `u16`) and 24 for a
+//! `u32` or a `u64`, plus the **4-byte generation**, kept beside the slab; plus **4 bytes** in
+//! its slot's list (8 while it is on the stage, which holds one level-2 slot's timers at a
+//! time) and two bits in bitmaps (cancelled indices, stale stage keys). Vacant and occupied
+//! entries share one `Option` whose tag lives in a niche, so there is no tag byte or padding
+//! for it. With growth slack, 10 million `()` timers measured 26 bytes each
+//! ([`Wheel::memory_bytes`]), plus a fixed 22 KiB for the list table. A cancelled timer
+//! keeps its 4 bytes in its list (and its index) until its slot drains; once cancelled timers
+//! outnumber the pending ones every list is swept of them, so they never hold more than about
+//! the pending ones do. Entries are addressed by `u32` index, so a wheel holds up to about 4
+//! billion timers.
 //!
 //! ## Keys
 //!
-//! A [`TimerKey`] is an index and a generation. Freeing an entry bumps the generation, so a
-//! key of a timer that fired or was cancelled is rejected by every method and never reaches a
-//! new timer in the same slot; a slot whose generation would wrap is retired instead of
-//! reused, so not even 2^32 reuses alias.
+//! A [`TimerKey`] is an index and a generation. Cancelling or expiring a timer bumps the
+//! generation at once, so a key of a timer that fired or was cancelled is rejected by every
+//! method and never reaches a new timer in the same slot; an index whose generation would
+//! wrap is retired instead of reused, so not even 2^32 reuses alias. The generations live in
+//! their own array (4 bytes per index, 4 MB per million timers) rather than in the entries
+//! (24-32 MB per million): checking a key in a random-order cancel then reads a line that is
+//! likely cached, instead of one that almost never is.
 //!
 //! # Ticks and instants
 //!

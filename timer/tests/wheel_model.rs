@@ -65,6 +65,8 @@ enum Op {
     Insert(When),
     /// Index into every key ever handed out (live or stale).
     Cancel(usize),
+    /// The same with `discard`, which leaves the entry unread (lazy, see `Wheel::discard`).
+    Discard(usize),
     Reset(usize, When),
     /// One `poll` at `now + step`.
     Poll(u64),
@@ -77,7 +79,8 @@ enum Op {
     /// Many timers with deadlines in a narrow window: big slot lists, holes, compaction and
     /// draining in several chunks.
     Burst(u16, When),
-    /// Cancel every `step`-th key from `offset`.
+    /// Cancel every `step`-th key from `offset` (with `discard` when `offset` is odd). Enough
+    /// of them make cancelled timers outnumber pending ones: a sweep of every list.
     CancelEvery(usize, usize),
     /// Reset every `step`-th key from `offset`.
     ResetEvery(usize, usize, When),
@@ -87,6 +90,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => when().prop_map(Op::Insert),
         2 => any::<usize>().prop_map(Op::Cancel),
+        1 => any::<usize>().prop_map(Op::Discard),
         3 => (any::<usize>(), when()).prop_map(|(i, w)| Op::Reset(i, w)),
         2 => step().prop_map(Op::Poll),
         2 => step().prop_map(Op::Advance),
@@ -97,7 +101,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn bulk_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0u16..1_500, when()).prop_map(|(n, w)| Op::Burst(n, w)),
+        3 => (0u16..3_000, when()).prop_map(|(n, w)| Op::Burst(n, w)),
         2 => (1usize..5, 0usize..5).prop_map(|(s, o)| Op::CancelEvery(s, o)),
         2 => (1usize..5, 0usize..5, when()).prop_map(|(s, o, w)| Op::ResetEvery(s, o, w)),
         2 => step().prop_map(Op::Poll),
@@ -193,7 +197,11 @@ impl Harness {
             }
             Op::CancelEvery(step, offset) => {
                 for i in (*offset..self.keys.len()).step_by(*step) {
-                    self.step(&Op::Cancel(i));
+                    if offset % 2 == 1 {
+                        self.step(&Op::Discard(i));
+                    } else {
+                        self.step(&Op::Cancel(i));
+                    }
                 }
             }
             Op::ResetEvery(step, offset, when) => {
@@ -209,6 +217,16 @@ impl Harness {
                 let key = self.keys[serial as usize];
                 let expected = self.model.pending.remove(&serial).map(|(_, v)| v);
                 assert_eq!(self.wheel.cancel(key), expected, "cancel of timer {serial}");
+                assert!(!self.wheel.contains(key));
+            }
+            Op::Discard(i) => {
+                if self.keys.is_empty() {
+                    return;
+                }
+                let serial = (i % self.keys.len()) as u32;
+                let key = self.keys[serial as usize];
+                let live = self.model.pending.remove(&serial).is_some();
+                assert_eq!(self.wheel.discard(key), live, "discard of timer {serial}");
                 assert!(!self.wheel.contains(key));
             }
             Op::Reset(i, when) => {

@@ -1,6 +1,10 @@
 //! `wheelbeat_timer::Wheel`, the contender the others are measured against.
 //!
 //! A tick is one millisecond. `reset` to a later deadline is the wheel's lazy O(1) path.
+//! `cancel` is [`Wheel::discard`]: the trait's cancel returns only whether the timer was
+//! pending (as the heaps' does), and for a `u64` payload `discard` checks the key and flags
+//! the timer without reading its entry. `Wheel::cancel`, which hands the value back, reads
+//! the entry too.
 
 use super::Contender;
 use wheelbeat_timer::{TimerKey, Wheel};
@@ -26,7 +30,7 @@ impl Contender for WheelbeatContender {
     }
 
     fn cancel(&mut self, key: TimerKey) -> bool {
-        self.wheel.cancel(key).is_some()
+        self.wheel.discard(key)
     }
 
     fn reset(&mut self, key: &mut TimerKey, deadline: u64) {

@@ -130,8 +130,8 @@
 //!
 //! # Memory per connection
 //!
-//! One slot of the peer table (88 bytes with an 8-byte `C`) plus one wheel timer (32-byte slab
-//! entry and a 4-byte list link): [`Monitor::bytes_per_peer`] = 124 bytes, asserted in this
+//! One slot of the peer table (88 bytes with an 8-byte `C`) plus one wheel timer (24-byte slab
+//! entry, 4-byte generation and a 4-byte list link): [`Monitor::bytes_per_peer`] = 120 bytes, asserted in this
 //! module's tests. Nothing else grows with the number of peers, except the action and event
 //! queues, which hold what one `handle_timeout` produced until they are drained.
 //!
@@ -666,7 +666,7 @@ impl<C: Copy> Monitor<C> {
 
     /// The steady-state memory of one peer: its peer-table slot plus its one timer (the
     /// wheel's slab entry, [`Wheel::ENTRY_SIZE`], and its 4-byte link in a wheel slot list).
-    /// 124 bytes with an 8-byte `C`. Allocator overhead and spare capacity come on top; the
+    /// 120 bytes with an 8-byte `C`. Allocator overhead and spare capacity come on top; the
     /// `simulate` example measures the whole by RSS.
     pub const fn bytes_per_peer() -> usize {
         Self::slot_size() + Wheel::<PeerId>::ENTRY_SIZE + std::mem::size_of::<u32>()
@@ -962,7 +962,7 @@ mod tests {
         assert_eq!(Monitor::<usize>::slot_size(), 88);
         assert!(Monitor::<()>::slot_size() <= 88);
         // Including its timer: well under the 256-byte budget.
-        assert_eq!(Monitor::<usize>::bytes_per_peer(), 124);
+        assert_eq!(Monitor::<usize>::bytes_per_peer(), 120);
         assert!(Monitor::<usize>::bytes_per_peer() <= 256);
     }
 

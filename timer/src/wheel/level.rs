@@ -80,12 +80,27 @@ impl ListId {
         None => unreachable!(),
     };
 
+    /// Not a list: the mark of an entry held by the stage (see `stage.rs`). Never indexes
+    /// the table of lists.
+    pub(super) const STAGE: ListId = match NonZeroU16::new(LISTS as u16 + 1) {
+        Some(id) => ListId(id),
+        None => unreachable!(),
+    };
+
     /// The list of `slot` at `level`.
     #[inline]
     pub(super) fn slot(level: usize, slot: usize) -> ListId {
         debug_assert!(level < LEVELS && slot < SLOTS);
         let id = (level * SLOTS + slot + 1) as u16;
         // `+ 1` above makes it non-zero; `unwrap_or` keeps the hot path free of a panic.
+        ListId(NonZeroU16::new(id).unwrap_or(Self::READY.0))
+    }
+
+    /// The list at `index` of the array of list heads (the inverse of [`index`](Self::index)).
+    #[inline]
+    pub(super) fn from_index(index: usize) -> ListId {
+        debug_assert!(index < LISTS);
+        let id = (index + 1) as u16;
         ListId(NonZeroU16::new(id).unwrap_or(Self::READY.0))
     }
 
@@ -227,6 +242,10 @@ mod tests {
             }
         }
         assert_eq!(ListId::READY.level_slot(), None);
+        assert_eq!(ListId::STAGE.level_slot(), None);
+        for index in 0..LISTS {
+            assert_eq!(ListId::from_index(index).index(), index);
+        }
         assert_eq!(ListId::READY.index(), LISTS - 1);
     }
 

@@ -15,15 +15,29 @@
 //!   the slot it was filed in; when that slot comes due the entry is re-filed at its true
 //!   deadline (tokio's "registered vs true timeout", Netty's idle handler). A heartbeat that
 //!   pushes its deadline on every packet therefore never touches a list.
-//! - Entries live in a slab (`entries.rs`) addressed by generation-checked [`TimerKey`]s.
+//! - Entries live in a slab (`entries.rs`) addressed by generation-checked [`TimerKey`]s;
+//!   the generations live beside the slab, in an array small enough to stay cached.
+//! - Cancelling is lazy: it checks and bumps the generation and sets one bit; the timer's
+//!   index stays on its slot list until that slot drains (or a sweep, once cancelled timers
+//!   outnumber pending ones), and only then is the index reused. With cancels in random order
+//!   (connections closing in a server) this is what keeps a cancel off the slab and the
+//!   lists, whose cache lines are cold by then. [`Wheel::discard`] does not even read the
+//!   entry when the value needs no drop.
+//! - Draining a slot reads its entries in batches, so that their cache misses overlap
+//!   (`sift` below); a level-1 slot, whose timers go to level 0 and expire within 64 ticks,
+//!   reads their generations in the same batch, so that the expiries find both cached. A
+//!   level-0 slot whose timers are all due is popped as it is.
+//! - A drained level-2 slot's timers go on the stage (`stage.rs`), sorted by deadline, and
+//!   expire from there: one read of each entry fewer than re-filing them on levels 1 and 0.
 //!
 //! The layout and its costs are described in the crate documentation.
 
 mod entries;
 mod level;
 mod list;
+mod stage;
 
-use entries::{Entries, Removed};
+use entries::{Entries, Removed, SWEEP_SLACK};
 use level::{ListId, Occupancy, level_for, slot_for, slot_start};
 
 /// A handle to a timer in a [`Wheel`]. Generation-checked: once the timer fired or was
@@ -96,6 +110,8 @@ pub struct Wheel<T> {
     sift_deadlines: Vec<u64>,
     /// Scratch space for [`sift`](Self::sift): the live members of the chunk it took.
     sift_live: Vec<u32>,
+    /// Scratch space for [`sift`](Self::sift): the dead members of the chunk it took.
+    sift_dead: Vec<u32>,
 }
 
 impl<T> Default for Wheel<T> {
@@ -115,14 +131,15 @@ impl<T> std::fmt::Debug for Wheel<T> {
 
 impl<T> Wheel<T> {
     /// The bytes one timer takes in the wheel's slab, including its `T`: the value is stored
-    /// inline, and the entry costs 18 bytes plus `T`, rounded up to a multiple of 8. A filed
-    /// timer also takes 4 bytes in its slot's list (see [`memory_bytes`](Self::memory_bytes)).
+    /// inline, and the entry costs 14 bytes plus `T`, rounded up to a multiple of 8, plus a
+    /// 4-byte generation kept beside the slab. A filed timer also takes 4 bytes in its slot's
+    /// list (see [`memory_bytes`](Self::memory_bytes)).
     ///
     /// ```
     /// use wheelbeat_timer::Wheel;
     ///
-    /// assert_eq!(Wheel::<()>::ENTRY_SIZE, 24);
-    /// assert_eq!(Wheel::<u64>::ENTRY_SIZE, 32);
+    /// assert_eq!(Wheel::<()>::ENTRY_SIZE, 16 + 4);
+    /// assert_eq!(Wheel::<u64>::ENTRY_SIZE, 24 + 4);
     /// ```
     pub const ENTRY_SIZE: usize = Entries::<T>::entry_size();
 
@@ -141,6 +158,7 @@ impl<T> Wheel<T> {
             sifted: 0,
             sift_deadlines: Vec::new(),
             sift_live: Vec::new(),
+            sift_dead: Vec::new(),
         }
     }
 
@@ -169,9 +187,12 @@ impl<T> Wheel<T> {
         self.entries.reserve(additional);
     }
 
-    /// The heap memory the wheel holds, in bytes: its slab at capacity (values included), the
-    /// buffers of its slot lists (4 bytes per filed timer, plus growth slack) and its fixed
-    /// table of 705 lists (22 KiB), plus scratch buffers of up to 6 KiB used when draining.
+    /// The heap memory the wheel holds, in bytes: its slab and generations at capacity
+    /// (values included), the buffers of its slot lists (4 bytes per filed timer, plus growth
+    /// slack; a cancelled timer keeps its 4 bytes until its slot drains or a sweep), the stage
+    /// (8 bytes per timer of the level-2 slot drained last, while they wait), two bitmaps (2
+    /// bits per slab entry) and the stack of reaped indices, its fixed table of 705 lists
+    /// (22 KiB), plus scratch buffers of up to 8 KiB used when draining.
     /// Memory the values own elsewhere is not counted.
     /// O(number of lists): meant for reporting, not for a hot path.
     ///
@@ -182,13 +203,13 @@ impl<T> Wheel<T> {
     /// for t in 0..100_000 {
     ///     wheel.insert(t * 7, ());
     /// }
-    /// // 24 for the entry, 4 in its list, and growth slack of the lists.
+    /// // 16 for the entry, 4 for its generation, 4 in its list, and growth slack.
     /// assert!(wheel.memory_bytes() / wheel.len() <= 32);
     /// ```
     pub fn memory_bytes(&self) -> usize {
         self.entries.memory_bytes()
             + self.sift_deadlines.capacity() * std::mem::size_of::<u64>()
-            + self.sift_live.capacity() * std::mem::size_of::<u32>()
+            + (self.sift_live.capacity() + self.sift_dead.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Drops every pending timer; keys handed out before stay stale. `now` is unchanged.
@@ -245,6 +266,11 @@ impl<T> Wheel<T> {
 
     /// Removes a pending timer and returns its value; `None` if the key is stale. O(1).
     ///
+    /// Lazy: the key is stale at once and the value is moved out, but the timer's index stays
+    /// on its slot list, flagged, until that slot drains (or a sweep, once cancelled timers
+    /// outnumber pending ones): no list is written. [`discard`](Self::discard) is cheaper
+    /// still when the value is not wanted.
+    ///
     /// ```
     /// use wheelbeat_timer::Wheel;
     ///
@@ -255,10 +281,61 @@ impl<T> Wheel<T> {
     /// assert_eq!(wheel.advance(10).count(), 0);
     /// ```
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        self.entries.get(key.index, key.generation)?;
-        let (list, now_empty) = self.entries.unlink(key.index);
-        self.left(list, now_empty);
-        Some(self.entries.remove(key.index).value)
+        let value = self.entries.cancel(key.index, key.generation)?;
+        self.after_cancel();
+        Some(value)
+    }
+
+    /// Removes a pending timer and drops its value; `false` if the key is stale. O(1).
+    ///
+    /// The same as [`cancel`](Self::cancel) for the caller, but cheaper when the value needs
+    /// no drop (`u32`, `()`, a connection index): the wheel then does not read the timer's
+    /// entry at all, only its generation and one bit (see the crate documentation), which
+    /// matters when timers are cancelled in random order, as connections close in a server.
+    /// A value that needs a drop is dropped at once, as by `cancel`.
+    ///
+    /// ```
+    /// use wheelbeat_timer::Wheel;
+    ///
+    /// let mut wheel = Wheel::new();
+    /// let key = wheel.insert(5, 7u32);
+    /// assert!(wheel.discard(key));
+    /// assert!(!wheel.discard(key)); // stale now
+    /// assert!(wheel.is_empty());
+    /// assert_eq!(wheel.advance(10).count(), 0);
+    /// ```
+    pub fn discard(&mut self, key: TimerKey) -> bool {
+        let live = if std::mem::needs_drop::<T>() {
+            self.entries.cancel(key.index, key.generation).is_some()
+        } else {
+            self.entries.discard(key.index, key.generation)
+        };
+        if live {
+            self.after_cancel();
+        }
+        live
+    }
+
+    /// Keeps memory bounded after a cancel: once cancelled timers still on their lists
+    /// outnumber the pending ones, every list is swept of them (O(lists' members), so O(1)
+    /// amortised per cancel).
+    #[inline]
+    fn after_cancel(&mut self) {
+        if self.entries.dead_len() > self.entries.len() + SWEEP_SLACK {
+            self.sweep();
+        }
+    }
+
+    #[cold]
+    fn sweep(&mut self) {
+        let occupied = &mut self.occupied;
+        self.entries.sweep(|list| {
+            if let Some((level, slot)) = list.level_slot() {
+                occupied.clear(level, slot);
+            }
+        });
+        // The due entries `sift` left at the back of the draining list may have moved.
+        self.sifted = 0;
     }
 
     /// Moves a pending timer's deadline; `false` if the key is stale.
@@ -348,6 +425,9 @@ impl<T> Wheel<T> {
     /// assert!(bound > 40 && bound <= 5_000);
     /// ```
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
         if !self.entries.is_list_empty(ListId::READY)
             || self
                 .draining
@@ -355,8 +435,15 @@ impl<T> Wheel<T> {
         {
             return Some(self.now);
         }
-        let (level, slot) = self.occupied.next()?;
-        Some(slot_start(self.now, level, slot))
+        let slot = self
+            .occupied
+            .next()
+            .map(|(level, slot)| slot_start(self.now, level, slot));
+        let staged = self.entries.stage_next().map(|t| t.max(self.now));
+        match (slot, staged) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Advances the wheel to `now` (a `now` earlier than [`Wheel::now`] is taken as `now()`),
@@ -414,17 +501,46 @@ impl<T> Wheel<T> {
                     // Pushed later while filed here (lazy reset), or filed on a higher level:
                     // move it down to where its true deadline belongs. Never back into the
                     // draining slot, which contains `now` (see `level`).
-                    let to = self.list_for(deadline);
-                    self.entries.link(index, to);
+                    self.refile(index, deadline);
                     continue;
                 }
                 self.draining = None;
+                // A level-2 slot just emptied into the stage: sort it.
+                self.entries.seal_stage();
             }
-            let Some((level, slot)) = self.occupied.next() else {
+            let next_slot = self
+                .occupied
+                .next()
+                .map(|(level, slot)| (slot_start(self.now, level, slot), level, slot));
+            // The stage goes first unless a slot starts at or before its next deadline (a
+            // slot must never start before `now`, see `level.rs`).
+            if let Some(staged) = self.entries.stage_next()
+                && next_slot.is_none_or(|(start, ..)| staged < start)
+            {
+                if staged > target {
+                    self.now = target;
+                    return None;
+                }
+                debug_assert!(staged >= self.now, "the stage is never behind now");
+                self.now = self.now.max(staged);
+                // The staged timers due now are drained like a level-0 slot: the one of
+                // `now`, which is empty (nothing is ever filed in the slot of `now`).
+                let list = ListId::slot(0, slot_for(self.now, 0));
+                std::hint::black_box(self.entries.warm_stage());
+                while *budget > 0
+                    && let Some(index) = self.entries.pop_staged(self.now)
+                {
+                    self.entries.link(index, list);
+                    *budget -= 1;
+                }
+                self.draining = Some(list);
+                self.sifted = 0;
+                continue;
+            }
+            let Some((start, level, slot)) = next_slot else {
                 self.now = target;
                 return None;
             };
-            let start = slot_start(self.now, level, slot);
             if start > target {
                 self.now = target;
                 return None;
@@ -434,6 +550,10 @@ impl<T> Wheel<T> {
             self.occupied.clear(level, slot);
             self.draining = Some(ListId::slot(level, slot));
             self.sifted = 0;
+            if level == 2 {
+                // Its timers will be staged rather than re-filed, if the stage is free.
+                self.entries.open_stage(start);
+            }
         }
     }
 
@@ -445,34 +565,69 @@ impl<T> Wheel<T> {
     /// poll makes every poll wait for its own cache miss. Reading a chunk of them in one loop
     /// lets the CPU have many misses in flight at once; the pops then find them cached. On the
     /// 1M-timer bench workload this cut the time spent advancing by about a third. The holes
-    /// cancels left in the chunk are dropped first, without a branch per position (see
-    /// [`List::take_tail`](list::List::take_tail)), so neither loop below meets one.
+    /// (left by resets to an earlier deadline) and the cancelled members in the chunk are
+    /// dropped first, without a branch per position (see
+    /// [`List::take_tail`](list::List::take_tail) and `Entries::take_tail`), so neither loop
+    /// below meets one.
     fn sift(&mut self, list: ListId, budget: &mut usize) -> usize {
         let len = self.entries.list_len(list);
         let examine = len.min(*budget).min(SIFT_CHUNK);
+        // A level-0 slot's timers are normally all due: then read them where they are (the
+        // same overlapping loads) and leave the list as it is for the pops that follow.
+        if list.level_slot().is_some_and(|(level, _)| level == 0)
+            && self.entries.all_due(list, len - examine, self.now)
+        {
+            return examine;
+        }
         let mut live = std::mem::take(&mut self.sift_live);
         live.clear();
-        self.entries.take_tail(list, len - examine, &mut live);
+        let mut dead = std::mem::take(&mut self.sift_dead);
+        self.entries
+            .take_tail(list, len - examine, &mut live, &mut dead);
+        self.sift_dead = dead;
         // First pass: only loads, independent of each other, so they overlap.
         let mut deadlines = std::mem::take(&mut self.sift_deadlines);
         deadlines.clear();
         deadlines.extend(live.iter().map(|&index| self.entries.deadline_of(index)));
+        // Timers leaving a level-1 slot go to level 0 and expire within 64 ticks: read their
+        // generations now too, in the same batch, so that the expiries find them in the cache
+        // as they find their entries (the generations live apart from the entries, see
+        // `entries.rs`; without this, every expiry waited for one more miss).
+        let mut generations = 0;
+        if list.level_slot().is_some_and(|(level, _)| level == 1) {
+            for &index in &live {
+                generations ^= u64::from(self.entries.generation_of(index));
+            }
+        }
         // Second pass: the entries are cached now. A due one goes back on the draining list
         // (its occupancy bit stays clear: the poll in progress empties it).
         let mut kept = 0;
+        // The generations of the due ones, read here for the same reason as their deadlines
+        // above: the expiries that follow find them cached instead of each waiting for one.
         for (&index, &deadline) in live.iter().zip(&deadlines) {
             if deadline <= self.now {
                 self.entries.link(index, list);
+                generations ^= u64::from(self.entries.generation_of(index));
                 kept += 1;
             } else {
-                let to = self.list_for(deadline);
-                self.entries.link(index, to);
+                self.refile(index, deadline);
                 *budget -= 1;
             }
         }
+        std::hint::black_box(generations);
         self.sift_deadlines = deadlines;
         self.sift_live = live;
         kept
+    }
+
+    /// Files the unlisted entry at `index`, not yet due at `deadline`: on the stage if it is
+    /// filling and takes it, on the list of its deadline otherwise.
+    #[inline]
+    fn refile(&mut self, index: u32, deadline: u64) {
+        if !self.entries.stage(index, deadline) {
+            let to = self.list_for(deadline);
+            self.entries.link(index, to);
+        }
     }
 
     /// Frees the unlinked entry at `index` and wraps it as an [`Expired`].
@@ -662,6 +817,133 @@ mod tests {
             fired, odd,
             "each live timer fired or was cancelled, exactly once"
         );
+    }
+
+    #[test]
+    fn churn_of_cancelled_timers_keeps_memory_bounded() {
+        // Guards the lazy cancel: cancelled timers stay on their lists and keep their indices
+        // until a drain meets them, so without the sweep a server that arms and cancels a
+        // timer per request, with time standing still, would grow without bound.
+        let mut wheel = Wheel::new();
+        let pending: Vec<_> = (0..10).map(|v| wheel.insert(1_000_000 + v, v)).collect();
+        for v in 0..200_000 {
+            let key = wheel.insert(500_000 + v % 100_000, v);
+            if v % 2 == 0 {
+                assert!(wheel.discard(key));
+            } else {
+                assert_eq!(wheel.cancel(key), Some(v));
+            }
+        }
+        assert_eq!(wheel.len(), pending.len());
+        assert!(wheel.capacity() < 4_096, "slab: {}", wheel.capacity());
+        assert!(
+            wheel.memory_bytes() < 100_000,
+            "{} bytes",
+            wheel.memory_bytes()
+        );
+        let fired: Vec<_> = wheel.advance(u64::MAX).map(|e| e.value).collect();
+        assert_eq!(fired, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_sweep_in_the_middle_of_a_drain_keeps_every_pending_timer() {
+        let mut wheel = Wheel::new();
+        let soon: Vec<_> = (0..3_000).map(|v| wheel.insert(5_000 + v % 7, v)).collect();
+        let late: Vec<_> = (0..3_000)
+            .map(|v| wheel.insert(70_000, 10_000 + v))
+            .collect();
+        assert_eq!(wheel.advance(4_999).count(), 0);
+        // Staged (level 2), then taken off the stage and expired in bounded steps.
+        let mut fired: Vec<u64> = Vec::new();
+        while fired.len() < 100 {
+            fired.extend(wheel.advance_bounded(5_003, 100).map(|e| e.value));
+        }
+        assert!(fired.len() < 3_000 && wheel.now() == 5_000, "mid-drain");
+        // 3,000 + 1,000 cancelled against 1,900 pending: the sweep runs on the way.
+        for &key in &late {
+            assert!(wheel.discard(key));
+        }
+        let mut cancelled = Vec::new();
+        for (v, &key) in soon.iter().enumerate().step_by(3) {
+            if wheel.cancel(key).is_some() {
+                cancelled.push(v as u64);
+            }
+        }
+        // Without a sweep the 3,000 late ones would all still be on their list.
+        let dead = wheel.entries.dead_len();
+        assert!(
+            dead < 1_000,
+            "a sweep ran: {dead} cancelled timers left on lists"
+        );
+        fired.extend(wheel.advance(5_010).map(|e| e.value));
+        assert_eq!(wheel.advance(u64::MAX).count(), 0);
+        assert!(wheel.is_empty() && wheel.next_deadline().is_none());
+        fired.extend(cancelled);
+        fired.sort_unstable();
+        assert_eq!(fired, (0..3_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_staged_timer_moved_earlier_leaves_a_stale_key_that_never_fires_its_successor() {
+        // Guards the stage's "unstaged" flag: a staged key is never removed, so the timer
+        // that moved away, expired and handed its index to a new timer must not be fired
+        // again, nor the new timer with it, when the stale key comes up.
+        let mut wheel = Wheel::new();
+        let a = wheel.insert(5_000, "a"); // level 2: staged when its slot drains at 4096
+        let c = wheel.insert(5_001, "c");
+        assert_eq!(fired(&mut wheel, 4_096), []);
+        assert!(wheel.entries.stage_next().is_some(), "staged");
+        assert!(wheel.reset(a, 4_500)); // earlier: leaves the stage
+        assert!(wheel.reset(c, 6_000)); // later: lazy, stays staged
+        assert_eq!(fired(&mut wheel, 4_500), [(4_500, "a")]);
+        let b = wheel.insert(5_000, "b"); // reuses a's index
+        assert_eq!(b.index, a.index);
+        assert_eq!(fired(&mut wheel, 4_999), []);
+        assert_eq!(
+            fired(&mut wheel, 5_000),
+            [(5_000, "b")],
+            "b once, a never again"
+        );
+        assert_eq!(
+            fired(&mut wheel, 5_999),
+            [],
+            "c was pushed later while staged"
+        );
+        assert_eq!(fired(&mut wheel, 6_000), [(6_000, "c")]);
+        assert!(wheel.is_empty() && wheel.entries.stage_next().is_none());
+    }
+
+    #[test]
+    fn staged_timers_cancelled_or_swept_are_dropped_and_the_rest_fire_in_order() {
+        let mut wheel = Wheel::new();
+        let keys: Vec<_> = (0..6_000u64)
+            .map(|v| wheel.insert(4_096 + 1 + (v * 7) % 4_000, v))
+            .collect();
+        assert_eq!(wheel.advance(4_096).count(), 0);
+        // Cancel two thirds: the sweep runs over the stage too.
+        for (v, &key) in keys.iter().enumerate() {
+            if v % 3 != 0 {
+                assert!(wheel.discard(key));
+            }
+        }
+        assert!(wheel.entries.dead_len() < 1_000, "swept");
+        let got: Vec<(u64, u64)> = wheel
+            .advance(9_000)
+            .map(|e| (e.deadline, e.value))
+            .collect();
+        let mut want: Vec<(u64, u64)> = (0..6_000u64)
+            .filter(|v| v % 3 == 0)
+            .map(|v| (4_096 + 1 + (v * 7) % 4_000, v))
+            .collect();
+        want.sort_unstable();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, want);
+        assert!(
+            got.windows(2).all(|w| w[0].0 <= w[1].0),
+            "in deadline order"
+        );
+        assert!(wheel.is_empty());
     }
 
     #[test]
