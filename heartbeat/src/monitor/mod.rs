@@ -355,7 +355,7 @@ impl<C: Copy> Monitor<C> {
         let Some(p) = peer_mut(&mut self.slots, peer) else {
             return Ok(());
         };
-        self.wheel.cancel(p.timer);
+        self.wheel.discard(p.timer);
         p.settings = settings;
         p.missed = 0;
         p.flags &= flag::UNREAD;
@@ -374,7 +374,7 @@ impl<C: Copy> Monitor<C> {
     /// or declared dead by the monitor). Pings and pongs still queued for it are dropped.
     pub fn remove(&mut self, peer: PeerId) -> Option<C> {
         let p = self.take(peer)?;
-        self.wheel.cancel(p.timer);
+        self.wheel.discard(p.timer);
         self.stats.removed += 1;
         Some(p.conn)
     }
@@ -676,7 +676,7 @@ impl<C: Copy> Monitor<C> {
     /// queues [`Action::PingFlood`]. Not a death: no [`Event::Dead`].
     fn evict_flooder(&mut self, id: PeerId) {
         let Some(p) = self.take(id) else { return };
-        self.wheel.cancel(p.timer);
+        self.wheel.discard(p.timer);
         self.stats.ping_floods += 1;
         self.actions.push_back(Action::PingFlood {
             peer: id,

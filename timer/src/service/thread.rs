@@ -178,12 +178,12 @@ impl TimerThread {
     fn reconcile(&mut self, inner: &Arc<Inner>, sched: &mut Sched, now: Instant) {
         if inner.is_closed() {
             if let Some(key) = sched.key.take() {
-                self.wheel.cancel(key);
+                self.wheel.discard(key);
             }
             self.retire(inner, sched);
         } else if inner.is_stopped() {
             if let Some(key) = sched.key.take() {
-                self.wheel.cancel(key);
+                self.wheel.discard(key);
             }
             sched.paused = true;
         } else if sched.key.is_none() && !sched.awaiting {
