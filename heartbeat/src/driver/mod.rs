@@ -12,11 +12,12 @@
 //! 2. Read the clock: `now` for every decision of the turn; [`Turn::begin`] sets the turn's
 //!    read deadline, `now + turn_budget`.
 //! 3. Serve the ready tokens, carried-over ones first: accept, finish connects, read frames
-//!    into [`Endpoint::handle_frame`] ([`Turn::read`]; not a connection the memory budget paused,
-//!    [`Endpoint::is_paused`]: [`Output::Resume`] serves it again). Reading stops at a connection's byte
-//!    budget, and for the whole turn when the read deadline passes (checked between frames,
-//!    so an expensive frame costs at most its own parse): what is left is served first next
-//!    turn, so an expensive flood delays the timers by at most the budget plus one frame.
+//!    into [`Endpoint::handle_frame`] ([`Turn::read`]; not a connection the memory budget
+//!    paused, [`Endpoint::is_paused`]: [`Output::Resume`] serves it again). Reading stops at
+//!    a connection's byte budget, and for the whole turn when the read deadline passes
+//!    (checked between frames, so an expensive frame costs at most its own parse): what is
+//!    left is served first next turn, so an expensive flood delays the timers by at most the
+//!    budget plus one frame.
 //!    If the event batch was full, poll again (without sleeping) while time is left. The
 //!    policy is [`Turn`]'s, the same code its virtual-time timelines test.
 //! 4. Drain the command channel (bounded).
