@@ -162,63 +162,43 @@ pub trait Transport: mio::event::Source + fmt::Debug {
     fn local_addr(&self) -> io::Result<PeerAddr>;
 }
 
-impl Transport for TcpStream {
-    const SHORT_READ_DRAINS: bool = true;
+/// A plain socket: reads and writes go straight to it, a short read proves its queue empty,
+/// closing the write half is one `shutdown`.
+macro_rules! socket_transport {
+    ($stream:ty) => {
+        impl Transport for $stream {
+            const SHORT_READ_DRAINS: bool = true;
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Read::read(self, buf)
-    }
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                Read::read(self, buf)
+            }
 
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Write::write_vectored(self, bufs)
-    }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                Write::write_vectored(self, bufs)
+            }
 
-    fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
-        self.shutdown(Shutdown::Write)?;
-        Ok(ShutdownStatus::Done)
-    }
+            fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
+                self.shutdown(Shutdown::Write)?;
+                Ok(ShutdownStatus::Done)
+            }
 
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        TcpStream::take_error(self)
-    }
+            fn take_error(&self) -> io::Result<Option<io::Error>> {
+                <$stream>::take_error(self)
+            }
 
-    fn peer_addr(&self) -> io::Result<PeerAddr> {
-        TcpStream::peer_addr(self).map(PeerAddr::Tcp)
-    }
+            fn peer_addr(&self) -> io::Result<PeerAddr> {
+                <$stream>::peer_addr(self).map(PeerAddr::from)
+            }
 
-    fn local_addr(&self) -> io::Result<PeerAddr> {
-        TcpStream::local_addr(self).map(PeerAddr::Tcp)
-    }
+            fn local_addr(&self) -> io::Result<PeerAddr> {
+                <$stream>::local_addr(self).map(PeerAddr::from)
+            }
+        }
+    };
 }
 
-impl Transport for UnixStream {
-    const SHORT_READ_DRAINS: bool = true;
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Read::read(self, buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        Write::write_vectored(self, bufs)
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<ShutdownStatus> {
-        self.shutdown(Shutdown::Write)?;
-        Ok(ShutdownStatus::Done)
-    }
-
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        UnixStream::take_error(self)
-    }
-
-    fn peer_addr(&self) -> io::Result<PeerAddr> {
-        UnixStream::peer_addr(self).map(PeerAddr::from)
-    }
-
-    fn local_addr(&self) -> io::Result<PeerAddr> {
-        UnixStream::local_addr(self).map(PeerAddr::from)
-    }
-}
+socket_transport!(TcpStream);
+socket_transport!(UnixStream);
 
 /// Adapts a transport to `io::Write` for the write queue (which writes with
 /// `write_vectored`).

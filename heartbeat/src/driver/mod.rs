@@ -49,6 +49,7 @@
 //!   it.
 
 mod handshake;
+mod side;
 mod socket;
 mod stall;
 mod stream;
@@ -73,6 +74,7 @@ use crate::shell::handler::{ConnInfo, Handler};
 use crate::shell::websocket::WsPings;
 use crate::shell::{AnyCodec, CloseReason, Framing, Options};
 
+use side::SideTable;
 use socket::{Full, close_reason_for, close_socket, send_heartbeat};
 use stall::StallMeter;
 
@@ -107,38 +109,6 @@ enum Io {
     Frozen(Conn),
 }
 
-/// The driver's per-key sockets, indexed by the endpoint's keys (the endpoint issues them;
-/// the generation stored with each rejects a stale token).
-#[derive(Default)]
-struct Sockets {
-    slots: Vec<Option<(ConnKey, Io)>>,
-}
-
-impl Sockets {
-    fn insert(&mut self, key: ConnKey, io: Io) {
-        let i = key.index();
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
-        }
-        self.slots[i] = Some((key, io));
-    }
-
-    fn get_mut(&mut self, key: ConnKey) -> Option<&mut Io> {
-        match self.slots.get_mut(key.index()) {
-            Some(Some((k, io))) if *k == key => Some(io),
-            _ => None,
-        }
-    }
-
-    fn remove(&mut self, key: ConnKey) -> Option<Io> {
-        let slot = self.slots.get_mut(key.index())?;
-        match slot {
-            Some((k, _)) if *k == key => slot.take().map(|(_, io)| io),
-            _ => None,
-        }
-    }
-}
-
 /// One loop. Built on the spawning thread, then moved to its own.
 pub(crate) struct Driver<H: Handler> {
     index: usize,
@@ -146,7 +116,8 @@ pub(crate) struct Driver<H: Handler> {
     events: Events,
     /// The turn's work list and time budget (carried-over tokens, the read deadline).
     ready: Turn,
-    sockets: Sockets,
+    /// The socket side of every endpoint key.
+    sockets: SideTable<Io>,
     ep: Endpoint<H>,
     scratch: ReadBuf,
     rx: CommandRx,
@@ -206,7 +177,7 @@ impl<H: Handler> Driver<H> {
             // the accept budget): under a flood a hung peer is accepted, and so judged, on
             // time.
             ready: Turn::new(opts.turn_budget, MAX_IO_ROUNDS).with_first(LISTENER),
-            sockets: Sockets::default(),
+            sockets: SideTable::default(),
             ep,
             scratch: ReadBuf::with_max_frame_len(max_read),
             rx,

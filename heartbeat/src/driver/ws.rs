@@ -29,6 +29,7 @@ use wheelbeat_net::{
     ConnKey, Error as NetError, Outbox, Served, ws::ClientRequest, ws::client_request,
 };
 
+use super::side::SideTable;
 use super::socket::{Full, close_reason_for};
 use super::{Conn, Driver, Io};
 use crate::endpoint::{Inbound, Lane};
@@ -63,7 +64,7 @@ impl WsConn {
 
 /// The sessions of a WebSocket loop, indexed like the sockets.
 pub(super) struct WsConns {
-    slots: Vec<Option<(ConnKey, WsConn)>>,
+    slots: SideTable<WsConn>,
     handshakes: Deadlines<ConnKey>,
     encoder: Encoder,
     settings: WsSettings,
@@ -72,25 +73,10 @@ pub(super) struct WsConns {
 impl WsConns {
     pub(super) fn new(settings: &WsSettings, max_frame_len: usize) -> WsConns {
         WsConns {
-            slots: Vec::new(),
+            slots: SideTable::default(),
             handshakes: Deadlines::new(settings.handshake_timeout),
             encoder: Encoder::with_max_frame_len(max_frame_len),
             settings: settings.clone(),
-        }
-    }
-
-    fn get_mut(&mut self, key: ConnKey) -> Option<&mut WsConn> {
-        match self.slots.get_mut(key.index()) {
-            Some(Some((k, ws))) if *k == key => Some(ws),
-            _ => None,
-        }
-    }
-
-    fn remove(&mut self, key: ConnKey) -> Option<WsConn> {
-        let slot = self.slots.get_mut(key.index())?;
-        match slot {
-            Some((k, _)) if *k == key => slot.take().map(|(_, ws)| ws),
-            _ => None,
         }
     }
 
@@ -101,12 +87,9 @@ impl WsConns {
 
     /// Heap bytes `key`'s session holds (a fragmented message in progress).
     pub(super) fn heap_bytes(&self, key: ConnKey) -> usize {
-        match self.slots.get(key.index()) {
-            Some(Some((k, ws))) if *k == key => {
-                ws.session.heap_bytes() + ws.held.as_ref().map_or(0, Vec::capacity)
-            }
-            _ => 0,
-        }
+        self.slots.get(key).map_or(0, |ws| {
+            ws.session.heap_bytes() + ws.held.as_ref().map_or(0, Vec::capacity)
+        })
     }
 
     /// Starts the session of a connection now served; a client queues its upgrade request.
@@ -140,18 +123,14 @@ impl WsConns {
             conn.send(request.as_slice())?;
             Session::client(key)
         };
-        let i = key.index();
-        if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, || None);
-        }
-        self.slots[i] = Some((
+        self.slots.insert(
             key,
             WsConn {
                 session: session.with_max_message_len(max),
                 binary: false,
                 held: None,
             },
-        ));
+        );
         self.handshakes.push(now, key);
         Ok(())
     }
@@ -169,10 +148,7 @@ impl WsConns {
     ) -> Result<(), Full> {
         let send_as = self.settings.send_as;
         let encoder = &mut self.encoder;
-        let Some(ws) = (match self.slots.get_mut(key.index()) {
-            Some(Some((k, ws))) if *k == key => Some(ws),
-            _ => None,
-        }) else {
+        let Some(ws) = self.slots.get_mut(key) else {
             return Ok(());
         };
         let text = std::str::from_utf8(frame).is_ok();
@@ -207,7 +183,7 @@ impl WsConns {
     /// answer to the peer's). True if `key` was a WebSocket connection (its socket is then
     /// closed with a half-close and drain, so the close frame is read before the FIN).
     pub(super) fn closing(&mut self, key: ConnKey, io: &mut Io) -> bool {
-        let Some(ws) = self.remove(key) else {
+        let Some(ws) = self.slots.remove(key) else {
             return false;
         };
         let (Io::Open { conn, .. } | Io::Frozen(conn)) = io else {
@@ -235,10 +211,7 @@ impl<H: Handler> Driver<H> {
             return;
         };
         let settings = &wsc.settings;
-        let Some(ws) = (match wsc.slots.get_mut(key.index()) {
-            Some(Some((k, ws))) if *k == key => Some(ws),
-            _ => None,
-        }) else {
+        let Some(ws) = wsc.slots.get_mut(key) else {
             return;
         };
         let ep = &mut self.ep;
@@ -377,7 +350,8 @@ impl<H: Handler> Driver<H> {
             };
             // A key closed meanwhile (or reused: its generation differs) has no session.
             if wsc
-                .get_mut(key)
+                .slots
+                .get(key)
                 .is_some_and(|ws| ws.session.is_handshaking())
             {
                 self.ep
