@@ -209,7 +209,7 @@ impl Transport for Stream {
 
     fn read_drained(&self, n: usize, room: usize) -> bool {
         match self {
-            Stream::Plain(_) => n < room,
+            Stream::Plain(s) => s.read_drained(n, room),
             // Plaintext kept from the handshake proves nothing about the socket.
             #[cfg(feature = "tls")]
             Stream::Tls(t) => !t.from_early && t.tls.read_drained(n, room),
